@@ -1,0 +1,357 @@
+/* The reader: decides whether an open file is a plugin and reads its metadata
+ * without loading it. Order: ELF header, program headers (PT_NOTE), section
+ * headers (any SHT_NOTE), then a streaming search for the note's magic.
+ * Every offset and size is checked against the file size before use. */
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "plughost/note.h"
+#include "scan-internal.h"
+
+/* Caps on tables read from untrusted headers. Real objects have < 20
+ * program headers and < 100 sections. */
+#define SCAN_PHNUM_MAX 512u
+#define SCAN_SHNUM_MAX 65535u
+/* Chunk of the fallback search; memory stays this size for any file. */
+#define SCAN_SEARCH_CHUNK (64u * 1024u)
+
+#if defined(__x86_64__)
+#define SCAN_MACHINE EM_X86_64
+#elif defined(__aarch64__)
+#define SCAN_MACHINE EM_AARCH64
+#elif defined(__riscv)
+#define SCAN_MACHINE EM_RISCV
+#elif defined(__powerpc64__)
+#define SCAN_MACHINE EM_PPC64
+#elif defined(__s390x__)
+#define SCAN_MACHINE EM_S390
+#else
+#error "unsupported machine: add its EM_ constant"
+#endif
+
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define SCAN_DATA ELFDATA2LSB
+#else
+#define SCAN_DATA ELFDATA2MSB
+#endif
+
+#if UINTPTR_MAX != UINT64_MAX
+#error "the reader expects a 64-bit host (ELFCLASS64)"
+#endif
+
+int ph__scan_refuse(ph_scan *scan, ph_reason reason, const char *fmt, ...)
+{
+        va_list ap;
+
+        scan->reason = reason;
+        va_start(ap, fmt);
+        vsnprintf(scan->message, sizeof(scan->message), fmt, ap);
+        va_end(ap);
+        return 1;
+}
+
+/* A read that ran past the end (or into a shrinking file) is a verdict;
+ * any other error is reported as I/O. */
+static int scan_read_failed(ph_scan *scan, int r, const char *what)
+{
+        if (r == -ERANGE)
+                return ph__scan_refuse(scan, PH_REASON_TRUNCATED, "file ends inside the %s", what);
+        if (r == -ENOMEM)
+                return r;
+        return ph__scan_refuse(scan, PH_REASON_IO, "reading the %s: %s", what, strerror(-r));
+}
+
+static int scan_ehdr(ph_source *src, Elf64_Ehdr *eh, ph_scan *scan)
+{
+        int r;
+
+        memset(eh, 0, sizeof(*eh));
+        if (src->size < SELFMAG)
+                return ph__scan_refuse(scan, PH_REASON_NOT_ELF, "%s",
+                                       src->size == 0 ? "empty file" : "too short for an ELF header");
+        r = ph__source_read(src, 0, src->size < sizeof(*eh) ? (size_t)src->size : sizeof(*eh), eh);
+        if (r < 0)
+                return scan_read_failed(scan, r, "ELF header");
+        if (memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0)
+                return ph__scan_refuse(scan, PH_REASON_NOT_ELF, "no ELF magic");
+        if (src->size < sizeof(*eh) && src->size < EI_NIDENT)
+                return ph__scan_refuse(scan, PH_REASON_TRUNCATED, "file ends inside the ELF header");
+        if (eh->e_ident[EI_CLASS] != ELFCLASS64)
+                return ph__scan_refuse(scan, PH_REASON_WRONG_CLASS, "ELF class %u, this host is ELFCLASS64",
+                                       eh->e_ident[EI_CLASS]);
+        if (eh->e_ident[EI_DATA] != SCAN_DATA)
+                return ph__scan_refuse(scan, PH_REASON_WRONG_ENDIAN, "byte order %u, this host uses %u",
+                                       eh->e_ident[EI_DATA], SCAN_DATA);
+        if (src->size < sizeof(*eh))
+                return ph__scan_refuse(scan, PH_REASON_TRUNCATED, "file ends inside the ELF header");
+        if (eh->e_ident[EI_VERSION] != EV_CURRENT || eh->e_version != EV_CURRENT)
+                return ph__scan_refuse(scan, PH_REASON_NOT_ELF, "unknown ELF version %u",
+                                       eh->e_ident[EI_VERSION]);
+        if (eh->e_machine != SCAN_MACHINE)
+                return ph__scan_refuse(scan, PH_REASON_WRONG_MACHINE, "machine %u, this host is %u",
+                                       eh->e_machine, SCAN_MACHINE);
+        if (eh->e_type != ET_DYN)
+                return ph__scan_refuse(scan, PH_REASON_NOT_SHARED, "ELF type %u, not a shared object",
+                                       eh->e_type);
+        if (eh->e_ehsize < sizeof(*eh))
+                return ph__scan_refuse(scan, PH_REASON_NOT_ELF, "ELF header size %u is too small",
+                                       eh->e_ehsize);
+        return 0;
+}
+
+struct phdr_facts {
+        int dynamic;        /* PT_DYNAMIC with file data */
+        int exec_load;      /* executable PT_LOAD with file data */
+        int interp;         /* PT_INTERP: an executable */
+};
+
+/* Walks the program headers twice (facts first, then notes), so a debug-only
+ * file is refused before its kept notes could pass it off as a plugin. */
+static int scan_phdrs(ph_source *src, const Elf64_Ehdr *eh, ph_scan *scan)
+{
+        struct phdr_facts f = { 0 };
+        uint64_t table;
+        int pass, r;
+
+        if (eh->e_phnum == 0)
+                return ph__scan_refuse(scan, PH_REASON_NOT_SHARED, "no program headers");
+        if (eh->e_phentsize != sizeof(Elf64_Phdr))
+                return ph__scan_refuse(scan, PH_REASON_NOT_ELF, "program header size %u, expected %zu",
+                                       eh->e_phentsize, sizeof(Elf64_Phdr));
+        if (eh->e_phnum > SCAN_PHNUM_MAX)
+                return ph__scan_refuse(scan, PH_REASON_TOO_LARGE, "%u program headers, the limit is %u",
+                                       eh->e_phnum, SCAN_PHNUM_MAX);
+        table = (uint64_t)eh->e_phnum * sizeof(Elf64_Phdr);
+        if (!ph__source_contains(src, eh->e_phoff, table))
+                return ph__scan_refuse(scan, PH_REASON_TRUNCATED,
+                                       "program headers (offset %llu) run past the end of the file",
+                                       (unsigned long long)eh->e_phoff);
+
+        for (pass = 0; pass < 2; pass++) {
+                for (unsigned i = 0; i < eh->e_phnum; i++) {
+                        Elf64_Phdr ph;
+
+                        r = ph__source_read(src, eh->e_phoff + (uint64_t)i * sizeof(ph), sizeof(ph), &ph);
+                        if (r < 0)
+                                return scan_read_failed(scan, r, "program headers");
+                        if (pass == 0) {
+                                if (ph.p_type == PT_DYNAMIC && ph.p_filesz > 0)
+                                        f.dynamic = 1;
+                                else if (ph.p_type == PT_LOAD && (ph.p_flags & PF_X) && ph.p_filesz > 0)
+                                        f.exec_load = 1;
+                                else if (ph.p_type == PT_INTERP)
+                                        f.interp = 1;
+                                continue;
+                        }
+                        if (ph.p_type != PT_NOTE || ph.p_filesz == 0)
+                                continue;
+                        if (!ph__source_contains(src, ph.p_offset, ph.p_filesz))
+                                return ph__scan_refuse(scan, PH_REASON_TRUNCATED,
+                                                       "note segment %u runs past the end of the file", i);
+                        r = ph__note_find(src, ph.p_offset, ph.p_filesz, scan);
+                        if (r > 0 || r == -ENOMEM) {
+                                scan->via = PH_VIA_PROGRAM_HEADERS;
+                                return r;
+                        }
+                        if (r < 0)
+                                return scan_read_failed(scan, r, "note segment");
+                }
+                if (pass > 0)
+                        break;
+                if (!f.dynamic && !f.exec_load)
+                        return ph__scan_refuse(scan, PH_REASON_DEBUG_ONLY,
+                                               "separate debug-symbol file: no code and no dynamic section in the file");
+                if (!f.dynamic)
+                        return ph__scan_refuse(scan, PH_REASON_NOT_SHARED, "no dynamic section");
+                if (!f.exec_load)
+                        return ph__scan_refuse(scan, PH_REASON_NOT_SHARED, "no executable segment");
+                if (f.interp)
+                        return ph__scan_refuse(scan, PH_REASON_NOT_SHARED,
+                                               "a position-independent executable (has PT_INTERP)");
+        }
+        return 0;
+}
+
+static int scan_shdrs(ph_source *src, const Elf64_Ehdr *eh, ph_scan *scan)
+{
+        uint64_t count = eh->e_shnum;
+        int r;
+
+        if (eh->e_shoff == 0)
+                return 0;
+        if (eh->e_shentsize != sizeof(Elf64_Shdr))
+                return 0;       /* no usable section table: leave it to the search */
+        if (count == 0) {
+                /* SHN_LORESERVE or more sections: the count is in section 0. */
+                Elf64_Shdr sh0;
+
+                r = ph__source_read(src, eh->e_shoff, sizeof(sh0), &sh0);
+                if (r < 0)
+                        return r == -ERANGE ? 0 : scan_read_failed(scan, r, "section headers");
+                count = sh0.sh_size;
+        }
+        if (count > SCAN_SHNUM_MAX)
+                return ph__scan_refuse(scan, PH_REASON_TOO_LARGE, "%llu sections, the limit is %u",
+                                       (unsigned long long)count, SCAN_SHNUM_MAX);
+        if (!ph__source_contains(src, eh->e_shoff, count * sizeof(Elf64_Shdr)))
+                return 0;       /* a stripped or cut table: the search still may find the note */
+
+        for (uint64_t i = 0; i < count; i++) {
+                Elf64_Shdr sh;
+
+                r = ph__source_read(src, eh->e_shoff + i * sizeof(sh), sizeof(sh), &sh);
+                if (r < 0)
+                        return scan_read_failed(scan, r, "section headers");
+                if (sh.sh_type != SHT_NOTE || sh.sh_size == 0)
+                        continue;
+                if (!ph__source_contains(src, sh.sh_offset, sh.sh_size))
+                        continue;
+                r = ph__note_find(src, sh.sh_offset, sh.sh_size, scan);
+                if (r > 0 || r == -ENOMEM) {
+                        scan->via = PH_VIA_SECTION_HEADERS;
+                        return r;
+                }
+                if (r < 0)
+                        return scan_read_failed(scan, r, "note section");
+        }
+        return 0;
+}
+
+struct search_ctx {
+        ph_search *search;
+        uint64_t candidate;
+};
+
+static int search_chunk_cb(const void *data, size_t len, uint64_t at, void *ud)
+{
+        struct search_ctx *c = ud;
+        long end = ph_search_feed(c->search, data, len);
+
+        if (end < 0)
+                return 0;
+        /* The match ends at at+end; the descriptor starts at the magic. */
+        c->candidate = at + (uint64_t)end - PLUGHOST_NOTE_MAGIC_SIZE;
+        return 1;
+}
+
+static int scan_search(ph_source *src, ph_scan *scan)
+{
+        struct search_ctx c = { 0 };
+        uint64_t from = 0;
+        void *buf;
+        int r;
+
+        r = ph_search_new(PLUGHOST_NOTE_MAGIC, PLUGHOST_NOTE_MAGIC_SIZE, &c.search);
+        if (r < 0)
+                return r;
+        buf = malloc(SCAN_SEARCH_CHUNK);
+        if (!buf) {
+                ph_search_free(c.search);
+                return -ENOMEM;
+        }
+        for (;;) {
+                r = ph__source_stream(src, from, src->size - from, buf, SCAN_SEARCH_CHUNK,
+                                      search_chunk_cb, &c);
+                if (r <= 0)
+                        break;
+                /* A candidate: validate it; a stray magic keeps us going. */
+                r = ph__note_desc(src, c.candidate, src->size - c.candidate, scan);
+                if (r != 0) {
+                        if (r > 0) {
+                                scan->via = PH_VIA_SEARCH;
+                                scan->note_offset = c.candidate;
+                        }
+                        break;
+                }
+                from = c.candidate + PLUGHOST_NOTE_MAGIC_SIZE;
+                ph_search_reset(c.search);
+        }
+        free(buf);
+        ph_search_free(c.search);
+        if (r < 0 && r != -ENOMEM)
+                return scan_read_failed(scan, r, "file");
+        return r;
+}
+
+int ph_scan_open(int dirfd, const char *path)
+{
+        int fd = openat(dirfd, path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+
+        return fd < 0 ? -errno : fd;
+}
+
+int ph_scan_fd(int fd, ph_scan *ret)
+{
+        ph_source *src;
+        Elf64_Ehdr eh;
+        struct stat st;
+        int r;
+
+        memset(ret, 0, sizeof(*ret));
+        if (fstat(fd, &st) < 0) {
+                ph__scan_refuse(ret, PH_REASON_IO, "fstat: %s", strerror(errno));
+                return 0;
+        }
+        if (!S_ISREG(st.st_mode)) {
+                ph__scan_refuse(ret, PH_REASON_NOT_REGULAR, "not a regular file");
+                return 0;
+        }
+        src = malloc(sizeof(*src));
+        if (!src)
+                return -ENOMEM;
+        memset(src, 0, offsetof(ph_source, win));
+        src->fd = fd;
+        src->size = (uint64_t)st.st_size;
+        ret->file_size = src->size;
+
+        r = scan_ehdr(src, &eh, ret);
+        if (r == 0)
+                r = scan_phdrs(src, &eh, ret);
+        if (r == 0)
+                r = scan_shdrs(src, &eh, ret);
+        if (r == 0)
+                r = scan_search(src, ret);
+        if (r == 0)
+                ph__scan_refuse(ret, PH_REASON_NO_METADATA, "no plughost metadata note");
+        ret->bytes_read = src->bytes_read;
+        ret->reads = src->reads;
+        free(src);
+        if (r == -ENOMEM) {
+                ph_scan_clear(ret);
+                return r;
+        }
+        return 0;
+}
+
+int ph_scan_path(int dirfd, const char *path, ph_scan *ret)
+{
+        int fd = ph_scan_open(dirfd, path);
+        int r;
+
+        if (fd < 0) {
+                memset(ret, 0, sizeof(*ret));
+                if (fd == -ELOOP)
+                        ph__scan_refuse(ret, PH_REASON_NOT_REGULAR, "a symbolic link");
+                else
+                        ph__scan_refuse(ret, PH_REASON_IO, "open: %s", strerror(-fd));
+                return 0;
+        }
+        r = ph_scan_fd(fd, ret);
+        close(fd);
+        return r;
+}
+
+void ph_scan_clear(ph_scan *scan)
+{
+        if (!scan)
+                return;
+        ph_meta_free(scan->meta);
+        memset(scan, 0, sizeof(*scan));
+}

@@ -1,0 +1,410 @@
+/* Plugin metadata: parsing and validation of the JSON embedded in the note.
+ * Every key has one rule; errors name the key and the rule, and never echo
+ * more than a short, printable-ASCII rendering of the offending value. */
+#include <errno.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "plughost/plughost.h"
+
+#define META_INTERFACES_MAX 64u
+#define META_INTERFACE_LEN_MAX 255u
+#define META_VERSION_LEN_MAX 64u
+#define META_DESCRIPTION_MAX 1024u
+#define META_LICENSE_MAX 128u
+#define META_URL_MAX 512u
+#define META_PRIORITY_MIN (-1000)
+#define META_PRIORITY_MAX 1000
+
+typedef struct meta_err {
+        char *buf;
+        size_t size;
+} meta_err;
+
+__attribute__((format(printf, 2, 3)))
+static int meta_fail(meta_err *e, const char *fmt, ...)
+{
+        va_list ap;
+
+        if (e->size > 0) {
+                va_start(ap, fmt);
+                vsnprintf(e->buf, e->size, fmt, ap);
+                va_end(ap);
+        }
+        return -EINVAL;
+}
+
+/* A printable, bounded rendering of an untrusted value for messages. */
+static const char *meta_quote(const char *s, char out[48])
+{
+        size_t i, n = 0;
+
+        for (i = 0; s[i] && n < 40; i++)
+                out[n++] = (s[i] >= 0x20 && s[i] < 0x7f && s[i] != '\'') ? s[i] : '?';
+        if (s[i])
+                out[n++] = '.', out[n++] = '.', out[n++] = '.';
+        out[n] = '\0';
+        return out;
+}
+
+static int is_lower_alnum(char c)
+{
+        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+
+static int is_alnum(char c)
+{
+        return is_lower_alnum(c) || (c >= 'A' && c <= 'Z');
+}
+
+/* ^[a-z0-9][a-z0-9._-]{0,63}$ */
+static int name_valid(const char *s)
+{
+        size_t i;
+
+        if (!is_lower_alnum(s[0]))
+                return 0;
+        for (i = 1; s[i]; i++) {
+                if (i >= PH_NAME_MAX)
+                        return 0;
+                if (!is_lower_alnum(s[i]) && s[i] != '.' && s[i] != '_' && s[i] != '-')
+                        return 0;
+        }
+        return 1;
+}
+
+/* Reverse-domain interface names, as Varlink spells them:
+ * [A-Za-z]([-]*[A-Za-z0-9])*(\.[A-Za-z0-9]([-]*[A-Za-z0-9])*)+ */
+static int interface_valid(const char *s)
+{
+        size_t len = strlen(s), i, dots = 0;
+        int seg_start = 1;
+
+        if (len == 0 || len > META_INTERFACE_LEN_MAX)
+                return 0;
+        if (!((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z')))
+                return 0;
+        for (i = 0; i < len; i++) {
+                char c = s[i];
+
+                if (c == '.') {
+                        if (seg_start || s[i - 1] == '-')
+                                return 0;
+                        dots++;
+                        seg_start = 1;
+                } else if (c == '-') {
+                        if (seg_start)
+                                return 0;
+                } else if (is_alnum(c)) {
+                        seg_start = 0;
+                } else {
+                        return 0;
+                }
+        }
+        return dots > 0 && !seg_start && s[len - 1] != '-';
+}
+
+/* One dot-separated list of [0-9A-Za-z-] identifiers; n is the length. */
+static int ident_list_valid(const char *s, size_t n)
+{
+        size_t i, seg = 0;
+
+        if (n == 0)
+                return 0;
+        for (i = 0; i < n; i++) {
+                if (s[i] == '.') {
+                        if (seg == 0)
+                                return 0;
+                        seg = 0;
+                } else if (is_alnum(s[i]) || s[i] == '-') {
+                        seg++;
+                } else {
+                        return 0;
+                }
+        }
+        return seg > 0;
+}
+
+/* MAJOR[.MINOR[.PATCH]][-PRE][+BUILD], numbers without leading zeros, at
+ * most 9 digits each. */
+static int version_valid(const char *s)
+{
+        size_t len = strlen(s), i = 0;
+        int parts = 0;
+
+        if (len == 0 || len > META_VERSION_LEN_MAX)
+                return 0;
+        for (;;) {
+                size_t start = i;
+
+                while (s[i] >= '0' && s[i] <= '9')
+                        i++;
+                if (i == start || i - start > 9 || (s[start] == '0' && i - start > 1))
+                        return 0;
+                parts++;
+                if (s[i] != '.' || parts == 3)
+                        break;
+                i++;
+        }
+        if (s[i] == '-') {
+                size_t end = strcspn(s + i + 1, "+");
+                if (!ident_list_valid(s + i + 1, end))
+                        return 0;
+                i += 1 + end;
+        }
+        if (s[i] == '+') {
+                if (!ident_list_valid(s + i + 1, len - i - 1))
+                        return 0;
+                i = len;
+        }
+        return s[i] == '\0';
+}
+
+/* Decodes one UTF-8 sequence (jansson already validated the encoding). */
+static unsigned utf8_next(const unsigned char **p)
+{
+        const unsigned char *s = *p;
+        unsigned c = s[0];
+
+        if (c < 0x80) {
+                *p = s + 1;
+                return c;
+        }
+        if ((c & 0xe0) == 0xc0) {
+                *p = s + 2;
+                return ((c & 0x1f) << 6) | (s[1] & 0x3f);
+        }
+        if ((c & 0xf0) == 0xe0) {
+                *p = s + 3;
+                return ((c & 0x0f) << 12) | ((s[1] & 0x3f) << 6) | (s[2] & 0x3f);
+        }
+        *p = s + 4;
+        return ((c & 0x07) << 18) | ((s[1] & 0x3f) << 12) | ((s[2] & 0x3f) << 6) | (s[3] & 0x3f);
+}
+
+/* Free text: no control characters, no bidirectional overrides or
+ * invisible characters that make one string display as another. */
+static int text_valid(const char *s)
+{
+        const unsigned char *p = (const unsigned char *)s;
+
+        while (*p) {
+                unsigned c = utf8_next(&p);
+
+                if (c < 0x20 || (c >= 0x7f && c <= 0x9f))
+                        return 0;
+                if ((c >= 0x200b && c <= 0x200f) || (c >= 0x202a && c <= 0x202e) ||
+                    (c >= 0x2060 && c <= 0x2069) || c == 0xfeff)
+                        return 0;
+        }
+        return 1;
+}
+
+static int url_valid(const char *s)
+{
+        if (strncmp(s, "https://", 8) != 0 && strncmp(s, "http://", 7) != 0)
+                return 0;
+        for (; *s; s++)
+                if (*s <= 0x20 || *s >= 0x7f)
+                        return 0;
+        return 1;
+}
+
+static int meta_string(json_t *v, const char *key, size_t max, char **ret, meta_err *e)
+{
+        const char *s;
+
+        if (!json_is_string(v))
+                return meta_fail(e, "key '%s': must be a string", key);
+        s = json_string_value(v);
+        if (strlen(s) != json_string_length(v))
+                return meta_fail(e, "key '%s': contains a NUL character", key);
+        if (json_string_length(v) > max)
+                return meta_fail(e, "key '%s': longer than %zu bytes", key, max);
+        if (!text_valid(s))
+                return meta_fail(e, "key '%s': contains control, bidirectional or invisible characters", key);
+        *ret = strdup(s);
+        return *ret ? 0 : -ENOMEM;
+}
+
+static int meta_interfaces(json_t *v, ph_meta *m, meta_err *e)
+{
+        size_t i, j, n;
+        char q[48];
+
+        if (!json_is_array(v))
+                return meta_fail(e, "key 'interfaces': must be an array of strings");
+        n = json_array_size(v);
+        if (n > META_INTERFACES_MAX)
+                return meta_fail(e, "key 'interfaces': more than %u entries", META_INTERFACES_MAX);
+        m->interfaces = calloc(n + 1, sizeof(char *));
+        if (!m->interfaces)
+                return -ENOMEM;
+        for (i = 0; i < n; i++) {
+                json_t *it = json_array_get(v, i);
+                const char *s;
+
+                if (!json_is_string(it))
+                        return meta_fail(e, "key 'interfaces': entry %zu is not a string", i);
+                s = json_string_value(it);
+                if (strlen(s) != json_string_length(it) || !interface_valid(s))
+                        return meta_fail(e, "key 'interfaces': entry %zu '%s' is not a reverse-domain "
+                                         "interface name like org.example.Greeter", i, meta_quote(s, q));
+                for (j = 0; j < i; j++)
+                        if (strcmp(m->interfaces[j], s) == 0)
+                                return meta_fail(e, "key 'interfaces': '%s' is listed twice",
+                                                 meta_quote(s, q));
+                m->interfaces[i] = strdup(s);
+                if (!m->interfaces[i])
+                        return -ENOMEM;
+                m->n_interfaces = i + 1;
+        }
+        return 0;
+}
+
+static int meta_key(const char *key, json_t *v, ph_meta *m, meta_err *e)
+{
+        char q[48];
+        int r;
+
+        if (strcmp(key, "name") == 0) {
+                if (!json_is_string(v))
+                        return meta_fail(e, "key 'name': must be a string");
+                if (strlen(json_string_value(v)) != json_string_length(v) ||
+                    !name_valid(json_string_value(v)))
+                        return meta_fail(e, "key 'name': '%s' must match ^[a-z0-9][a-z0-9._-]{0,63}$",
+                                         meta_quote(json_string_value(v), q));
+                m->name = strdup(json_string_value(v));
+                return m->name ? 0 : -ENOMEM;
+        }
+        if (strcmp(key, "version") == 0) {
+                if (!json_is_string(v))
+                        return meta_fail(e, "key 'version': must be a string");
+                if (strlen(json_string_value(v)) != json_string_length(v) ||
+                    !version_valid(json_string_value(v)))
+                        return meta_fail(e, "key 'version': '%s' must be MAJOR[.MINOR[.PATCH]][-PRE][+BUILD]",
+                                         meta_quote(json_string_value(v), q));
+                m->version = strdup(json_string_value(v));
+                return m->version ? 0 : -ENOMEM;
+        }
+        if (strcmp(key, "interfaces") == 0)
+                return meta_interfaces(v, m, e);
+        if (strcmp(key, "description") == 0)
+                return meta_string(v, key, META_DESCRIPTION_MAX, &m->description, e);
+        if (strcmp(key, "license") == 0)
+                return meta_string(v, key, META_LICENSE_MAX, &m->license, e);
+        if (strcmp(key, "url") == 0) {
+                r = meta_string(v, key, META_URL_MAX, &m->url, e);
+                if (r == 0 && !url_valid(m->url))
+                        return meta_fail(e, "key 'url': must be an http:// or https:// URL without spaces");
+                return r;
+        }
+        if (strcmp(key, "concurrency") == 0) {
+                const char *s = json_string_value(v);
+
+                if (s && strcmp(s, "serial") == 0)
+                        m->serial = true;
+                else if (!s || strcmp(s, "parallel") != 0)
+                        return meta_fail(e, "key 'concurrency': must be \"parallel\" or \"serial\"");
+                return 0;
+        }
+        if (strcmp(key, "resident") == 0) {
+                if (!json_is_boolean(v))
+                        return meta_fail(e, "key 'resident': must be true or false");
+                m->resident = json_is_true(v);
+                return 0;
+        }
+        if (strcmp(key, "priority") == 0) {
+                json_int_t p;
+
+                if (!json_is_integer(v))
+                        return meta_fail(e, "key 'priority': must be an integer");
+                p = json_integer_value(v);
+                if (p < META_PRIORITY_MIN || p > META_PRIORITY_MAX)
+                        return meta_fail(e, "key 'priority': must be between %d and %d",
+                                         META_PRIORITY_MIN, META_PRIORITY_MAX);
+                m->priority = (int)p;
+                return 0;
+        }
+        if (strncmp(key, "x-", 2) == 0)
+                return 0;       /* vendor keys: kept in json, not interpreted */
+        return meta_fail(e, "unknown key '%s' (vendor keys start with \"x-\")", meta_quote(key, q));
+}
+
+int ph_meta_parse(const char *json, size_t size, ph_meta **ret_meta,
+                  char *errbuf, size_t errbuf_size)
+{
+        meta_err e = { errbuf, errbuf_size };
+        json_error_t jerr;
+        const char *key;
+        json_t *root, *v;
+        ph_meta *m;
+        int r = 0;
+
+        if (size > PH_META_MAX)
+                return meta_fail(&e, "metadata is %zu bytes, more than %u", size, PH_META_MAX);
+        root = json_loadb(json, size, JSON_REJECT_DUPLICATES, &jerr);
+        if (!root)
+                return meta_fail(&e, "invalid JSON at line %d column %d: %s",
+                                 jerr.line, jerr.column, jerr.text);
+        if (!json_is_object(root)) {
+                json_decref(root);
+                return meta_fail(&e, "metadata must be a JSON object");
+        }
+        m = calloc(1, sizeof(*m));
+        if (!m) {
+                json_decref(root);
+                return -ENOMEM;
+        }
+        json_object_foreach(root, key, v) {
+                r = meta_key(key, v, m, &e);
+                if (r < 0)
+                        break;
+        }
+        if (r == 0 && !m->name)
+                r = meta_fail(&e, "key 'name': required");
+        if (r == 0 && !m->version)
+                r = meta_fail(&e, "key 'version': required");
+        if (r == 0) {
+                m->json = malloc(size + 1);
+                if (!m->json)
+                        r = -ENOMEM;
+                else {
+                        memcpy(m->json, json, size);
+                        m->json[size] = '\0';
+                }
+        }
+        json_decref(root);
+        if (r < 0) {
+                ph_meta_free(m);
+                return r;
+        }
+        if (!m->interfaces) {
+                m->interfaces = calloc(1, sizeof(char *));
+                if (!m->interfaces) {
+                        ph_meta_free(m);
+                        return -ENOMEM;
+                }
+        }
+        *ret_meta = m;
+        return 0;
+}
+
+void ph_meta_free(ph_meta *m)
+{
+        if (!m)
+                return;
+        for (size_t i = 0; m->interfaces && m->interfaces[i]; i++)
+                free(m->interfaces[i]);
+        free(m->interfaces);
+        free(m->name);
+        free(m->version);
+        free(m->description);
+        free(m->license);
+        free(m->url);
+        free(m->json);
+        free(m);
+}

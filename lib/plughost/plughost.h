@@ -1,0 +1,134 @@
+/* libplughost: the host side. Reads plugin metadata from unloaded ELF files.
+ *
+ * Functions return >= 0 on success and a negative errno on failure, and fill
+ * their ret_ parameters only on success. Nothing here logs, keeps global
+ * state or needs an event loop; every function is safe to call from any
+ * thread on distinct objects. */
+#ifndef PLUGHOST_PLUGHOST_H
+#define PLUGHOST_PLUGHOST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Why a file is not a usable plugin. PH_REASON_OK means it is one. */
+typedef enum ph_reason {
+        PH_REASON_OK = 0,
+        PH_REASON_NOT_REGULAR,    /* directory, FIFO, device, symlink */
+        PH_REASON_NOT_ELF,
+        PH_REASON_WRONG_CLASS,    /* not ELFCLASS64 (or the host's class) */
+        PH_REASON_WRONG_ENDIAN,
+        PH_REASON_WRONG_MACHINE,
+        PH_REASON_NOT_SHARED,     /* not ET_DYN, a PIE executable, no dynamic section */
+        PH_REASON_DEBUG_ONLY,     /* separate debug-symbol file */
+        PH_REASON_TRUNCATED,      /* a header or table points past the end */
+        PH_REASON_NO_METADATA,
+        PH_REASON_BAD_METADATA,   /* the message names the key and the rule */
+        PH_REASON_ABI_TOO_NEW,
+        PH_REASON_TOO_LARGE,      /* a count or the metadata exceeds our caps */
+        PH_REASON_IO,             /* open/read failed: the message has strerror */
+        _PH_REASON_MAX,
+} ph_reason;
+
+/* Stable machine name ("not-elf", "debug-only", ...); "unknown" if out of range. */
+const char *ph_reason_name(ph_reason reason);
+/* Short human phrase ("not an ELF file", ...). */
+const char *ph_reason_describe(ph_reason reason);
+
+/* Caps applied to every file, whatever its size. */
+#define PH_META_MAX 65536u          /* metadata JSON, bytes */
+#define PH_NAME_MAX 64u             /* plugin name, bytes */
+
+/* How the metadata note was reached. */
+typedef enum ph_via {
+        PH_VIA_NONE = 0,
+        PH_VIA_PROGRAM_HEADERS,     /* a PT_NOTE segment */
+        PH_VIA_SECTION_HEADERS,     /* an SHT_NOTE section, whatever its name */
+        PH_VIA_SEARCH,              /* streaming search for the note's magic */
+} ph_via;
+
+const char *ph_via_name(ph_via via);
+
+/* Validated metadata. Immutable once built; strings are NUL-terminated UTF-8
+ * without control characters. Owned by whoever got it; free with ph_meta_free. */
+typedef struct ph_meta {
+        char *name;                 /* ^[a-z0-9][a-z0-9._-]{0,63}$ */
+        char *version;              /* MAJOR[.MINOR[.PATCH]][-pre][+build] */
+        char **interfaces;          /* n_interfaces reverse-domain names */
+        size_t n_interfaces;
+        char *description;          /* NULL if absent */
+        char *license;              /* SPDX expression, NULL if absent */
+        char *url;                  /* NULL if absent */
+        bool serial;                /* "concurrency": "serial" */
+        bool resident;              /* "resident": true: never dlclose */
+        int priority;               /* -1000..1000, default 0: higher is preferred */
+        uint16_t abi;               /* from the note header */
+        uint16_t format;
+        char *json;                 /* the metadata as embedded, NUL-terminated */
+} ph_meta;
+
+void ph_meta_free(ph_meta *meta);
+
+/* Parses and validates metadata JSON (size bytes, not necessarily
+ * NUL-terminated). On a rule violation returns -EINVAL and writes a message
+ * naming the key and the rule to errbuf (if errbuf_size > 0). */
+int ph_meta_parse(const char *json, size_t size, ph_meta **ret_meta,
+                  char *errbuf, size_t errbuf_size);
+
+/* Compares two version strings by semantic-versioning precedence:
+ * < 0, 0, > 0 like strcmp. Missing MINOR/PATCH count as 0. */
+int ph_version_compare(const char *a, const char *b);
+
+/* The verdict on one file. */
+typedef struct ph_scan {
+        ph_reason reason;           /* PH_REASON_OK: meta is set */
+        char message[256];          /* human explanation of reason */
+        ph_via via;
+        uint64_t note_offset;       /* file offset of the note header (OK only) */
+        uint64_t file_size;
+        ph_meta *meta;              /* owned by the ph_scan; see ph_scan_clear */
+        /* What it cost, for benchmarks and the daemon's status. */
+        uint64_t bytes_read;
+        uint32_t reads;
+} ph_scan;
+
+/* Opens path for scanning: O_RDONLY|O_NOFOLLOW|O_CLOEXEC|O_NONBLOCK, so a FIFO
+ * never blocks and a symlink is refused. dirfd may be AT_FDCWD. Returns the
+ * fd or a negative errno (-ELOOP for a symlink). */
+int ph_scan_open(int dirfd, const char *path);
+
+/* Reads the metadata of the plugin open on fd, with pread only (the file
+ * offset is untouched; fd stays the caller's). Never maps or loads the file;
+ * memory use is bounded whatever the file size. Always fills ret with a
+ * verdict and returns 0, or returns -ENOMEM. Call ph_scan_clear on ret. */
+int ph_scan_fd(int fd, ph_scan *ret);
+
+/* Opens and scans in one step; the open's failure becomes the verdict. */
+int ph_scan_path(int dirfd, const char *path, ph_scan *ret);
+
+/* Frees what ret owns and zeroes it. Accepts a zeroed ph_scan. */
+void ph_scan_clear(ph_scan *scan);
+
+/* Linear-time streaming search (Knuth-Morris-Pratt with a memchr skip),
+ * usable on data fed in chunks of any size. */
+typedef struct ph_search ph_search;
+
+/* needle_size must be 1..256. The needle is copied. */
+int ph_search_new(const void *needle, size_t needle_size, ph_search **ret);
+void ph_search_free(ph_search *s);
+/* Forgets any partial match. */
+void ph_search_reset(ph_search *s);
+/* Feeds the next size bytes of the stream. Returns the offset within buf just
+ * past the first complete match, or -1 if none ends in buf. After a match,
+ * feed buf + returned offset to go on searching. */
+long ph_search_feed(ph_search *s, const void *buf, size_t size);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,100 @@
+/* plughost plugin SDK: the one header a plugin includes.
+ *
+ * PLUGHOST_PLUGIN(json, .call = fn, ...) embeds the plugin's metadata as an ELF
+ * note (read by the host without loading the code) and exports the entry point
+ * that the host resolves after dlopen. Header only: plugins link nothing. */
+#ifndef PLUGHOST_PLUGIN_H
+#define PLUGHOST_PLUGIN_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#include <plughost/note.h>
+
+/* The plugin's functions. All return 0 (or a positive value) on success and a
+ * negative errno on failure.
+ *
+ * init:  optional. config_json is this plugin's configuration ("{}" by
+ *        default). Store per-instance state in *ret_self.
+ * call:  required. method and params_json are NUL-terminated; on success set
+ *        *ret_result_json to malloc'd JSON text (the host frees it) or leave
+ *        it NULL for "null". May run on several threads at once unless the
+ *        metadata says "concurrency": "serial".
+ * fini:  optional. Runs once, after the last call returned.
+ *
+ * On failure, plughost_error() attaches a human message to the error. */
+struct plughost_plugin {
+        uint32_t abi;                      /* PLUGHOST_ABI_VERSION */
+        uint32_t size;                     /* sizeof(struct plughost_plugin) */
+        const struct plughost_note_header *note;
+        int (*init)(const char *config_json, void **ret_self);
+        int (*call)(void *self, const char *method, const char *params_json,
+                    char **ret_result_json);
+        void (*fini)(void *self);
+        const char *(*last_error)(void);   /* filled by PLUGHOST_PLUGIN */
+};
+
+#define PLUGHOST_ERROR_MAX 512
+
+/* One buffer per thread, shared by all files of one plugin (weak, hidden). */
+__attribute__((weak, visibility("hidden")))
+__thread char plughost__error[PLUGHOST_ERROR_MAX];
+
+/* Set the message that goes with the negative errno the plugin is about to
+ * return from init or call. printf-style; truncated to PLUGHOST_ERROR_MAX. */
+__attribute__((format(printf, 1, 2), unused))
+static void plughost_error(const char *fmt, ...);
+
+#define PLUGHOST__ALIGN4(n) (((n) + 3u) & ~3u)
+
+#define PLUGHOST_PLUGIN(json_, ...)                                            \
+        __attribute__((section(".note.plughost"), used, aligned(4)))          \
+        static const struct {                                                  \
+                uint32_t namesz, descsz, type;                                 \
+                char owner[PLUGHOST__ALIGN4(sizeof(PLUGHOST_NOTE_OWNER))];     \
+                struct plughost_note_header header;                            \
+                char json[PLUGHOST__ALIGN4(sizeof(json_))];                    \
+        } plughost__note = {                                                   \
+                sizeof(PLUGHOST_NOTE_OWNER),                                   \
+                sizeof(struct plughost_note_header)                            \
+                        + PLUGHOST__ALIGN4(sizeof(json_)),                     \
+                PLUGHOST_NOTE_TYPE,                                            \
+                PLUGHOST_NOTE_OWNER,                                           \
+                { PLUGHOST_NOTE_MAGIC, PLUGHOST_NOTE_FORMAT,                   \
+                  PLUGHOST_ABI_VERSION, 0, sizeof(json_) - 1, 0 },             \
+                json_,                                                         \
+        };                                                                     \
+        static const char *plughost__last_error(void)                          \
+        {                                                                      \
+                return plughost__error;                                        \
+        }                                                                      \
+        __attribute__((visibility("default")))                                 \
+        extern const struct plughost_plugin plughost_plugin_v1;                \
+        const struct plughost_plugin plughost_plugin_v1 = {                    \
+                .abi = PLUGHOST_ABI_VERSION,                                   \
+                .size = sizeof(struct plughost_plugin),                        \
+                .note = &plughost__note.header,                                \
+                .last_error = plughost__last_error,                            \
+                __VA_ARGS__                                                    \
+        }
+
+#include <stdarg.h>
+#include <stdio.h>
+
+static void plughost_error(const char *fmt, ...)
+{
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(plughost__error, sizeof(plughost__error), fmt, ap);
+        va_end(ap);
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -19,6 +19,7 @@
  * program headers and < 100 sections. */
 #define SCAN_PHNUM_MAX 512u
 #define SCAN_SHNUM_MAX 65535u
+#define SCAN_DYN_MAX 4096u
 /* Chunk of the fallback search; memory stays this size for any file. */
 #define SCAN_SEARCH_CHUNK (64u * 1024u)
 
@@ -109,8 +110,30 @@ static int scan_ehdr(ph_source *src, Elf64_Ehdr *eh, ph_scan *scan)
 struct phdr_facts {
         int dynamic;        /* PT_DYNAMIC with file data */
         int exec_load;      /* executable PT_LOAD with file data */
-        int interp;         /* PT_INTERP: an executable */
+        int interp;         /* PT_INTERP: an executable, or a library like libc */
+        uint64_t dyn_off, dyn_size;
 };
+
+/* A PIE executable is ET_DYN too; glibc refuses to dlopen one that carries
+ * DF_1_PIE, so we tell it apart the same way. Only objects with PT_INTERP
+ * are asked, so a plugin pays no read for it. */
+static int scan_is_pie(ph_source *src, const struct phdr_facts *f)
+{
+        uint64_t n = f->dyn_size / sizeof(Elf64_Dyn);
+
+        if (n > SCAN_DYN_MAX)
+                n = SCAN_DYN_MAX;
+        for (uint64_t i = 0; i < n; i++) {
+                Elf64_Dyn d;
+
+                if (ph__source_read(src, f->dyn_off + i * sizeof(d), sizeof(d), &d) < 0 ||
+                    d.d_tag == DT_NULL)
+                        return 0;
+                if (d.d_tag == DT_FLAGS_1)
+                        return (d.d_un.d_val & DF_1_PIE) != 0;
+        }
+        return 0;
+}
 
 /* Walks the program headers twice (facts first, then notes), so a debug-only
  * file is refused before its kept notes could pass it off as a plugin. */
@@ -142,8 +165,16 @@ static int scan_phdrs(ph_source *src, const Elf64_Ehdr *eh, ph_scan *scan)
                         if (r < 0)
                                 return scan_read_failed(scan, r, "program headers");
                         if (pass == 0) {
-                                if (ph.p_type == PT_DYNAMIC && ph.p_filesz > 0)
+                                /* dlopen maps these bytes: a cut file would fail there. */
+                                if ((ph.p_type == PT_LOAD || ph.p_type == PT_DYNAMIC) &&
+                                    !ph__source_contains(src, ph.p_offset, ph.p_filesz))
+                                        return ph__scan_refuse(scan, PH_REASON_TRUNCATED,
+                                                               "segment %u runs past the end of the file", i);
+                                if (ph.p_type == PT_DYNAMIC && ph.p_filesz > 0) {
                                         f.dynamic = 1;
+                                        f.dyn_off = ph.p_offset;
+                                        f.dyn_size = ph.p_filesz;
+                                }
                                 else if (ph.p_type == PT_LOAD && (ph.p_flags & PF_X) && ph.p_filesz > 0)
                                         f.exec_load = 1;
                                 else if (ph.p_type == PT_INTERP)
@@ -172,9 +203,9 @@ static int scan_phdrs(ph_source *src, const Elf64_Ehdr *eh, ph_scan *scan)
                         return ph__scan_refuse(scan, PH_REASON_NOT_SHARED, "no dynamic section");
                 if (!f.exec_load)
                         return ph__scan_refuse(scan, PH_REASON_NOT_SHARED, "no executable segment");
-                if (f.interp)
+                if (f.interp && scan_is_pie(src, &f))
                         return ph__scan_refuse(scan, PH_REASON_NOT_SHARED,
-                                               "a position-independent executable (has PT_INTERP)");
+                                               "a position-independent executable (DF_1_PIE)");
         }
         return 0;
 }

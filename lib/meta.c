@@ -38,16 +38,21 @@ static int meta_fail(meta_err *e, const char *fmt, ...)
 }
 
 /* A printable, bounded rendering of an untrusted value for messages. */
-static const char *meta_quote(const char *s, char out[48])
+static const char *meta_quote_n(const char *s, char *out, size_t max)
 {
         size_t i, n = 0;
 
-        for (i = 0; s[i] && n < 40; i++)
+        for (i = 0; s[i] && n < max; i++)
                 out[n++] = (s[i] >= 0x20 && s[i] < 0x7f && s[i] != '\'') ? s[i] : '?';
         if (s[i])
                 out[n++] = '.', out[n++] = '.', out[n++] = '.';
         out[n] = '\0';
         return out;
+}
+
+static const char *meta_quote(const char *s, char out[48])
+{
+        return meta_quote_n(s, out, 40);
 }
 
 static int is_lower_alnum(char c)
@@ -220,8 +225,6 @@ static int meta_string(json_t *v, const char *key, size_t max, char **ret, meta_
         if (!json_is_string(v))
                 return meta_fail(e, "key '%s': must be a string", key);
         s = json_string_value(v);
-        if (strlen(s) != json_string_length(v))
-                return meta_fail(e, "key '%s': contains a NUL character", key);
         if (json_string_length(v) > max)
                 return meta_fail(e, "key '%s': longer than %zu bytes", key, max);
         if (!text_valid(s))
@@ -250,7 +253,7 @@ static int meta_interfaces(json_t *v, ph_meta *m, meta_err *e)
                 if (!json_is_string(it))
                         return meta_fail(e, "key 'interfaces': entry %zu is not a string", i);
                 s = json_string_value(it);
-                if (strlen(s) != json_string_length(it) || !interface_valid(s))
+                if (!interface_valid(s))
                         return meta_fail(e, "key 'interfaces': entry %zu '%s' is not a reverse-domain "
                                          "interface name like org.example.Greeter", i, meta_quote(s, q));
                 for (j = 0; j < i; j++)
@@ -273,8 +276,7 @@ static int meta_key(const char *key, json_t *v, ph_meta *m, meta_err *e)
         if (strcmp(key, "name") == 0) {
                 if (!json_is_string(v))
                         return meta_fail(e, "key 'name': must be a string");
-                if (strlen(json_string_value(v)) != json_string_length(v) ||
-                    !name_valid(json_string_value(v)))
+                if (!name_valid(json_string_value(v)))
                         return meta_fail(e, "key 'name': '%s' must match ^[a-z0-9][a-z0-9._-]{0,63}$",
                                          meta_quote(json_string_value(v), q));
                 m->name = strdup(json_string_value(v));
@@ -283,8 +285,7 @@ static int meta_key(const char *key, json_t *v, ph_meta *m, meta_err *e)
         if (strcmp(key, "version") == 0) {
                 if (!json_is_string(v))
                         return meta_fail(e, "key 'version': must be a string");
-                if (strlen(json_string_value(v)) != json_string_length(v) ||
-                    !version_valid(json_string_value(v)))
+                if (!version_valid(json_string_value(v)))
                         return meta_fail(e, "key 'version': '%s' must be MAJOR[.MINOR[.PATCH]][-PRE][+BUILD]",
                                          meta_quote(json_string_value(v), q));
                 m->version = strdup(json_string_value(v));
@@ -346,10 +347,16 @@ int ph_meta_parse(const char *json, size_t size, ph_meta **ret_meta,
 
         if (size > PH_META_MAX)
                 return meta_fail(&e, "metadata is %zu bytes, more than %u", size, PH_META_MAX);
+        /* Without JSON_ALLOW_NUL, no string we get back holds a NUL. */
         root = json_loadb(json, size, JSON_REJECT_DUPLICATES, &jerr);
-        if (!root)
+        if (!root) {
+                char q[JSON_ERROR_TEXT_LENGTH + 4];
+
+                /* jansson quotes the input near the error: keep it printable. */
                 return meta_fail(&e, "invalid JSON at line %d column %d: %s",
-                                 jerr.line, jerr.column, jerr.text);
+                                 jerr.line, jerr.column,
+                                 meta_quote_n(jerr.text, q, JSON_ERROR_TEXT_LENGTH - 1));
+        }
         if (!json_is_object(root)) {
                 json_decref(root);
                 return meta_fail(&e, "metadata must be a JSON object");

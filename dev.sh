@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# The two Quick start commands of README.md, on a fresh Debian 12 machine as root:
+#   ./dev.sh run    install what is missing, build, run on a local default
+#   ./dev.sh test   install what is missing, build, run the whole test suite
+# Builds live in build/ (normal, -Werror) and build-asan/ (ASan+UBSan).
+set -euo pipefail
+cd "$(dirname "$0")"
+top=$PWD
+
+PACKAGES=(gcc make binutils autoconf automake libtool pkg-config
+          libuv1-dev libjansson-dev check libinih-dev)
+
+log() { printf '==> %s\n' "$*"; }
+
+install_deps() {
+        local missing=() p
+        for p in "${PACKAGES[@]}" libsystemd-dev; do
+                dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+        done
+        [ ${#missing[@]} -eq 0 ] && return 0
+        log "installing: ${missing[*]}"
+        if [ "$(id -u)" -ne 0 ]; then
+                echo "dev.sh: missing packages (${missing[*]}); run as root or install them" >&2
+                exit 1
+        fi
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        local pkgs=() 
+        for p in "${missing[@]}"; do
+                # Pinned to the installed libsystemd0, or apt upgrades systemd itself.
+                if [ "$p" = libsystemd-dev ]; then
+                        pkgs+=("libsystemd-dev=$(dpkg-query -W -f='${Version}' libsystemd0)")
+                else
+                        pkgs+=("$p")
+                fi
+        done
+        apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
+}
+
+# build DIR [configure flags...]
+build() {
+        local dir=$1; shift
+        [ -x configure ] && [ configure -nt configure.ac ] && [ configure -nt Makefile.am ] \
+                || { log "autoreconf"; autoreconf -fi >/dev/null 2>&1 || autoreconf -fi; }
+        mkdir -p "$dir"
+        if [ ! -f "$dir/config.status" ] || [ "$dir/config.status" -ot configure ]; then
+                log "configure $dir $*"
+                (cd "$dir" && "$top/configure" -q "$@" >/dev/null)
+        fi
+        log "make $dir"
+        make -C "$dir" -s -j"$(nproc)" >/dev/null
+}
+
+# Runs `make check` in a build dir, echoes Check's summary lines with the
+# suite name, and adds the suite's figures to the totals.
+passed=0 failed=0
+check_dir() {
+        local dir=$1 label=$2 log trs name line n f e
+        make -C "$dir" -s -j"$(nproc)" check >/dev/null 2>&1 || true
+        for trs in "$dir"/tests/*.trs; do
+                [ -e "$trs" ] || continue
+                log=${trs%.trs}.log
+                name=$(basename "${trs%.trs}")
+                line=$(grep -E '^[0-9]+%: Checks: ' "$log" | tail -n 1 || true)
+                if [ -n "$line" ]; then
+                        echo "[$label] $name: $line"
+                        n=$(sed -E 's/.*Checks: ([0-9]+).*/\1/' <<<"$line")
+                        f=$(sed -E 's/.*Failures: ([0-9]+).*/\1/' <<<"$line")
+                        e=$(sed -E 's/.*Errors: ([0-9]+).*/\1/' <<<"$line")
+                        passed=$((passed + n - f - e))
+                        failed=$((failed + f + e))
+                        if [ $((f + e)) -gt 0 ]; then grep -E ':[FE]:' "$log" | sed "s/^/[$label]   /" || true; fi
+                        # A suite that crashed after its summary still fails.
+                        if ! grep -q '^:test-result: PASS' "$trs" && [ $((f + e)) -eq 0 ]; then
+                                echo "[$label] $name: exited non-zero"; failed=$((failed + 1))
+                        fi
+                elif grep -q '^:test-result: PASS' "$trs"; then
+                        echo "[$label] $name: PASS"; passed=$((passed + 1))
+                else
+                        echo "[$label] $name: FAIL (no Check summary)"; tail -n 20 "$log" | sed "s/^/[$label]   /"
+                        failed=$((failed + 1))
+                fi
+        done
+}
+
+cmd_run() {
+        install_deps
+        build build --enable-werror
+        mkdir -p run/plugins
+        cp build/docs/examples/*.so run/plugins/
+        log "plugins in run/plugins:"
+        exec build/plughostctl inspect run/plugins/*.so
+}
+
+cmd_test() {
+        local start=$SECONDS
+        install_deps
+        if ! build build --enable-werror; then
+                echo "build failed"; echo "0 passed, 1 failed"; exit 1
+        fi
+        check_dir build gcc
+        if build build-asan --enable-werror --enable-sanitizers; then
+                check_dir build-asan asan
+        else
+                echo "[asan] build failed"; failed=$((failed + 1))
+        fi
+        echo "test time: $((SECONDS - start)) s"
+        echo "$passed passed, $failed failed"
+        [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
+}
+
+case "${1:-}" in
+run) cmd_run ;;
+test) cmd_test ;;
+*) echo "usage: $0 run|test" >&2; exit 2 ;;
+esac

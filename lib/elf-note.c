@@ -19,6 +19,12 @@ static uint64_t align_up(uint64_t v, uint64_t a)
         return (v + a - 1) & ~(a - 1);
 }
 
+bool ph__note_header_plausible(const struct plughost_note_header *h)
+{
+        return memcmp(h->magic, PLUGHOST_NOTE_MAGIC, PLUGHOST_NOTE_MAGIC_SIZE) == 0 &&
+               h->format != 0 && h->flags == 0 && h->reserved == 0;
+}
+
 int ph__note_desc(ph_source *src, uint64_t off, uint64_t avail, ph_scan *scan)
 {
         struct plughost_note_header h;
@@ -35,10 +41,7 @@ int ph__note_desc(ph_source *src, uint64_t off, uint64_t avail, ph_scan *scan)
                                        (unsigned long long)off);
         if (r < 0)
                 return r;
-        if (memcmp(h.magic, PLUGHOST_NOTE_MAGIC, PLUGHOST_NOTE_MAGIC_SIZE) != 0 ||
-            avail < sizeof(h))
-                return 0;
-        if (h.format == 0 || h.reserved != 0 || h.flags != 0)
+        if (avail < sizeof(h) || !ph__note_header_plausible(&h))
                 return 0;
         if (h.format > PLUGHOST_NOTE_FORMAT)
                 return ph__scan_refuse(scan, PH_REASON_ABI_TOO_NEW,
@@ -131,7 +134,7 @@ int ph__note_find(ph_source *src, uint64_t off, uint64_t size, ph_scan *scan)
                         if (memcmp(name, note_owner, sizeof(name)) == 0) {
                                 r = ph__note_desc(src, off + desc_off, nh.n_descsz, scan);
                                 if (r != 0) {
-                                        scan->note_offset = off + pos;
+                                        scan->note_offset = off + desc_off;
                                         return r;
                                 }
                                 return ph__scan_refuse(scan, PH_REASON_BAD_METADATA,

@@ -256,26 +256,51 @@ static int scan_shdrs(ph_source *src, const Elf64_Ehdr *eh, ph_scan *scan)
 }
 
 struct search_ctx {
+        ph_source *src;
         ph_search *search;
-        uint64_t candidate;
+        ph_scan *scan;
+        int verdict;            /* from ph__note_desc: > 0 found, < 0 error */
 };
 
+/* Feeds one chunk; every match is validated at once, and a stray magic
+ * lets the search go on within the same chunk, so no byte is read twice. */
 static int search_chunk_cb(const void *data, size_t len, uint64_t at, void *ud)
 {
         struct search_ctx *c = ud;
-        long end = ph_search_feed(c->search, data, len);
+        size_t pos = 0;
 
-        if (end < 0)
-                return 0;
-        /* The match ends at at+end; the descriptor starts at the magic. */
-        c->candidate = at + (uint64_t)end - PLUGHOST_NOTE_MAGIC_SIZE;
-        return 1;
+        while (pos < len) {
+                long end = ph_search_feed(c->search, (const char *)data + pos, len - pos);
+                uint64_t candidate;
+
+                if (end < 0)
+                        return 0;
+                pos += (size_t)end;
+                /* The match ends at at+pos; the descriptor starts at the magic. */
+                candidate = at + pos - PLUGHOST_NOTE_MAGIC_SIZE;
+                if (candidate >= at && pos - PLUGHOST_NOTE_MAGIC_SIZE + sizeof(struct plughost_note_header) <= len) {
+                        struct plughost_note_header h;
+
+                        /* Header in this chunk: a stray magic costs no read. */
+                        memcpy(&h, (const char *)data + pos - PLUGHOST_NOTE_MAGIC_SIZE, sizeof(h));
+                        if (!ph__note_header_plausible(&h))
+                                continue;
+                }
+                c->verdict = ph__note_desc(c->src, candidate, c->src->size - candidate, c->scan);
+                if (c->verdict != 0) {
+                        if (c->verdict > 0) {
+                                c->scan->via = PH_VIA_SEARCH;
+                                c->scan->note_offset = candidate;
+                        }
+                        return 1;
+                }
+        }
+        return 0;
 }
 
 static int scan_search(ph_source *src, ph_scan *scan)
 {
-        struct search_ctx c = { 0 };
-        uint64_t from = 0;
+        struct search_ctx c = { .src = src, .scan = scan };
         void *buf;
         int r;
 
@@ -287,25 +312,11 @@ static int scan_search(ph_source *src, ph_scan *scan)
                 ph_search_free(c.search);
                 return -ENOMEM;
         }
-        for (;;) {
-                r = ph__source_stream(src, from, src->size - from, buf, SCAN_SEARCH_CHUNK,
-                                      search_chunk_cb, &c);
-                if (r <= 0)
-                        break;
-                /* A candidate: validate it; a stray magic keeps us going. */
-                r = ph__note_desc(src, c.candidate, src->size - c.candidate, scan);
-                if (r != 0) {
-                        if (r > 0) {
-                                scan->via = PH_VIA_SEARCH;
-                                scan->note_offset = c.candidate;
-                        }
-                        break;
-                }
-                from = c.candidate + PLUGHOST_NOTE_MAGIC_SIZE;
-                ph_search_reset(c.search);
-        }
+        r = ph__source_stream(src, 0, src->size, buf, SCAN_SEARCH_CHUNK, search_chunk_cb, &c);
         free(buf);
         ph_search_free(c.search);
+        if (r > 0)
+                r = c.verdict;
         if (r < 0 && r != -ENOMEM)
                 return scan_read_failed(scan, r, "file");
         return r;

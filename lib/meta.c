@@ -112,25 +112,30 @@ static int interface_valid(const char *s)
         return dots > 0 && !seg_start && s[len - 1] != '-';
 }
 
-/* One dot-separated list of [0-9A-Za-z-] identifiers; n is the length. */
-static int ident_list_valid(const char *s, size_t n)
+/* One dot-separated list of [0-9A-Za-z-] identifiers; n is the length.
+ * With numeric_canonical, all-digit identifiers have no leading zero (the
+ * pre-release rule; build metadata may have them). */
+static int ident_list_valid(const char *s, size_t n, int numeric_canonical)
 {
-        size_t i, seg = 0;
+        size_t i = 0;
 
         if (n == 0)
                 return 0;
-        for (i = 0; i < n; i++) {
-                if (s[i] == '.') {
-                        if (seg == 0)
+        while (i <= n) {
+                size_t start = i, digits = 0;
+
+                for (; i < n && s[i] != '.'; i++) {
+                        if (!is_alnum(s[i]) && s[i] != '-')
                                 return 0;
-                        seg = 0;
-                } else if (is_alnum(s[i]) || s[i] == '-') {
-                        seg++;
-                } else {
-                        return 0;
+                        digits += s[i] >= '0' && s[i] <= '9';
                 }
+                if (i == start)
+                        return 0;
+                if (numeric_canonical && digits == i - start && digits > 1 && s[start] == '0')
+                        return 0;
+                i++;
         }
-        return seg > 0;
+        return 1;
 }
 
 /* MAJOR[.MINOR[.PATCH]][-PRE][+BUILD], numbers without leading zeros, at
@@ -156,12 +161,12 @@ static int version_valid(const char *s)
         }
         if (s[i] == '-') {
                 size_t end = strcspn(s + i + 1, "+");
-                if (!ident_list_valid(s + i + 1, end))
+                if (!ident_list_valid(s + i + 1, end, 1))
                         return 0;
                 i += 1 + end;
         }
         if (s[i] == '+') {
-                if (!ident_list_valid(s + i + 1, len - i - 1))
+                if (!ident_list_valid(s + i + 1, len - i - 1, 0))
                         return 0;
                 i = len;
         }
@@ -201,8 +206,13 @@ static int text_valid(const char *s)
 
                 if (c < 0x20 || (c >= 0x7f && c <= 0x9f))
                         return 0;
-                if ((c >= 0x200b && c <= 0x200f) || (c >= 0x202a && c <= 0x202e) ||
-                    (c >= 0x2060 && c <= 0x2069) || c == 0xfeff)
+                /* Invisible or direction-changing: soft hyphen, Arabic letter
+                 * mark, Mongolian vowel separator, zero-width and bidi
+                 * controls, line/paragraph separators, word joiners, BOM,
+                 * interlinear annotations. */
+                if (c == 0xad || c == 0x61c || c == 0x180e || (c >= 0x200b && c <= 0x200f) ||
+                    (c >= 0x2028 && c <= 0x202e) || (c >= 0x2060 && c <= 0x2069) ||
+                    c == 0xfeff || (c >= 0xfff9 && c <= 0xfffb))
                         return 0;
         }
         return 1;

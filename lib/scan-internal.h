@@ -2,6 +2,7 @@
 #ifndef PH_SCAN_INTERNAL_H
 #define PH_SCAN_INTERNAL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -45,6 +46,12 @@ static inline int ph__source_contains(const ph_source *src, uint64_t off, uint64
  * (valid or not: a bad note is a verdict too), 0 if none is there, or a
  * negative errno (-ERANGE: the area or a note in it runs past the end). */
 int ph__note_find(ph_source *src, uint64_t off, uint64_t size, ph_scan *scan);
+
+struct plughost_note_header;
+
+/* True if h starts with the magic and its reserved fields are zero: worth
+ * validating. A stray copy of the magic is not. */
+bool ph__note_header_plausible(const struct plughost_note_header *h);
 
 /* Validates the descriptor that starts at off (the magic), which may extend
  * at most avail bytes. Fills scan like ph__note_find. Returns 1 when a

@@ -1,6 +1,5 @@
 /* Version precedence, semantic-versioning style, for choosing between two
  * files that claim the same plugin name. */
-#include <stdlib.h>
 #include <string.h>
 
 #include "plughost/plughost.h"
@@ -36,7 +35,8 @@ static int compare_pre(const char *a, const char *b)
                 int c;
 
                 if (na && nb)
-                        c = cmp_ulong(strtoul(a, NULL, 10), strtoul(b, NULL, 10));
+                        /* No leading zeros (validated): longer is larger. */
+                        c = la != lb ? (la > lb) - (la < lb) : memcmp(a, b, la);
                 else if (na != nb)
                         c = na ? -1 : 1;
                 else {

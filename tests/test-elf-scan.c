@@ -254,6 +254,44 @@ START_TEST(test_search_far_and_across_chunks)
 }
 END_TEST
 
+/* A hostile file packed with stray magics (no valid header after them):
+ * every byte is still read once, and the verdict is "no metadata". */
+START_TEST(test_stray_magics_read_once)
+{
+        size_t size = 4u << 20;
+        unsigned char *data = calloc(1, size);
+        char *path = tu_path(tmp, "stray.so");
+        image im = image_load("good.so");
+
+        image_hide_pt_note(&im);
+        image_drop_shdrs(&im);
+        memcpy(data, im.data, im.size);
+        memset(data + image_note_header(&im), 0, PLUGHOST_NOTE_MAGIC_SIZE);
+        for (size_t at = 65536; at + PLUGHOST_NOTE_MAGIC_SIZE <= size; at += PLUGHOST_NOTE_MAGIC_SIZE)
+                memcpy(data + at, PLUGHOST_NOTE_MAGIC, PLUGHOST_NOTE_MAGIC_SIZE);
+        tu_write_file(path, data, size);
+        ph_scan s = scan_expect(path, PH_REASON_NO_METADATA);
+        /* 64 chunks of the search, plus a handful of window reads. */
+        ck_assert_uint_le(s.bytes_read, size + 64 * 4096);
+        ck_assert_uint_le(s.reads, 64 + 64 + 8);
+        free(path);
+        free(data);
+        free(im.data);
+}
+END_TEST
+
+/* note_offset names the same byte whichever way the note was reached. */
+START_TEST(test_note_offset_is_the_header)
+{
+        image im = image_load("good.so");
+        ph_scan s = scan_expect(tu_fixture("good.so"), PH_REASON_OK);
+
+        ck_assert_uint_eq(s.note_offset, image_note_header(&im));
+        ph_scan_clear(&s);
+        free(im.data);
+}
+END_TEST
+
 /* Memory and reads do not grow with the file: a 1 GiB sparse plugin. */
 START_TEST(test_huge_sparse_plugin)
 {
@@ -541,6 +579,8 @@ int main(void)
         tcase_add_test(tc, test_found_by_search);
         tcase_add_test(tc, test_search_far_and_across_chunks);
         tcase_add_test(tc, test_huge_sparse_plugin);
+        tcase_add_test(tc, test_stray_magics_read_once);
+        tcase_add_test(tc, test_note_offset_is_the_header);
         tcase_add_test(tc, test_metadata_refusals);
         tcase_add_test(tc, test_note_header_refusals);
         tcase_add_test(tc, test_elf_header_refusals);

@@ -96,9 +96,10 @@ START_TEST(test_version_rule)
 {
         static const char *const good[] = { "0", "1.0", "1.2.3", "10.20.30", "1.0.0-alpha",
                                             "1.0.0-alpha.1", "1.0.0-0.3.7", "1.0.0+20130313144700",
-                                            "1.0.0-beta+exp.sha.5114f85", "999999999.0.0" };
+                                            "1.0.0-beta+exp.sha.5114f85", "999999999.0.0",
+                                            "1.0-0", "1.0-0a", "1.0+001" };
         static const char *const bad[] = { "", "v1", "1.", "1..2", "01.0", "1.02", "1.2.3.4",
-                                           "1.2.3-", "1.2.3+", "1.2.3-a..b", "1.2.3-ä",
+                                           "1.2.3-", "1.2.3+", "1.2.3-a..b", "1.2.3-ä", "1.0-01", "1.0-a.007",
                                            "1000000000", "1 .2", "-1" };
         char json[200];
 
@@ -142,6 +143,16 @@ START_TEST(test_hostile_text)
         BAD("{\"name\":\"x\",\"version\":\"1\",\"description\":\"\\ufeffa\"}", "key 'description'");
         BAD("{\"name\":\"x\",\"version\":\"1\",\"description\":\"a\\u0085b\"}", "control");
         BAD("{\"name\":\"x\",\"version\":\"1\",\"description\":\"\\u001b[31mred\"}", "control");
+        /* Arabic letter mark, line separator, soft hyphen, Mongolian vowel
+         * separator, interlinear annotation anchor. */
+        static const char *const invisible[] = { "\\u061c", "\\u2028", "\\u2029", "\\u00ad",
+                                                 "\\u180e", "\\ufff9" };
+        for (size_t i = 0; i < sizeof(invisible) / sizeof(invisible[0]); i++) {
+                char j[128];
+                snprintf(j, sizeof(j), "{\"name\":\"x\",\"version\":\"1\",\"description\":\"a%sb\"}",
+                         invisible[i]);
+                BAD(j, "key 'description'");
+        }
         BAD("{\"name\":\"x\",\"version\":\"1\",\"license\":\"a\\u0000b\"}", "invalid JSON");
         BAD("{\"name\":\"x\",\"version\":\"1\",\"url\":\"ftp://x\"}", "key 'url'");
         BAD("{\"name\":\"x\",\"version\":\"1\",\"url\":\"https://a b\"}", "key 'url'");
@@ -207,6 +218,10 @@ START_TEST(test_version_compare)
                                       order[i], order[j], c);
                 }
         ck_assert_int_eq(ph_version_compare("1", "1.0.0"), 0);
+        /* Numeric identifiers past any integer type still order by value. */
+        ck_assert_int_lt(ph_version_compare("1.0.0-99999999999999999999998",
+                                            "1.0.0-99999999999999999999999"), 0);
+        ck_assert_int_lt(ph_version_compare("1.0.0-9", "1.0.0-10"), 0);
         ck_assert_int_eq(ph_version_compare("1.0.0+a", "1.0.0+b"), 0);
 }
 END_TEST

@@ -88,7 +88,8 @@ typedef struct ph_scan {
         ph_reason reason;           /* PH_REASON_OK: meta is set */
         char message[256];          /* human explanation of reason */
         ph_via via;
-        uint64_t note_offset;       /* file offset of the note header (OK only) */
+        uint64_t note_offset;       /* file offset of the metadata header, i.e. of
+                                     * the magic that opens the note's descriptor */
         uint64_t file_size;
         ph_meta *meta;              /* owned by the ph_scan; see ph_scan_clear */
         /* What it cost, for benchmarks and the daemon's status. */
@@ -126,6 +127,7 @@ void ph_search_reset(ph_search *s);
  * past the first complete match, or -1 if none ends in buf. After a match,
  * feed buf + returned offset to go on searching. */
 long ph_search_feed(ph_search *s, const void *buf, size_t size);
+
 
 #ifdef __cplusplus
 }

@@ -73,13 +73,17 @@ static void plughost_error(const char *fmt, ...);
         }                                                                      \
         __attribute__((visibility("default")))                                 \
         extern const struct plughost_plugin plughost_plugin_v1;                \
+        _Pragma("GCC diagnostic push")                                         \
+        _Pragma("GCC diagnostic ignored \"-Wmissing-field-initializers\"")     \
         const struct plughost_plugin plughost_plugin_v1 = {                    \
                 .abi = PLUGHOST_ABI_VERSION,                                   \
                 .size = sizeof(struct plughost_plugin),                        \
                 .note = &plughost__note.header,                                \
+                __VA_ARGS__,                                                   \
                 .last_error = plughost__last_error,                            \
-                __VA_ARGS__                                                    \
-        }
+        };                                                                     \
+        _Pragma("GCC diagnostic pop")                                          \
+        extern const struct plughost_plugin plughost_plugin_v1
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "plughost/note.h"
+#include "plughost/abi.h"
 #include "scan-internal.h"
 
 /* Note areas hold a few notes; a hostile one cannot make us walk forever. */
@@ -83,8 +83,7 @@ int ph__note_desc(ph_source *src, uint64_t off, uint64_t avail, ph_scan *scan)
                                        "metadata is not one NUL-terminated text of %u bytes",
                                        h.json_size);
         }
-        r = ph_meta_parse(json, h.json_size, &meta, err, sizeof(err));
-        free(json);
+        r = ph__meta_parse_owned(json, h.json_size, &meta, err, sizeof(err));
         if (r == -ENOMEM)
                 return r;
         if (r < 0)

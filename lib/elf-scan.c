@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "plughost/note.h"
+#include "plughost/abi.h"
 #include "scan-internal.h"
 
 /* Caps on tables read from untrusted headers. Real objects have < 20
@@ -331,7 +331,7 @@ int ph_scan_open(int dirfd, const char *path)
 
 int ph_scan_fd(int fd, ph_scan *ret)
 {
-        ph_source *src;
+        ph_source src_buf, *src = &src_buf;
         Elf64_Ehdr eh;
         struct stat st;
         int r;
@@ -345,9 +345,6 @@ int ph_scan_fd(int fd, ph_scan *ret)
                 ph__scan_refuse(ret, PH_REASON_NOT_REGULAR, "not a regular file");
                 return 0;
         }
-        src = malloc(sizeof(*src));
-        if (!src)
-                return -ENOMEM;
         memset(src, 0, offsetof(ph_source, win));
         src->fd = fd;
         src->size = (uint64_t)st.st_size;
@@ -364,7 +361,6 @@ int ph_scan_fd(int fd, ph_scan *ret)
                 ph__scan_refuse(ret, PH_REASON_NO_METADATA, "no plughost metadata note");
         ret->bytes_read = src->bytes_read;
         ret->reads = src->reads;
-        free(src);
         if (r == -ENOMEM) {
                 ph_scan_clear(ret);
                 return r;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "plughost/plughost.h"
+#include "scan-internal.h"
 
 #define META_INTERFACES_MAX 64u
 #define META_INTERFACE_LEN_MAX 255u
@@ -228,7 +229,7 @@ static int url_valid(const char *s)
         return 1;
 }
 
-static int meta_string(json_t *v, const char *key, size_t max, char **ret, meta_err *e)
+static int meta_string(json_t *v, const char *key, size_t max, const char **ret, meta_err *e)
 {
         const char *s;
 
@@ -239,8 +240,8 @@ static int meta_string(json_t *v, const char *key, size_t max, char **ret, meta_
                 return meta_fail(e, "key '%s': longer than %zu bytes", key, max);
         if (!text_valid(s))
                 return meta_fail(e, "key '%s': contains control, bidirectional or invisible characters", key);
-        *ret = strdup(s);
-        return *ret ? 0 : -ENOMEM;
+        *ret = s;
+        return 0;
 }
 
 static int meta_interfaces(json_t *v, ph_meta *m, meta_err *e)
@@ -253,7 +254,7 @@ static int meta_interfaces(json_t *v, ph_meta *m, meta_err *e)
         n = json_array_size(v);
         if (n > META_INTERFACES_MAX)
                 return meta_fail(e, "key 'interfaces': more than %u entries", META_INTERFACES_MAX);
-        m->interfaces = calloc(n + 1, sizeof(char *));
+        m->interfaces = calloc(n + 1, sizeof(*m->interfaces));
         if (!m->interfaces)
                 return -ENOMEM;
         for (i = 0; i < n; i++) {
@@ -270,9 +271,7 @@ static int meta_interfaces(json_t *v, ph_meta *m, meta_err *e)
                         if (strcmp(m->interfaces[j], s) == 0)
                                 return meta_fail(e, "key 'interfaces': '%s' is listed twice",
                                                  meta_quote(s, q));
-                m->interfaces[i] = strdup(s);
-                if (!m->interfaces[i])
-                        return -ENOMEM;
+                m->interfaces[i] = s;
                 m->n_interfaces = i + 1;
         }
         return 0;
@@ -289,8 +288,8 @@ static int meta_key(const char *key, json_t *v, ph_meta *m, meta_err *e)
                 if (!name_valid(json_string_value(v)))
                         return meta_fail(e, "key 'name': '%s' must match ^[a-z0-9][a-z0-9._-]{0,63}$",
                                          meta_quote(json_string_value(v), q));
-                m->name = strdup(json_string_value(v));
-                return m->name ? 0 : -ENOMEM;
+                m->name = json_string_value(v);
+                return 0;
         }
         if (strcmp(key, "version") == 0) {
                 if (!json_is_string(v))
@@ -298,8 +297,8 @@ static int meta_key(const char *key, json_t *v, ph_meta *m, meta_err *e)
                 if (!version_valid(json_string_value(v)))
                         return meta_fail(e, "key 'version': '%s' must be MAJOR[.MINOR[.PATCH]][-PRE][+BUILD]",
                                          meta_quote(json_string_value(v), q));
-                m->version = strdup(json_string_value(v));
-                return m->version ? 0 : -ENOMEM;
+                m->version = json_string_value(v);
+                return 0;
         }
         if (strcmp(key, "interfaces") == 0)
                 return meta_interfaces(v, m, e);
@@ -345,8 +344,11 @@ static int meta_key(const char *key, json_t *v, ph_meta *m, meta_err *e)
         return meta_fail(e, "unknown key '%s' (vendor keys start with \"x-\")", meta_quote(key, q));
 }
 
-int ph_meta_parse(const char *json, size_t size, ph_meta **ret_meta,
-                  char *errbuf, size_t errbuf_size)
+/* Strings in the result point into the jansson tree, which the ph_meta
+ * keeps (priv): one tree, no copies. Takes ownership of json (size bytes
+ * of text followed by a NUL) on success and on failure. */
+int ph__meta_parse_owned(char *json, size_t size, ph_meta **ret_meta,
+                         char *errbuf, size_t errbuf_size)
 {
         meta_err e = { errbuf, errbuf_size };
         json_error_t jerr;
@@ -355,73 +357,69 @@ int ph_meta_parse(const char *json, size_t size, ph_meta **ret_meta,
         ph_meta *m;
         int r = 0;
 
-        if (size > PH_META_MAX)
+        if (size > PH_META_MAX) {
+                free(json);
                 return meta_fail(&e, "metadata is %zu bytes, more than %u", size, PH_META_MAX);
+        }
         /* Without JSON_ALLOW_NUL, no string we get back holds a NUL. */
         root = json_loadb(json, size, JSON_REJECT_DUPLICATES, &jerr);
         if (!root) {
                 char q[JSON_ERROR_TEXT_LENGTH + 4];
 
+                free(json);
                 /* jansson quotes the input near the error: keep it printable. */
                 return meta_fail(&e, "invalid JSON at line %d column %d: %s",
                                  jerr.line, jerr.column,
                                  meta_quote_n(jerr.text, q, JSON_ERROR_TEXT_LENGTH - 1));
         }
-        if (!json_is_object(root)) {
-                json_decref(root);
-                return meta_fail(&e, "metadata must be a JSON object");
-        }
         m = calloc(1, sizeof(*m));
         if (!m) {
+                free(json);
                 json_decref(root);
                 return -ENOMEM;
         }
-        json_object_foreach(root, key, v) {
-                r = meta_key(key, v, m, &e);
-                if (r < 0)
-                        break;
-        }
+        m->json = json;
+        m->priv = root;
+        if (!json_is_object(root))
+                r = meta_fail(&e, "metadata must be a JSON object");
+        else
+                json_object_foreach(root, key, v) {
+                        r = meta_key(key, v, m, &e);
+                        if (r < 0)
+                                break;
+                }
         if (r == 0 && !m->name)
                 r = meta_fail(&e, "key 'name': required");
         if (r == 0 && !m->version)
                 r = meta_fail(&e, "key 'version': required");
-        if (r == 0) {
-                m->json = malloc(size + 1);
-                if (!m->json)
-                        r = -ENOMEM;
-                else {
-                        memcpy(m->json, json, size);
-                        m->json[size] = '\0';
-                }
-        }
-        json_decref(root);
+        if (r == 0 && !m->interfaces && !(m->interfaces = calloc(1, sizeof(*m->interfaces))))
+                r = -ENOMEM;
         if (r < 0) {
                 ph_meta_free(m);
                 return r;
         }
-        if (!m->interfaces) {
-                m->interfaces = calloc(1, sizeof(char *));
-                if (!m->interfaces) {
-                        ph_meta_free(m);
-                        return -ENOMEM;
-                }
-        }
         *ret_meta = m;
         return 0;
+}
+
+int ph_meta_parse(const char *json, size_t size, ph_meta **ret_meta,
+                  char *errbuf, size_t errbuf_size)
+{
+        char *copy = malloc(size + 1);
+
+        if (!copy)
+                return -ENOMEM;
+        memcpy(copy, json, size);
+        copy[size] = '\0';
+        return ph__meta_parse_owned(copy, size, ret_meta, errbuf, errbuf_size);
 }
 
 void ph_meta_free(ph_meta *m)
 {
         if (!m)
                 return;
-        for (size_t i = 0; m->interfaces && m->interfaces[i]; i++)
-                free(m->interfaces[i]);
         free(m->interfaces);
-        free(m->name);
-        free(m->version);
-        free(m->description);
-        free(m->license);
-        free(m->url);
+        json_decref(m->priv);
         free(m->json);
         free(m);
 }

@@ -59,6 +59,11 @@ bool ph__note_header_plausible(const struct plughost_note_header *h);
  * (used by the search, where a stray magic is no verdict), or -errno. */
 int ph__note_desc(ph_source *src, uint64_t off, uint64_t avail, ph_scan *scan);
 
+/* ph_meta_parse without the copy: takes ownership of json (size bytes of
+ * text, then a NUL), on success and on failure. */
+int ph__meta_parse_owned(char *json, size_t size, ph_meta **ret_meta,
+                         char *errbuf, size_t errbuf_size);
+
 /* Sets scan->reason and formats scan->message. Returns 1 (a verdict). */
 int ph__scan_refuse(ph_scan *scan, ph_reason reason, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));

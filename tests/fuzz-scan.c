@@ -11,7 +11,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "plughost/note.h"
+#include "plughost/abi.h"
 #include "plughost/plughost.h"
 
 /* 'M' selects the metadata path. ELF inputs start with 0x7f, so a bit test

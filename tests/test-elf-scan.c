@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "plughost/note.h"
+#include "plughost/abi.h"
 #include "plughost/plughost.h"
 #include "testutil.h"
 

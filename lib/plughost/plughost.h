@@ -54,21 +54,23 @@ typedef enum ph_via {
 const char *ph_via_name(ph_via via);
 
 /* Validated metadata. Immutable once built; strings are NUL-terminated UTF-8
- * without control characters. Owned by whoever got it; free with ph_meta_free. */
+ * without control characters, all owned by the ph_meta. Owned by whoever
+ * got it; free with ph_meta_free. */
 typedef struct ph_meta {
-        char *name;                 /* ^[a-z0-9][a-z0-9._-]{0,63}$ */
-        char *version;              /* MAJOR[.MINOR[.PATCH]][-pre][+build] */
-        char **interfaces;          /* n_interfaces reverse-domain names */
+        const char *name;           /* ^[a-z0-9][a-z0-9._-]{0,63}$ */
+        const char *version;        /* MAJOR[.MINOR[.PATCH]][-pre][+build] */
+        const char **interfaces;    /* n_interfaces reverse-domain names, NULL-terminated */
         size_t n_interfaces;
-        char *description;          /* NULL if absent */
-        char *license;              /* SPDX expression, NULL if absent */
-        char *url;                  /* NULL if absent */
+        const char *description;    /* NULL if absent */
+        const char *license;        /* SPDX expression, NULL if absent */
+        const char *url;            /* NULL if absent */
         bool serial;                /* "concurrency": "serial" */
         bool resident;              /* "resident": true: never dlclose */
         int priority;               /* -1000..1000, default 0: higher is preferred */
         uint16_t abi;               /* from the note header */
         uint16_t format;
         char *json;                 /* the metadata as embedded, NUL-terminated */
+        void *priv;                 /* the parsed tree the strings live in */
 } ph_meta;
 
 void ph_meta_free(ph_meta *meta);

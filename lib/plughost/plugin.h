@@ -12,32 +12,7 @@
 extern "C" {
 #endif
 
-#include <plughost/note.h>
-
-/* The plugin's functions. All return 0 (or a positive value) on success and a
- * negative errno on failure.
- *
- * init:  optional. config_json is this plugin's configuration ("{}" by
- *        default). Store per-instance state in *ret_self.
- * call:  required. method and params_json are NUL-terminated; on success set
- *        *ret_result_json to malloc'd JSON text (the host frees it) or leave
- *        it NULL for "null". May run on several threads at once unless the
- *        metadata says "concurrency": "serial".
- * fini:  optional. Runs once, after the last call returned.
- *
- * On failure, plughost_error() attaches a human message to the error. */
-struct plughost_plugin {
-        uint32_t abi;                      /* PLUGHOST_ABI_VERSION */
-        uint32_t size;                     /* sizeof(struct plughost_plugin) */
-        const struct plughost_note_header *note;
-        int (*init)(const char *config_json, void **ret_self);
-        int (*call)(void *self, const char *method, const char *params_json,
-                    char **ret_result_json);
-        void (*fini)(void *self);
-        const char *(*last_error)(void);   /* filled by PLUGHOST_PLUGIN */
-};
-
-#define PLUGHOST_ERROR_MAX 512
+#include <plughost/abi.h>
 
 /* One buffer per thread, shared by all files of one plugin (weak, hidden). */
 __attribute__((weak, visibility("hidden")))

@@ -9,7 +9,9 @@
 #include "plughost/abi.h"
 #include "scan-internal.h"
 
-/* Note areas hold a few notes; a hostile one cannot make us walk forever. */
+/* A file holds a few notes; a hostile one (many areas, or many section
+ * headers pointing at one area of empty notes) cannot make us walk long:
+ * the budget is per file, across all areas. */
 #define NOTE_WALK_MAX 4096u
 
 static const char note_owner[] = PLUGHOST_NOTE_OWNER;
@@ -100,7 +102,6 @@ int ph__note_desc(ph_source *src, uint64_t off, uint64_t avail, ph_scan *scan)
 int ph__note_find(ph_source *src, uint64_t off, uint64_t size, ph_scan *scan)
 {
         uint64_t pos = 0;
-        unsigned walked = 0;
 
         if (!ph__source_contains(src, off, size))
                 return -ERANGE;
@@ -113,10 +114,9 @@ int ph__note_find(ph_source *src, uint64_t off, uint64_t size, ph_scan *scan)
                 uint64_t name_off, desc_off, next;
                 int r;
 
-                if (++walked > NOTE_WALK_MAX)
+                if (++src->notes_walked > NOTE_WALK_MAX)
                         return ph__scan_refuse(scan, PH_REASON_TOO_LARGE,
-                                               "more than %u notes in one note area",
-                                               NOTE_WALK_MAX);
+                                               "more than %u notes in the file", NOTE_WALK_MAX);
                 r = ph__source_read(src, off + pos, sizeof(nh), &nh);
                 if (r < 0)
                         return r;

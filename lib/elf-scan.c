@@ -109,6 +109,7 @@ static int scan_ehdr(ph_source *src, Elf64_Ehdr *eh, ph_scan *scan)
 
 struct phdr_facts {
         int dynamic;        /* PT_DYNAMIC with file data */
+        int dynamic_nobits; /* PT_DYNAMIC whose data is not in the file */
         int exec_load;      /* executable PT_LOAD with file data */
         int interp;         /* PT_INTERP: an executable, or a library like libc */
         uint64_t dyn_off, dyn_size;
@@ -170,6 +171,8 @@ static int scan_phdrs(ph_source *src, const Elf64_Ehdr *eh, ph_scan *scan)
                                     !ph__source_contains(src, ph.p_offset, ph.p_filesz))
                                         return ph__scan_refuse(scan, PH_REASON_TRUNCATED,
                                                                "segment %u runs past the end of the file", i);
+                                if (ph.p_type == PT_DYNAMIC && ph.p_filesz == 0)
+                                        f.dynamic_nobits = 1;
                                 if (ph.p_type == PT_DYNAMIC && ph.p_filesz > 0) {
                                         f.dynamic = 1;
                                         f.dyn_off = ph.p_offset;
@@ -196,7 +199,10 @@ static int scan_phdrs(ph_source *src, const Elf64_Ehdr *eh, ph_scan *scan)
                 }
                 if (pass > 0)
                         break;
-                if (!f.dynamic && !f.exec_load)
+                /* objcopy --only-keep-debug keeps the program headers but
+                 * not the bytes: the dynamic section (and, unless the code
+                 * shares a segment with the headers, the code) has none. */
+                if (!f.dynamic && (f.dynamic_nobits || !f.exec_load))
                         return ph__scan_refuse(scan, PH_REASON_DEBUG_ONLY,
                                                "separate debug-symbol file: no code and no dynamic section in the file");
                 if (!f.dynamic)

@@ -20,6 +20,7 @@ typedef struct ph_source {
         uint64_t bytes_read;
         uint32_t reads;
         int err;                     /* first read error (-errno), 0 if none */
+        unsigned notes_walked;       /* across every note area of the file */
         unsigned char win[PH_SOURCE_WINDOW];
 } ph_source;
 

@@ -171,6 +171,52 @@ START_TEST(test_debug_only_file_refused)
 }
 END_TEST
 
+/* Where code shares the first segment with the headers, the debug copy
+ * still has "code" bytes; its dynamic section without bytes gives it away. */
+START_TEST(test_debug_only_noseparate_code)
+{
+        ph_scan s = scan_expect(tu_fixture("good-debug-nosep.so"), PH_REASON_DEBUG_ONLY);
+
+        ph_scan_clear(&s);
+}
+END_TEST
+
+/* 65,000 section headers all pointing at one area of 4,000 empty notes:
+ * the note budget is per file, so this ends fast with a clean verdict. */
+START_TEST(test_note_walk_budget_per_file)
+{
+        image im = image_load("good.so");
+        size_t area = 4000 * 12, n_sh = 65000, off_area, off_sh, size;
+        unsigned char *big;
+        char *path = tu_path(tmp, "notes.so");
+
+        image_hide_pt_note(&im);
+        /* Wipe our note so nothing valid is found on the way. */
+        memset(im.data + image_note_header(&im), 0, PLUGHOST_NOTE_MAGIC_SIZE);
+        off_area = (im.size + 7) & ~(size_t)7;
+        off_sh = off_area + area;
+        size = off_sh + n_sh * sizeof(Elf64_Shdr);
+        big = calloc(1, size);
+        memcpy(big, im.data, im.size);
+        for (size_t i = 0; i < n_sh; i++) {
+                Elf64_Shdr *sh = (Elf64_Shdr *)(big + off_sh) + i;
+                sh->sh_type = SHT_NOTE;
+                sh->sh_offset = off_area;
+                sh->sh_size = area;
+        }
+        ((Elf64_Ehdr *)big)->e_shoff = off_sh;
+        ((Elf64_Ehdr *)big)->e_shnum = (uint16_t)n_sh;
+        ((Elf64_Ehdr *)big)->e_shstrndx = 0;
+        tu_write_file(path, big, size);
+        ph_scan s = scan_expect(path, PH_REASON_TOO_LARGE);
+        ck_assert_ptr_nonnull(strstr(s.message, "notes in the file"));
+        ck_assert_uint_le(s.bytes_read, 4 * size);
+        free(big);
+        free(path);
+        free(im.data);
+}
+END_TEST
+
 START_TEST(test_found_without_section_headers)
 {
         image im = image_load("good.so");
@@ -574,6 +620,8 @@ int main(void)
         tcase_add_test(tc, test_stripped_and_gc_sections);
         tcase_add_test(tc, test_debug_suffix_is_not_special);
         tcase_add_test(tc, test_debug_only_file_refused);
+        tcase_add_test(tc, test_debug_only_noseparate_code);
+        tcase_add_test(tc, test_note_walk_budget_per_file);
         tcase_add_test(tc, test_found_without_section_headers);
         tcase_add_test(tc, test_found_through_renamed_section);
         tcase_add_test(tc, test_found_by_search);

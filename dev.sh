@@ -2,13 +2,16 @@
 # The two Quick start commands of README.md, on a fresh Debian 12 machine as root:
 #   ./dev.sh run    install what is missing, build, run on a local default
 #   ./dev.sh test   install what is missing, build, run the whole test suite
-# Builds live in build/ (normal, -Werror) and build-asan/ (ASan+UBSan).
+# Builds live in build/ (normal, -Werror), build-asan/ (ASan+UBSan) and
+# build-tsan/ (TSan, for the threaded suites in TSAN_TESTS).
 set -euo pipefail
 cd "$(dirname "$0")"
 top=$PWD
 
 PACKAGES=(gcc make binutils autoconf automake libtool pkg-config
           libuv1-dev libjansson-dev check libinih-dev)
+
+TSAN_TESTS="tests/test-cache"
 
 log() { printf '==> %s\n' "$*"; }
 
@@ -56,7 +59,9 @@ build() {
 passed=0 failed=0
 check_dir() {
         local dir=$1 label=$2 log trs name line n f e
-        make -C "$dir" -s -j"$(nproc)" check >/dev/null 2>&1 || true
+        shift 2
+        rm -f "$dir"/tests/*.trs "$dir"/tests/*.log
+        make -C "$dir" -s -j"$(nproc)" check "$@" >/dev/null 2>&1 || true
         for trs in "$dir"/tests/*.trs; do
                 [ -e "$trs" ] || continue
                 log=${trs%.trs}.log
@@ -69,7 +74,7 @@ check_dir() {
                         e=$(sed -E 's/.*Errors: ([0-9]+).*/\1/' <<<"$line")
                         passed=$((passed + n - f - e))
                         failed=$((failed + f + e))
-                        if [ $((f + e)) -gt 0 ]; then grep -E ':[FE]:' "$log" | sed "s/^/[$label]   /" || true; fi
+                        if [ $((f + e)) -gt 0 ]; then grep -E ':[FES]:|^SUMMARY: ' "$log" | sed "s/^/[$label]   /" || true; fi
                         # A suite that crashed after its summary still fails.
                         if ! grep -q '^:test-result: PASS' "$trs" && [ $((f + e)) -eq 0 ]; then
                                 echo "[$label] $name: exited non-zero"; failed=$((failed + 1))
@@ -103,6 +108,12 @@ cmd_test() {
                 check_dir build-asan asan
         else
                 echo "[asan] build failed"; failed=$((failed + 1))
+        fi
+        # The threaded parts (the instance cache) once more under TSan.
+        if build build-tsan --enable-werror --enable-tsan; then
+                check_dir build-tsan tsan "TESTS=$TSAN_TESTS"
+        else
+                echo "[tsan] build failed"; failed=$((failed + 1))
         fi
         echo "test time: $((SECONDS - start)) s"
         echo "$passed passed, $failed failed"

@@ -131,6 +131,105 @@ void ph_search_reset(ph_search *s);
 long ph_search_feed(ph_search *s, const void *buf, size_t size);
 
 
+/* ---- Loading: verified images and the instance cache --------------------- */
+
+struct stat;
+
+/* Largest plugin file the loader copies and maps (the copy is what runs). */
+#define PH_LOAD_MAX (256u * 1024u * 1024u)
+
+typedef struct ph_cache ph_cache;
+typedef struct ph_instance ph_instance;
+
+typedef struct ph_cache_config {
+        /* Where the cache makes its private directory of load names (mode
+         * 0700, removed by ph_cache_free). NULL: $TMPDIR or /tmp. */
+        const char *load_dir;
+        /* Files larger than this are refused; 0 means PH_LOAD_MAX. */
+        uint64_t max_image_size;
+        /* Trust check on the opened file, before a byte is copied or run:
+         * return 0, or a negative errno with a message in err. May be NULL. */
+        int (*check_cb)(int fd, const struct stat *st, void *userdata,
+                        char *err, size_t err_size);
+        /* Called before (done = false) and after (done = true) a plugin's
+         * init, on the loading thread, without locks. May be NULL. */
+        void (*init_cb)(const char *name, uint64_t generation, bool done, void *userdata);
+        /* Called, without locks, when an instance's last reference is gone
+         * and ph_cache_reap has work. May be NULL. */
+        void (*garbage_cb)(void *userdata);
+        void *userdata;
+} ph_cache_config;
+
+typedef struct ph_cache_counters {
+        uint64_t hits;          /* gets answered by a ready or remembered entry */
+        uint64_t misses;        /* gets that had to load (or wait for a load) */
+        uint64_t loads;         /* successful loads (dlopen + init) */
+        uint64_t failures;      /* failed loads */
+        uint64_t unloads;       /* instances finalised by ph_cache_reap */
+        uint64_t calls;         /* ph_instance_call invocations */
+        int64_t in_flight;      /* calls running now */
+        uint64_t instances;     /* instances alive (ready, draining or dead) */
+} ph_cache_counters;
+
+/* What to load: a name and generation (which changes whenever the file
+ * does) and where the file is. The file must carry that name. */
+typedef struct ph_load_request {
+        const char *name;
+        uint64_t generation;
+        int dirfd;              /* AT_FDCWD or a directory fd */
+        const char *path;       /* relative to dirfd; opened with O_NOFOLLOW */
+        const char *config_json;/* passed to init; NULL means "{}" */
+} ph_load_request;
+
+/* Creates a cache. Copies cfg. Returns 0 or a negative errno. */
+int ph_cache_new(const ph_cache_config *cfg, ph_cache **ret);
+
+/* Retires every instance and reaps them. All references must have been
+ * released; call from a thread outside plugin code. Accepts NULL. */
+void ph_cache_free(ph_cache *c);
+
+/* Returns a new reference to the instance of (name, generation): the cached
+ * one, or one loaded now. However many threads ask at once, one of them
+ * loads and the others wait for it and get the same instance or the same
+ * error. A failure is remembered for that generation and returned again
+ * without a retry. On success, older generations of the name are retired:
+ * they finish the calls in flight, then are finalised. Any thread; it may
+ * block for the whole load. err gets a message on failure. */
+int ph_cache_get(ph_cache *c, const ph_load_request *req, ph_instance **ret,
+                 char *err, size_t err_size);
+
+/* A new reference to the newest ready instance of name, without loading;
+ * -ENOENT when there is none. */
+int ph_cache_lookup(ph_cache *c, const char *name, ph_instance **ret);
+
+/* Drops the cache's reference to every generation of name and forgets its
+ * failures. The instances finish their calls, then are finalised. Returns
+ * 0, or -ENOENT when the cache knew nothing of name. */
+int ph_cache_unload(ph_cache *c, const char *name);
+
+/* Runs fini and dlclose for instances whose last reference is gone. Call
+ * from a thread that holds no host lock and is not inside plugin code.
+ * Returns how many it finalised. */
+int ph_cache_reap(ph_cache *c);
+
+void ph_cache_get_counters(ph_cache *c, ph_cache_counters *ret);
+
+/* Reference counting; unref never finalises inline (see ph_cache_reap). */
+ph_instance *ph_instance_ref(ph_instance *inst);
+void ph_instance_unref(ph_instance *inst);
+
+/* The metadata read from the bytes that were loaded. Valid while a
+ * reference is held. */
+const ph_meta *ph_instance_meta(const ph_instance *inst);
+uint64_t ph_instance_generation(const ph_instance *inst);
+
+/* Calls the plugin; the caller holds a reference. On success *ret_result
+ * is malloc'd JSON text or NULL (meaning null). On failure returns the
+ * plugin's negative errno and its message (or strerror) in err. Serial
+ * plugins are called one at a time. */
+int ph_instance_call(ph_instance *inst, const char *method, const char *params_json,
+                     char **ret_result, char *err, size_t err_size);
+
 #ifdef __cplusplus
 }
 #endif

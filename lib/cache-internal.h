@@ -1,0 +1,47 @@
+/* Internal to the loader and the instance cache. */
+#ifndef PH_CACHE_INTERNAL_H
+#define PH_CACHE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "plughost/plughost.h"
+#include "plughost/abi.h"
+
+/* A loaded, not yet initialised plugin image. */
+typedef struct ph_image {
+        void *handle;                           /* from dlopen */
+        const struct plughost_plugin *entry;
+        ph_meta *meta;                          /* read from the loaded bytes */
+} ph_image;
+
+/* Copies the file open on fd into a sealed memfd, scans that copy, checks
+ * that it carries want_name, and dlopens it under load_name (a path that is
+ * never used again: glibc hands back an already-loaded image for a known
+ * name). Checks the entry point's ABI against the note's. On failure
+ * returns a negative errno with a message in err. Thread-safe. */
+int ph__image_load(int fd, const char *want_name, const char *load_name, uint64_t max_size,
+                   ph_image *ret, char *err, size_t err_size);
+
+/* dlclose (unless the plugin is resident) and free. Accepts a zeroed image. */
+void ph__image_close(ph_image *img);
+
+struct ph_instance {
+        atomic_long refs;
+        atomic_long in_flight;
+        ph_cache *cache;                /* where the last unref sends it */
+        ph_image img;
+        void *self;                     /* from init */
+        uint64_t generation;
+        bool serial;
+        pthread_mutex_t call_lock;      /* serial plugins only; innermost lock */
+        struct ph_instance *next_dead;  /* graveyard link */
+};
+
+/* Hands an instance whose refs reached 0 to the cache's graveyard. */
+void ph__cache_bury(ph_cache *c, ph_instance *inst);
+
+/* Counts one call; in-flight gauge. */
+void ph__cache_count_call(ph_cache *c, int delta);
+
+#endif

@@ -1,0 +1,577 @@
+/* The instance cache: one instance per (plugin name, generation), loaded
+ * once however many threads ask (single flight), failures remembered per
+ * generation, older generations retired when a newer one is ready.
+ *
+ * DESIGN: names hash to one of CACHE_SHARDS shards, each a mutex and a
+ * chained table of slots (one per name) holding entries (one per
+ * generation). Lock order: a shard lock is never held with another shard
+ * lock, and dead_lock is a leaf taken alone; no lock at all is held across
+ * open, dlopen, init, call, fini or dlclose (plugin constructors may call
+ * back into the host). Waiters for a load sleep on the entry's condition
+ * variable; the loader grants each waiter its reference before waking it. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cache-internal.h"
+
+#define CACHE_SHARDS 16u
+#define CACHE_BUCKETS_INITIAL 16u
+
+typedef enum entry_state {
+        ENTRY_LOADING,
+        ENTRY_READY,
+        ENTRY_FAILED,
+} entry_state;
+
+typedef struct cache_entry {
+        struct cache_entry *next;
+        uint64_t generation;
+        entry_state state;
+        bool linked;                    /* still in its slot's list */
+        bool cancelled;                 /* unloaded while loading */
+        ph_instance *inst;              /* READY: the cache's reference */
+        ph_instance *result;            /* what waiters get (their ref is granted) */
+        int error;                      /* FAILED */
+        char *message;                  /* FAILED */
+        unsigned waiters;
+        pthread_cond_t done;
+} cache_entry;
+
+typedef struct cache_slot {
+        struct cache_slot *next;        /* hash chain */
+        uint64_t hash;
+        cache_entry *entries;
+        char name[];
+} cache_slot;
+
+typedef struct cache_shard {
+        pthread_mutex_t lock;
+        cache_slot **buckets;
+        size_t n_buckets, n_slots;
+        uint64_t hits, misses, loads, failures;
+} __attribute__((aligned(64))) cache_shard;
+
+struct ph_cache {
+        ph_cache_config cfg;
+        char *load_dir;                 /* private, 0700; load names live here */
+        atomic_uint_fast64_t load_seq;
+        cache_shard shards[CACHE_SHARDS];
+        pthread_mutex_t dead_lock;
+        ph_instance *dead;
+        atomic_uint_fast64_t unloads, calls, instances;
+        atomic_int_fast64_t in_flight;
+};
+
+static uint64_t cache_hash(const char *s)
+{
+        uint64_t h = 1469598103934665603ull;
+
+        while (*s)
+                h = (h ^ (unsigned char)*s++) * 1099511628211ull;
+        return h;
+}
+
+static cache_shard *cache_shard_of(ph_cache *c, uint64_t hash)
+{
+        return &c->shards[hash % CACHE_SHARDS];
+}
+
+static cache_slot **cache_bucket(cache_shard *sh, uint64_t hash)
+{
+        return &sh->buckets[(hash / CACHE_SHARDS) & (sh->n_buckets - 1)];
+}
+
+static cache_slot *cache_slot_find(cache_shard *sh, const char *name, uint64_t hash)
+{
+        for (cache_slot *s = *cache_bucket(sh, hash); s; s = s->next)
+                if (s->hash == hash && strcmp(s->name, name) == 0)
+                        return s;
+        return NULL;
+}
+
+/* Doubles the table when it holds more slots than buckets. */
+static void cache_grow(cache_shard *sh)
+{
+        size_t n = sh->n_buckets * 2;
+        cache_slot **b = calloc(n, sizeof(*b));
+
+        if (!b)
+                return;         /* longer chains, still correct */
+        for (size_t i = 0; i < sh->n_buckets; i++) {
+                cache_slot *s = sh->buckets[i], *next;
+
+                for (; s; s = next) {
+                        size_t at = (s->hash / CACHE_SHARDS) & (n - 1);
+
+                        next = s->next;
+                        s->next = b[at];
+                        b[at] = s;
+                }
+        }
+        free(sh->buckets);
+        sh->buckets = b;
+        sh->n_buckets = n;
+}
+
+static cache_slot *cache_slot_add(cache_shard *sh, const char *name, uint64_t hash)
+{
+        size_t len = strlen(name);
+        cache_slot *s = calloc(1, sizeof(*s) + len + 1), **b;
+
+        if (!s)
+                return NULL;
+        memcpy(s->name, name, len + 1);
+        s->hash = hash;
+        if (sh->n_slots >= sh->n_buckets)
+                cache_grow(sh);
+        b = cache_bucket(sh, hash);
+        s->next = *b;
+        *b = s;
+        sh->n_slots++;
+        return s;
+}
+
+static void cache_slot_drop_if_empty(cache_shard *sh, cache_slot *slot)
+{
+        cache_slot **p;
+
+        if (slot->entries)
+                return;
+        for (p = cache_bucket(sh, slot->hash); *p != slot; p = &(*p)->next)
+                ;
+        *p = slot->next;
+        sh->n_slots--;
+        free(slot);
+}
+
+static void cache_entry_free(cache_entry *e)
+{
+        pthread_cond_destroy(&e->done);
+        free(e->message);
+        free(e);
+}
+
+/* Takes e out of its slot. Its READY reference goes to *retired (a chain
+ * through next_dead, unreffed after unlocking). The entry itself is freed
+ * now, or by its last waiter. Shard lock held. */
+static void cache_entry_unlink(cache_slot *slot, cache_entry *e, ph_instance **retired)
+{
+        cache_entry **p;
+
+        for (p = &slot->entries; *p != e; p = &(*p)->next)
+                ;
+        *p = e->next;
+        e->linked = false;
+        if (e->state == ENTRY_READY && e->inst) {
+                e->inst->next_dead = *retired;
+                *retired = e->inst;
+                e->inst = NULL;
+        }
+        if (e->waiters == 0)
+                cache_entry_free(e);
+}
+
+static void cache_unref_chain(ph_instance *chain)
+{
+        while (chain) {
+                ph_instance *next = chain->next_dead;
+
+                chain->next_dead = NULL;
+                ph_instance_unref(chain);
+                chain = next;
+        }
+}
+
+__attribute__((format(printf, 4, 5)))
+static int cache_fail(int r, char *err, size_t err_size, const char *fmt, ...)
+{
+        va_list ap;
+
+        if (err_size > 0) {
+                va_start(ap, fmt);
+                vsnprintf(err, err_size, fmt, ap);
+                va_end(ap);
+        }
+        return r;
+}
+
+/* Opens, checks, loads and initialises; no lock held. */
+static int cache_load(ph_cache *c, const ph_load_request *req, ph_instance **ret,
+                      char *err, size_t err_size)
+{
+        char load_name[4096];
+        ph_instance *inst;
+        struct stat st;
+        int fd, r;
+
+        fd = ph_scan_open(req->dirfd, req->path);
+        if (fd < 0)
+                return cache_fail(fd, err, err_size, "%s: open %s: %s", req->name, req->path,
+                                  fd == -ELOOP ? "a symbolic link" : strerror(-fd));
+        if (fstat(fd, &st) < 0) {
+                r = cache_fail(-errno, err, err_size, "%s: fstat: %s", req->name, strerror(errno));
+                goto out_fd;
+        }
+        if (c->cfg.check_cb) {
+                r = c->cfg.check_cb(fd, &st, c->cfg.userdata, err, err_size);
+                if (r < 0)
+                        goto out_fd;
+        }
+        snprintf(load_name, sizeof(load_name), "%s/%llu-%s.so", c->load_dir,
+                 (unsigned long long)atomic_fetch_add(&c->load_seq, 1), req->name);
+
+        inst = calloc(1, sizeof(*inst));
+        if (!inst) {
+                r = cache_fail(-ENOMEM, err, err_size, "%s: out of memory", req->name);
+                goto out_fd;
+        }
+        r = ph__image_load(fd, req->name, load_name, c->cfg.max_image_size, &inst->img, err, err_size);
+        close(fd);
+        fd = -1;
+        if (r < 0) {
+                free(inst);
+                return r;
+        }
+        atomic_init(&inst->refs, 1);
+        atomic_init(&inst->in_flight, 0);
+        inst->cache = c;
+        inst->generation = req->generation;
+        inst->serial = inst->img.meta->serial;
+        pthread_mutex_init(&inst->call_lock, NULL);
+
+        if (inst->img.entry->init) {
+                const char *msg;
+
+                if (c->cfg.init_cb)
+                        c->cfg.init_cb(req->name, req->generation, false, c->cfg.userdata);
+                r = inst->img.entry->init(req->config_json ? req->config_json : "{}", &inst->self);
+                if (c->cfg.init_cb)
+                        c->cfg.init_cb(req->name, req->generation, true, c->cfg.userdata);
+                if (r < 0) {
+                        msg = inst->img.entry->last_error ? inst->img.entry->last_error() : NULL;
+                        cache_fail(r, err, err_size, "%s: init failed: %s", req->name,
+                                   msg && msg[0] ? msg : strerror(-r));
+                        ph__image_close(&inst->img);
+                        pthread_mutex_destroy(&inst->call_lock);
+                        free(inst);
+                        return r;
+                }
+        }
+        atomic_fetch_add(&c->instances, 1);
+        *ret = inst;
+        return 0;
+out_fd:
+        if (fd >= 0)
+                close(fd);
+        return r;
+}
+
+/* Retires every READY generation of slot other than keep, and forgets
+ * older failures: called when keep became ready. Shard lock held. */
+static void cache_retire_others(cache_slot *slot, cache_entry *keep, ph_instance **retired)
+{
+        cache_entry *e = slot->entries, *next;
+
+        for (; e; e = next) {
+                next = e->next;
+                if (e == keep || e->state == ENTRY_LOADING)
+                        continue;
+                if (e->generation < keep->generation || e->state == ENTRY_READY)
+                        cache_entry_unlink(slot, e, retired);
+        }
+}
+
+/* True if a generation newer than e's is ready. Shard lock held. */
+static bool cache_has_newer(const cache_slot *slot, const cache_entry *e)
+{
+        for (const cache_entry *o = slot->entries; o; o = o->next)
+                if (o->state == ENTRY_READY && o->generation > e->generation)
+                        return true;
+        return false;
+}
+
+/* Waits for a load in progress; the loader granted us a reference. */
+static int cache_wait(cache_shard *sh, cache_entry *e, ph_instance **ret, char *err, size_t err_size)
+{
+        int r = 0;
+
+        e->waiters++;
+        while (e->state == ENTRY_LOADING)
+                pthread_cond_wait(&e->done, &sh->lock);
+        e->waiters--;
+        if (e->state == ENTRY_READY) {
+                *ret = e->result;
+        } else {
+                r = e->error;
+                cache_fail(r, err, err_size, "%s", e->message ? e->message : strerror(-r));
+        }
+        return r;
+}
+
+int ph_cache_get(ph_cache *c, const ph_load_request *req, ph_instance **ret,
+                 char *err, size_t err_size)
+{
+        uint64_t hash;
+        cache_shard *sh;
+        cache_slot *slot;
+        cache_entry *e;
+        ph_instance *inst = NULL, *retired = NULL;
+        int r;
+
+        if (!c || !req || !req->name || !req->path || !ret)
+                return cache_fail(-EINVAL, err, err_size, "invalid load request");
+        hash = cache_hash(req->name);
+        sh = cache_shard_of(c, hash);
+
+        pthread_mutex_lock(&sh->lock);
+        slot = cache_slot_find(sh, req->name, hash);
+        if (!slot && !(slot = cache_slot_add(sh, req->name, hash))) {
+                pthread_mutex_unlock(&sh->lock);
+                return cache_fail(-ENOMEM, err, err_size, "out of memory");
+        }
+        for (e = slot->entries; e; e = e->next)
+                if (e->generation == req->generation)
+                        break;
+        if (e && e->state == ENTRY_READY) {
+                sh->hits++;
+                *ret = ph_instance_ref(e->inst);
+                pthread_mutex_unlock(&sh->lock);
+                return 0;
+        }
+        if (e && e->state == ENTRY_FAILED) {
+                sh->hits++;
+                r = cache_fail(e->error, err, err_size, "%s", e->message ? e->message : "load failed");
+                pthread_mutex_unlock(&sh->lock);
+                return r;
+        }
+        sh->misses++;
+        if (e) {
+                r = cache_wait(sh, e, &inst, err, err_size);
+                if (!e->linked && e->waiters == 0)
+                        cache_entry_free(e);
+                pthread_mutex_unlock(&sh->lock);
+                if (r == 0)
+                        *ret = inst;
+                return r;
+        }
+
+        e = calloc(1, sizeof(*e));
+        if (!e) {
+                cache_slot_drop_if_empty(sh, slot);
+                pthread_mutex_unlock(&sh->lock);
+                return cache_fail(-ENOMEM, err, err_size, "out of memory");
+        }
+        e->generation = req->generation;
+        e->state = ENTRY_LOADING;
+        e->linked = true;
+        pthread_cond_init(&e->done, NULL);
+        e->next = slot->entries;
+        slot->entries = e;
+        pthread_mutex_unlock(&sh->lock);
+
+        r = cache_load(c, req, &inst, err, err_size);
+
+        pthread_mutex_lock(&sh->lock);
+        if (r == 0) {
+                e->state = ENTRY_READY;
+                e->inst = inst;
+                e->result = inst;
+                /* Ours, and one for each waiter, on top of the cache's. */
+                atomic_fetch_add(&inst->refs, 1 + (long)e->waiters);
+                sh->loads++;
+        } else {
+                e->state = ENTRY_FAILED;
+                e->error = r;
+                e->message = err_size > 0 ? strdup(err) : NULL;
+                sh->failures++;
+        }
+        /* Waiters run once we unlock; e lives until the last of them. */
+        pthread_cond_broadcast(&e->done);
+        if (e->cancelled || (r == 0 && cache_has_newer(slot, e)))
+                cache_entry_unlink(slot, e, &retired);  /* serve our callers, then drain */
+        else if (r == 0)
+                cache_retire_others(slot, e, &retired);
+        cache_slot_drop_if_empty(sh, slot);
+        pthread_mutex_unlock(&sh->lock);
+
+        cache_unref_chain(retired);
+        if (r == 0)
+                *ret = inst;
+        return r;
+}
+
+int ph_cache_lookup(ph_cache *c, const char *name, ph_instance **ret)
+{
+        uint64_t hash = cache_hash(name);
+        cache_shard *sh = cache_shard_of(c, hash);
+        cache_entry *best = NULL;
+        cache_slot *slot;
+
+        pthread_mutex_lock(&sh->lock);
+        slot = cache_slot_find(sh, name, hash);
+        for (cache_entry *e = slot ? slot->entries : NULL; e; e = e->next)
+                if (e->state == ENTRY_READY && (!best || e->generation > best->generation))
+                        best = e;
+        if (best)
+                *ret = ph_instance_ref(best->inst);
+        pthread_mutex_unlock(&sh->lock);
+        return best ? 0 : -ENOENT;
+}
+
+int ph_cache_unload(ph_cache *c, const char *name)
+{
+        uint64_t hash = cache_hash(name);
+        cache_shard *sh = cache_shard_of(c, hash);
+        ph_instance *retired = NULL;
+        cache_entry *e, *next;
+        cache_slot *slot;
+
+        pthread_mutex_lock(&sh->lock);
+        slot = cache_slot_find(sh, name, hash);
+        if (!slot) {
+                pthread_mutex_unlock(&sh->lock);
+                return -ENOENT;
+        }
+        for (e = slot->entries; e; e = next) {
+                next = e->next;
+                if (e->state == ENTRY_LOADING)
+                        e->cancelled = true;
+                else
+                        cache_entry_unlink(slot, e, &retired);
+        }
+        cache_slot_drop_if_empty(sh, slot);
+        pthread_mutex_unlock(&sh->lock);
+        cache_unref_chain(retired);
+        return 0;
+}
+
+void ph__cache_bury(ph_cache *c, ph_instance *inst)
+{
+        pthread_mutex_lock(&c->dead_lock);
+        inst->next_dead = c->dead;
+        c->dead = inst;
+        pthread_mutex_unlock(&c->dead_lock);
+        if (c->cfg.garbage_cb)
+                c->cfg.garbage_cb(c->cfg.userdata);
+}
+
+void ph__cache_count_call(ph_cache *c, int delta)
+{
+        if (delta > 0)
+                atomic_fetch_add_explicit(&c->calls, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&c->in_flight, delta, memory_order_relaxed);
+}
+
+int ph_cache_reap(ph_cache *c)
+{
+        ph_instance *list, *next;
+        int n = 0;
+
+        pthread_mutex_lock(&c->dead_lock);
+        list = c->dead;
+        c->dead = NULL;
+        pthread_mutex_unlock(&c->dead_lock);
+
+        for (; list; list = next) {
+                next = list->next_dead;
+                if (list->img.entry->fini)
+                        list->img.entry->fini(list->self);
+                ph__image_close(&list->img);
+                pthread_mutex_destroy(&list->call_lock);
+                free(list);
+                atomic_fetch_add(&c->unloads, 1);
+                atomic_fetch_sub(&c->instances, 1);
+                n++;
+        }
+        return n;
+}
+
+void ph_cache_get_counters(ph_cache *c, ph_cache_counters *ret)
+{
+        ph_cache_counters k = { 0 };
+
+        for (unsigned i = 0; i < CACHE_SHARDS; i++) {
+                cache_shard *sh = &c->shards[i];
+
+                pthread_mutex_lock(&sh->lock);
+                k.hits += sh->hits;
+                k.misses += sh->misses;
+                k.loads += sh->loads;
+                k.failures += sh->failures;
+                pthread_mutex_unlock(&sh->lock);
+        }
+        k.unloads = atomic_load(&c->unloads);
+        k.calls = atomic_load(&c->calls);
+        k.in_flight = atomic_load(&c->in_flight);
+        k.instances = atomic_load(&c->instances);
+        *ret = k;
+}
+
+int ph_cache_new(const ph_cache_config *cfg, ph_cache **ret)
+{
+        const char *base = cfg && cfg->load_dir ? cfg->load_dir : secure_getenv("TMPDIR");
+        ph_cache *c = calloc(1, sizeof(*c));
+        unsigned i;
+
+        if (!c)
+                return -ENOMEM;
+        if (cfg)
+                c->cfg = *cfg;
+        if (c->cfg.max_image_size == 0)
+                c->cfg.max_image_size = PH_LOAD_MAX;
+        if (asprintf(&c->load_dir, "%s/plughost-load-XXXXXX", base && *base ? base : "/tmp") < 0) {
+                free(c);
+                return -ENOMEM;
+        }
+        if (!mkdtemp(c->load_dir)) {
+                int r = -errno;
+
+                free(c->load_dir);
+                free(c);
+                return r;
+        }
+        for (i = 0; i < CACHE_SHARDS; i++) {
+                pthread_mutex_init(&c->shards[i].lock, NULL);
+                c->shards[i].n_buckets = CACHE_BUCKETS_INITIAL;
+                c->shards[i].buckets = calloc(CACHE_BUCKETS_INITIAL, sizeof(cache_slot *));
+                if (!c->shards[i].buckets) {
+                        ph_cache_free(c);
+                        return -ENOMEM;
+                }
+        }
+        pthread_mutex_init(&c->dead_lock, NULL);
+        *ret = c;
+        return 0;
+}
+
+void ph_cache_free(ph_cache *c)
+{
+        if (!c)
+                return;
+        for (unsigned i = 0; i < CACHE_SHARDS; i++) {
+                cache_shard *sh = &c->shards[i];
+
+                for (size_t b = 0; sh->buckets && b < sh->n_buckets; b++) {
+                        cache_slot *s = sh->buckets[b], *next;
+
+                        for (; s; s = next) {
+                                next = s->next;
+                                ph_cache_unload(c, s->name);    /* frees s */
+                        }
+                }
+                free(sh->buckets);
+                pthread_mutex_destroy(&sh->lock);
+        }
+        ph_cache_reap(c);
+        pthread_mutex_destroy(&c->dead_lock);
+        if (c->load_dir)
+                rmdir(c->load_dir);
+        free(c->load_dir);
+        free(c);
+}

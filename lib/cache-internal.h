@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/stat.h>
 
 #include "plughost/plughost.h"
 #include "plughost/abi.h"
@@ -15,13 +16,20 @@ typedef struct ph_image {
         ph_meta *meta;                          /* read from the loaded bytes */
 } ph_image;
 
-/* Copies the file open on fd into a sealed memfd, scans that copy, checks
+/* Copies the file open on fd into a sealed memfd, lets check (if any) judge
+ * the file's stat and the sealed copy, scans that copy, checks
  * that it carries want_name, and dlopens it under load_name (a path that is
  * never used again: glibc hands back an already-loaded image for a known
  * name). Checks the entry point's ABI against the note's. On failure
  * returns a negative errno with a message in err. Thread-safe. */
+typedef struct ph_image_check {
+        int (*cb)(const struct stat *file_st, int image_fd, void *userdata,
+                  char *err, size_t err_size);
+        void *userdata;
+} ph_image_check;
+
 int ph__image_load(int fd, const char *want_name, const char *load_name, uint64_t max_size,
-                   ph_image *ret, char *err, size_t err_size);
+                   const ph_image_check *check, ph_image *ret, char *err, size_t err_size);
 
 /* dlclose (unless the plugin is resident) and free. Accepts a zeroed image. */
 void ph__image_close(ph_image *img);

@@ -5,9 +5,11 @@
  * DESIGN: names hash to one of CACHE_SHARDS shards, each a mutex and a
  * chained table of slots (one per name) holding entries (one per
  * generation). Lock order: a shard lock is never held with another shard
- * lock, and dead_lock is a leaf taken alone; no lock at all is held across
+ * lock, and dead_lock is a leaf taken alone; no cache lock is held across
  * open, dlopen, init, call, fini or dlclose (plugin constructors may call
- * back into the host). Waiters for a load sleep on the entry's condition
+ * back into the host). The one lock plugin code runs under is a serial
+ * plugin's own call_lock, which serialises its calls and nothing else (so
+ * a serial plugin must not call itself). Waiters for a load sleep on the entry's condition
  * variable; the loader grants each waiter its reference before waking it. */
 #include <errno.h>
 #include <fcntl.h>
@@ -206,23 +208,14 @@ static int cache_load(ph_cache *c, const ph_load_request *req, ph_instance **ret
                       char *err, size_t err_size)
 {
         char load_name[4096];
+        ph_image_check check;
         ph_instance *inst;
-        struct stat st;
         int fd, r;
 
         fd = ph_scan_open(req->dirfd, req->path);
         if (fd < 0)
                 return cache_fail(fd, err, err_size, "%s: open %s: %s", req->name, req->path,
                                   fd == -ELOOP ? "a symbolic link" : strerror(-fd));
-        if (fstat(fd, &st) < 0) {
-                r = cache_fail(-errno, err, err_size, "%s: fstat: %s", req->name, strerror(errno));
-                goto out_fd;
-        }
-        if (c->cfg.check_cb) {
-                r = c->cfg.check_cb(fd, &st, c->cfg.userdata, err, err_size);
-                if (r < 0)
-                        goto out_fd;
-        }
         snprintf(load_name, sizeof(load_name), "%s/%llu-%s.so", c->load_dir,
                  (unsigned long long)atomic_fetch_add(&c->load_seq, 1), req->name);
 
@@ -231,7 +224,10 @@ static int cache_load(ph_cache *c, const ph_load_request *req, ph_instance **ret
                 r = cache_fail(-ENOMEM, err, err_size, "%s: out of memory", req->name);
                 goto out_fd;
         }
-        r = ph__image_load(fd, req->name, load_name, c->cfg.max_image_size, &inst->img, err, err_size);
+        check.cb = c->cfg.check_cb;
+        check.userdata = c->cfg.userdata;
+        r = ph__image_load(fd, req->name, load_name, c->cfg.max_image_size, &check, &inst->img,
+                           err, err_size);
         close(fd);
         fd = -1;
         if (r < 0) {
@@ -250,6 +246,8 @@ static int cache_load(ph_cache *c, const ph_load_request *req, ph_instance **ret
 
                 if (c->cfg.init_cb)
                         c->cfg.init_cb(req->name, req->generation, false, c->cfg.userdata);
+                if (inst->img.entry->clear_error)
+                        inst->img.entry->clear_error();
                 r = inst->img.entry->init(req->config_json ? req->config_json : "{}", &inst->self);
                 if (c->cfg.init_cb)
                         c->cfg.init_cb(req->name, req->generation, true, c->cfg.userdata);
@@ -287,11 +285,11 @@ static void cache_retire_others(cache_slot *slot, cache_entry *keep, ph_instance
         }
 }
 
-/* True if a generation newer than e's is ready. Shard lock held. */
-static bool cache_has_newer(const cache_slot *slot, const cache_entry *e)
+/* True if a generation newer than gen is ready. Shard lock held. */
+static bool cache_has_newer_gen(const cache_slot *slot, uint64_t gen)
 {
         for (const cache_entry *o = slot->entries; o; o = o->next)
-                if (o->state == ENTRY_READY && o->generation > e->generation)
+                if (o->state == ENTRY_READY && o->generation > gen)
                         return true;
         return false;
 }
@@ -350,6 +348,12 @@ int ph_cache_get(ph_cache *c, const ph_load_request *req, ph_instance **ret,
                 pthread_mutex_unlock(&sh->lock);
                 return r;
         }
+        if (!e && cache_has_newer_gen(slot, req->generation)) {
+                pthread_mutex_unlock(&sh->lock);
+                return cache_fail(-ESTALE, err, err_size,
+                                  "%s: generation %llu is older than the one loaded", req->name,
+                                  (unsigned long long)req->generation);
+        }
         sh->misses++;
         if (e) {
                 r = cache_wait(sh, e, &inst, err, err_size);
@@ -393,7 +397,7 @@ int ph_cache_get(ph_cache *c, const ph_load_request *req, ph_instance **ret,
         }
         /* Waiters run once we unlock; e lives until the last of them. */
         pthread_cond_broadcast(&e->done);
-        if (e->cancelled || (r == 0 && cache_has_newer(slot, e)))
+        if (e->cancelled || (r == 0 && cache_has_newer_gen(slot, e->generation)))
                 cache_entry_unlink(slot, e, &retired);  /* serve our callers, then drain */
         else if (r == 0)
                 cache_retire_others(slot, e, &retired);
@@ -536,8 +540,10 @@ int ph_cache_new(const ph_cache_config *cfg, ph_cache **ret)
                 free(c);
                 return r;
         }
-        for (i = 0; i < CACHE_SHARDS; i++) {
+        for (i = 0; i < CACHE_SHARDS; i++)
                 pthread_mutex_init(&c->shards[i].lock, NULL);
+        pthread_mutex_init(&c->dead_lock, NULL);
+        for (i = 0; i < CACHE_SHARDS; i++) {
                 c->shards[i].n_buckets = CACHE_BUCKETS_INITIAL;
                 c->shards[i].buckets = calloc(CACHE_BUCKETS_INITIAL, sizeof(cache_slot *));
                 if (!c->shards[i].buckets) {
@@ -545,7 +551,6 @@ int ph_cache_new(const ph_cache_config *cfg, ph_cache **ret)
                         return -ENOMEM;
                 }
         }
-        pthread_mutex_init(&c->dead_lock, NULL);
         *ret = c;
         return 0;
 }

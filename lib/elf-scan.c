@@ -203,8 +203,9 @@ static int scan_phdrs(ph_source *src, const Elf64_Ehdr *eh, ph_scan *scan)
                  * not the bytes: the dynamic section (and, unless the code
                  * shares a segment with the headers, the code) has none. */
                 if (!f.dynamic && (f.dynamic_nobits || !f.exec_load))
-                        return ph__scan_refuse(scan, PH_REASON_DEBUG_ONLY,
-                                               "separate debug-symbol file: no code and no dynamic section in the file");
+                        return ph__scan_refuse(scan, PH_REASON_DEBUG_ONLY, "%s",
+                                               f.exec_load ? "separate debug-symbol file: its dynamic section has no bytes in the file"
+                                                           : "separate debug-symbol file: no code and no dynamic section in the file");
                 if (!f.dynamic)
                         return ph__scan_refuse(scan, PH_REASON_NOT_SHARED, "no dynamic section");
                 if (!f.exec_load)

@@ -52,13 +52,12 @@ int ph_instance_call(ph_instance *inst, const char *method, const char *params_j
                      char **ret_result, char *err, size_t err_size)
 {
         char *result = NULL;
-        char *msg;
         int r;
 
         if (!method || !ret_result)
                 return -EINVAL;
-        if (inst->img.entry->last_error && (msg = (char *)inst->img.entry->last_error()))
-                msg[0] = '\0';
+        if (inst->img.entry->clear_error)
+                inst->img.entry->clear_error();
         ph__cache_count_call(inst->cache, +1);
         atomic_fetch_add_explicit(&inst->in_flight, 1, memory_order_relaxed);
         if (inst->serial)

@@ -97,7 +97,7 @@ static int load_entry(ph_image *img, const char *name, char *err, size_t err_siz
                 return load_fail(-EPROTO, err, err_size,
                                  "%s: entry point ABI %u does not match metadata ABI %u (host %u)",
                                  name, e->abi, img->meta->abi, PLUGHOST_ABI_VERSION);
-        if (e->size < sizeof(struct plughost_plugin))
+        if (e->size < PLUGHOST_PLUGIN_V1_SIZE)
                 return load_fail(-EPROTO, err, err_size, "%s: entry point too small (%u bytes)",
                                  name, e->size);
         if (!e->call)
@@ -107,7 +107,7 @@ static int load_entry(ph_image *img, const char *name, char *err, size_t err_siz
 }
 
 int ph__image_load(int fd, const char *want_name, const char *load_name, uint64_t max_size,
-                   ph_image *ret, char *err, size_t err_size)
+                   const ph_image_check *check, ph_image *ret, char *err, size_t err_size)
 {
         ph_image img = { 0 };
         char proc[64];
@@ -131,6 +131,19 @@ int ph__image_load(int fd, const char *want_name, const char *load_name, uint64_
                 load_fail(r, err, err_size, "%s: copying the file: %s", want_name,
                           r == -ENODATA ? "it shrank while being read" : strerror(-r));
                 goto out;
+        }
+
+        /* The policy sees the file's own stat and the exact bytes that will run. */
+        if (check && check->cb) {
+                if (err_size > 0)
+                        err[0] = '\0';
+                r = check->cb(&st, memfd, check->userdata, err, err_size);
+                if (r < 0) {
+                        if (err_size > 0 && !err[0])
+                                snprintf(err, err_size, "%s: refused by policy: %s", want_name,
+                                         strerror(-r));
+                        goto out;
+                }
         }
 
         /* The verdict that counts is the one on the bytes that will run. */

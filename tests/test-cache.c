@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "phcount.h"
@@ -281,30 +282,64 @@ START_TEST(test_symlink_refused)
 }
 END_TEST
 
-static int refuse_all(int fd, const struct stat *st, void *ud, char *err, size_t err_size)
+struct seen {
+        ino_t file_ino;
+        int seals;
+        off_t image_size;
+};
+
+/* Refuses everything, after noting what it was shown. */
+static int refuse_all(const struct stat *file_st, int image_fd, void *ud, char *err, size_t err_size)
 {
-        (void)fd;
-        (void)st;
-        (void)ud;
+        struct seen *seen = ud;
+
+        seen->file_ino = file_st->st_ino;
+        seen->seals = fcntl(image_fd, F_GET_SEALS);
+        seen->image_size = lseek(image_fd, 0, SEEK_END);
         snprintf(err, err_size, "policy says no");
         return -EPERM;
 }
 
-START_TEST(test_check_cb_runs_before_any_code)
+/* The policy hook sees the file's own stat and the sealed copy that would
+ * run, and a refusal stops the load before any plugin code runs. */
+START_TEST(test_check_cb_sees_file_and_sealed_copy)
 {
-        ph_cache_config cfg = { .load_dir = tmp, .check_cb = refuse_all };
+        struct seen seen = { 0 };
+        ph_cache_config cfg = { .load_dir = tmp, .check_cb = refuse_all, .userdata = &seen };
         char *path = tu_path(tmp, "counted.so"), err[256];
         ph_load_request req = { .name = "counted", .generation = 1, .dirfd = AT_FDCWD, .path = path };
         ph_cache *c;
         ph_instance *inst = NULL;
+        struct stat st;
 
         place("counted-v1.so", "counted.so");
+        ck_assert_int_eq(stat(path, &st), 0);
         ck_assert_int_eq(ph_cache_new(&cfg, &c), 0);
         ck_assert_int_eq(ph_cache_get(c, &req, &inst, err, sizeof(err)), -EPERM);
         ck_assert_str_eq(err, "policy says no");
+        ck_assert_uint_eq(seen.file_ino, st.st_ino);
+        ck_assert_int_eq(seen.seals & (F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW),
+                         F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW);
+        ck_assert_int_eq(seen.image_size, st.st_size);
         ck_assert_int_eq(ph_count_get("counted", PH_COUNT_INIT), 0);
         ph_cache_free(c);
         free(path);
+}
+END_TEST
+
+/* Asking for a generation older than the ready one loads nothing. */
+START_TEST(test_older_generation_is_stale)
+{
+        char err[256];
+        ph_instance *v2, *old = NULL;
+
+        place("counted-v2.so", "counted.so");
+        v2 = get_ok("counted", 5, "counted.so");
+        ck_assert_int_eq(get("counted", 4, "counted.so", &old, err, sizeof(err)), -ESTALE);
+        ck_assert_ptr_null(old);
+        ck_assert_ptr_nonnull(strstr(err, "older than the one loaded"));
+        ck_assert_int_eq(ph_count_get("counted", PH_COUNT_INIT), 1);
+        ph_instance_unref(v2);
 }
 END_TEST
 
@@ -649,7 +684,8 @@ int main(void)
         tcase_add_test(tc, test_abi_and_entry_checks);
         tcase_add_test(tc, test_name_mismatch);
         tcase_add_test(tc, test_symlink_refused);
-        tcase_add_test(tc, test_check_cb_runs_before_any_code);
+        tcase_add_test(tc, test_check_cb_sees_file_and_sealed_copy);
+        tcase_add_test(tc, test_older_generation_is_stale);
         tcase_add_test(tc, test_replace_by_rename_runs_new_code);
         tcase_add_test(tc, test_replace_drains_in_flight_calls);
         tcase_add_test(tc, test_broken_new_version_keeps_old);

@@ -56,10 +56,16 @@ struct plughost_plugin {
         int (*call)(void *self, const char *method, const char *params_json,
                     char **ret_result_json);
         void (*fini)(void *self);
-        /* Filled by PLUGHOST_PLUGIN: this thread's message buffer, which the
-         * host reads after a failure and clears before each call. */
+        /* Filled by PLUGHOST_PLUGIN: this thread's message for the last
+         * failure, and a way to forget it, which the host calls before each
+         * init and call. Either may be NULL in a hand-written entry point;
+         * the host never writes to what last_error returns. */
         const char *(*last_error)(void);
+        void (*clear_error)(void);
 };
+
+/* Every ABI-1 plugin has the whole struct above; a later ABI may append. */
+#define PLUGHOST_PLUGIN_V1_SIZE sizeof(struct plughost_plugin)
 
 #define PLUGHOST_ERROR_MAX 512
 

@@ -147,9 +147,11 @@ typedef struct ph_cache_config {
         const char *load_dir;
         /* Files larger than this are refused; 0 means PH_LOAD_MAX. */
         uint64_t max_image_size;
-        /* Trust check on the opened file, before a byte is copied or run:
-         * return 0, or a negative errno with a message in err. May be NULL. */
-        int (*check_cb)(int fd, const struct stat *st, void *userdata,
+        /* Trust check before a byte of the plugin runs: file_st is the
+         * fstat of the file as opened (O_NOFOLLOW), image_fd a sealed copy of
+         * its bytes, the very bytes that will be loaded (hash these). Return
+         * 0, or a negative errno with a message in err. May be NULL. */
+        int (*check_cb)(const struct stat *file_st, int image_fd, void *userdata,
                         char *err, size_t err_size);
         /* Called before (done = false) and after (done = true) a plugin's
          * init, on the loading thread, without locks. May be NULL. */
@@ -189,7 +191,8 @@ int ph_cache_new(const ph_cache_config *cfg, ph_cache **ret);
 void ph_cache_free(ph_cache *c);
 
 /* Returns a new reference to the instance of (name, generation): the cached
- * one, or one loaded now. However many threads ask at once, one of them
+ * one, or one loaded now; -ESTALE, without loading, for a generation older
+ * than one already ready. However many threads ask at once, one of them
  * loads and the others wait for it and get the same instance or the same
  * error. A failure is remembered for that generation and returned again
  * without a retry. On success, older generations of the name are retired:

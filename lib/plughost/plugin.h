@@ -46,6 +46,10 @@ static void plughost_error(const char *fmt, ...);
         {                                                                      \
                 return plughost__error;                                        \
         }                                                                      \
+        static void plughost__clear_error(void)                                \
+        {                                                                      \
+                plughost__error[0] = '\0';                                     \
+        }                                                                      \
         __attribute__((visibility("default")))                                 \
         extern const struct plughost_plugin plughost_plugin_v1;                \
         _Pragma("GCC diagnostic push")                                         \
@@ -56,6 +60,7 @@ static void plughost_error(const char *fmt, ...);
                 .note = &plughost__note.header,                                \
                 __VA_ARGS__,                                                   \
                 .last_error = plughost__last_error,                            \
+                .clear_error = plughost__clear_error,                          \
         };                                                                     \
         _Pragma("GCC diagnostic pop")                                          \
         extern const struct plughost_plugin plughost_plugin_v1

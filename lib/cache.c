@@ -23,6 +23,7 @@
 #include "cache-internal.h"
 
 #define CACHE_SHARDS 16u
+#define CACHE_STRIPES 16u
 #define CACHE_BUCKETS_INITIAL 16u
 
 typedef enum entry_state {
@@ -61,13 +62,14 @@ typedef struct cache_shard {
 
 struct ph_cache {
         ph_cache_config cfg;
-        char *load_dir;                 /* private, 0700; load names live here */
-        atomic_uint_fast64_t load_seq;
         cache_shard shards[CACHE_SHARDS];
         pthread_mutex_t dead_lock;
         ph_instance *dead;
-        atomic_uint_fast64_t unloads, calls, instances;
-        atomic_int_fast64_t in_flight;
+        atomic_uint_fast64_t unloads, instances;
+        /* Call counters, striped by thread; summed when read. */
+        struct {
+                atomic_uint_fast64_t started, ended;
+        } __attribute__((aligned(64))) stripes[CACHE_STRIPES];
 };
 
 static uint64_t cache_hash(const char *s)
@@ -207,7 +209,6 @@ static int cache_fail(int r, char *err, size_t err_size, const char *fmt, ...)
 static int cache_load(ph_cache *c, const ph_load_request *req, ph_instance **ret,
                       char *err, size_t err_size)
 {
-        char load_name[4096];
         ph_image_check check;
         ph_instance *inst;
         int fd, r;
@@ -216,8 +217,6 @@ static int cache_load(ph_cache *c, const ph_load_request *req, ph_instance **ret
         if (fd < 0)
                 return cache_fail(fd, err, err_size, "%s: open %s: %s", req->name, req->path,
                                   fd == -ELOOP ? "a symbolic link" : strerror(-fd));
-        snprintf(load_name, sizeof(load_name), "%s/%llu-%s.so", c->load_dir,
-                 (unsigned long long)atomic_fetch_add(&c->load_seq, 1), req->name);
 
         inst = calloc(1, sizeof(*inst));
         if (!inst) {
@@ -226,7 +225,7 @@ static int cache_load(ph_cache *c, const ph_load_request *req, ph_instance **ret
         }
         check.cb = c->cfg.check_cb;
         check.userdata = c->cfg.userdata;
-        r = ph__image_load(fd, req->name, load_name, c->cfg.max_image_size, &check, &inst->img,
+        r = ph__image_load(fd, req->name, c->cfg.max_image_size, &check, &inst->img,
                            err, err_size);
         close(fd);
         fd = -1;
@@ -235,7 +234,6 @@ static int cache_load(ph_cache *c, const ph_load_request *req, ph_instance **ret
                 return r;
         }
         atomic_init(&inst->refs, 1);
-        atomic_init(&inst->in_flight, 0);
         inst->cache = c;
         inst->generation = req->generation;
         inst->serial = inst->img.meta->serial;
@@ -467,9 +465,14 @@ void ph__cache_bury(ph_cache *c, ph_instance *inst)
 
 void ph__cache_count_call(ph_cache *c, int delta)
 {
+        /* Thread descriptors are far apart: mix the address to pick a stripe. */
+        uint64_t h = (uint64_t)(uintptr_t)pthread_self() * 0x9e3779b97f4a7c15ull;
+        unsigned i = (unsigned)(h >> 60) % CACHE_STRIPES;
+
         if (delta > 0)
-                atomic_fetch_add_explicit(&c->calls, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&c->in_flight, delta, memory_order_relaxed);
+                atomic_fetch_add_explicit(&c->stripes[i].started, 1, memory_order_relaxed);
+        else
+                atomic_fetch_add_explicit(&c->stripes[i].ended, 1, memory_order_relaxed);
 }
 
 int ph_cache_reap(ph_cache *c)
@@ -511,15 +514,19 @@ void ph_cache_get_counters(ph_cache *c, ph_cache_counters *ret)
                 pthread_mutex_unlock(&sh->lock);
         }
         k.unloads = atomic_load(&c->unloads);
-        k.calls = atomic_load(&c->calls);
-        k.in_flight = atomic_load(&c->in_flight);
+        for (unsigned i = 0; i < CACHE_STRIPES; i++) {
+                uint64_t ended = atomic_load(&c->stripes[i].ended);
+
+                k.calls += atomic_load(&c->stripes[i].started);
+                k.in_flight -= (int64_t)ended;
+        }
+        k.in_flight += (int64_t)k.calls;
         k.instances = atomic_load(&c->instances);
         *ret = k;
 }
 
 int ph_cache_new(const ph_cache_config *cfg, ph_cache **ret)
 {
-        const char *base = cfg && cfg->load_dir ? cfg->load_dir : secure_getenv("TMPDIR");
         ph_cache *c = calloc(1, sizeof(*c));
         unsigned i;
 
@@ -529,19 +536,15 @@ int ph_cache_new(const ph_cache_config *cfg, ph_cache **ret)
                 c->cfg = *cfg;
         if (c->cfg.max_image_size == 0)
                 c->cfg.max_image_size = PH_LOAD_MAX;
-        if (asprintf(&c->load_dir, "%s/plughost-load-XXXXXX", base && *base ? base : "/tmp") < 0) {
-                free(c);
-                return -ENOMEM;
-        }
-        if (!mkdtemp(c->load_dir)) {
-                int r = -errno;
+        pthread_mutexattr_t attr;
 
-                free(c->load_dir);
-                free(c);
-                return r;
-        }
+        /* Hits hold a shard lock for a few dozen ns: spin a little before
+         * sleeping, so a preempted holder does not send everyone to futex. */
+        pthread_mutexattr_init(&attr);
+        pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
         for (i = 0; i < CACHE_SHARDS; i++)
-                pthread_mutex_init(&c->shards[i].lock, NULL);
+                pthread_mutex_init(&c->shards[i].lock, &attr);
+        pthread_mutexattr_destroy(&attr);
         pthread_mutex_init(&c->dead_lock, NULL);
         for (i = 0; i < CACHE_SHARDS; i++) {
                 c->shards[i].n_buckets = CACHE_BUCKETS_INITIAL;
@@ -575,8 +578,5 @@ void ph_cache_free(ph_cache *c)
         }
         ph_cache_reap(c);
         pthread_mutex_destroy(&c->dead_lock);
-        if (c->load_dir)
-                rmdir(c->load_dir);
-        free(c->load_dir);
         free(c);
 }

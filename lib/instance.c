@@ -59,13 +59,11 @@ int ph_instance_call(ph_instance *inst, const char *method, const char *params_j
         if (inst->img.entry->clear_error)
                 inst->img.entry->clear_error();
         ph__cache_count_call(inst->cache, +1);
-        atomic_fetch_add_explicit(&inst->in_flight, 1, memory_order_relaxed);
         if (inst->serial)
                 pthread_mutex_lock(&inst->call_lock);
         r = inst->img.entry->call(inst->self, method, params_json ? params_json : "{}", &result);
         if (inst->serial)
                 pthread_mutex_unlock(&inst->call_lock);
-        atomic_fetch_sub_explicit(&inst->in_flight, 1, memory_order_relaxed);
         ph__cache_count_call(inst->cache, -1);
         if (r < 0) {
                 free(result);

@@ -1,6 +1,7 @@
 /* Loading exactly the bytes that were checked: the file is copied from the
- * caller's O_NOFOLLOW fd into a sealed memfd, the copy is scanned, and the
- * copy is what dlopen maps, under a load name never used before. */
+ * caller's O_NOFOLLOW fd into a sealed memfd, the copy is checked and
+ * scanned, and the copy is what dlopen maps, under a name that no other
+ * loaded image has. */
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -66,21 +67,6 @@ static int load_copy(int fd, int memfd, uint64_t size)
         return 0;
 }
 
-/* Makes the private directory of load_name again (0700), for when a tmp
- * cleaner removed it while it sat unused. */
-static int load_mkdir(const char *load_name)
-{
-        char dir[4096];
-        char *slash;
-
-        snprintf(dir, sizeof(dir), "%s", load_name);
-        slash = strrchr(dir, '/');
-        if (!slash || slash == dir)
-                return -ENOENT;
-        *slash = '\0';
-        return mkdir(dir, 0700) < 0 && errno != EEXIST ? -errno : 0;
-}
-
 /* Resolves and checks the entry point before any plugin function runs. */
 static int load_entry(ph_image *img, const char *name, char *err, size_t err_size)
 {
@@ -106,10 +92,10 @@ static int load_entry(ph_image *img, const char *name, char *err, size_t err_siz
         return 0;
 }
 
-int ph__image_load(int fd, const char *want_name, const char *load_name, uint64_t max_size,
+int ph__image_load(int fd, const char *want_name, uint64_t max_size,
                    const ph_image_check *check, ph_image *ret, char *err, size_t err_size)
 {
-        ph_image img = { 0 };
+        ph_image img = { .memfd = -1 };
         char proc[64];
         struct stat st;
         ph_scan scan;
@@ -167,26 +153,23 @@ int ph__image_load(int fd, const char *want_name, const char *load_name, uint64_
                 goto out;
         }
 
-        /* The unique name is a symlink to our memfd: glibc matches loaded
-         * objects by name, so it must never repeat. */
+        /* glibc matches loaded objects by name and by inode. The inode of a
+         * memfd is new; the name /proc/self/fd/N stays unique because N is
+         * kept open for as long as glibc has the image (ph__image_close). */
         snprintf(proc, sizeof(proc), "/proc/self/fd/%d", memfd);
-        if (symlink(proc, load_name) < 0 && (errno != ENOENT || load_mkdir(load_name) < 0 ||
-                                             symlink(proc, load_name) < 0)) {
-                r = load_fail(-errno, err, err_size, "%s: symlink %s: %s", want_name, load_name,
-                              strerror(errno));
-                goto out;
-        }
         dlerror();
-        img.handle = dlopen(load_name, RTLD_NOW | RTLD_LOCAL | (img.meta->resident ? RTLD_NODELETE : 0));
-        unlink(load_name);
+        img.handle = dlopen(proc, RTLD_NOW | RTLD_LOCAL | (img.meta->resident ? RTLD_NODELETE : 0));
         if (!img.handle) {
                 const char *why = dlerror();
                 r = load_fail(-ENOEXEC, err, err_size, "%s: dlopen: %s", want_name, why ? why : "failed");
                 goto out;
         }
+        img.memfd = memfd;
+        memfd = -1;
         r = load_entry(&img, want_name, err, err_size);
 out:
-        close(memfd);
+        if (memfd >= 0)
+                close(memfd);
         if (r < 0) {
                 ph__image_close(&img);
                 return r;
@@ -197,8 +180,26 @@ out:
 
 void ph__image_close(ph_image *img)
 {
-        if (img->handle && !(img->meta && img->meta->resident))
+        char proc[64];
+        void *still;
+
+        if (img->handle && !(img->meta && img->meta->resident)) {
                 dlclose(img->handle);
+                /* dlclose may keep the image (unique symbols, a dependent
+                 * object): then its name must stay reserved, so its fd stays
+                 * open for good. */
+                snprintf(proc, sizeof(proc), "/proc/self/fd/%d", img->memfd);
+                still = dlopen(proc, RTLD_NOW | RTLD_NOLOAD);
+                if (still) {
+                        dlclose(still);
+                        img->memfd = -1;
+                }
+        } else if (img->handle) {
+                img->memfd = -1;        /* resident: mapped, and named, forever */
+        }
+        if (img->memfd >= 0)
+                close(img->memfd);
         ph_meta_free(img->meta);
         memset(img, 0, sizeof(*img));
+        img->memfd = -1;
 }

@@ -744,7 +744,7 @@ static uint64_t load_bare_round(bench_path *paths, unsigned n, uint64_t *ret_unl
 /* The steps of lib/cache.c's cache_load and lib/loader.c's ph__image_load,
  * in their order and with their syscalls. */
 typedef enum load_step {
-        STEP_OPEN,      /* ph_scan_open, fstat (cache_load), fstat (image_load), close */
+        STEP_OPEN,      /* ph_scan_open (cache_load), fstat (image_load), close */
         STEP_MEMFD,     /* memfd_create */
         STEP_COPY,      /* ftruncate, sendfile, F_ADD_SEALS */
         STEP_SCAN,      /* ph_scan_fd of the memfd, name check */
@@ -756,7 +756,7 @@ typedef enum load_step {
 } load_step;
 
 static const char *const step_labels[N_STEPS] = {
-        "open + fstat x2 + close of the file",
+        "open + fstat + close of the file",
         "memfd_create",
         "ftruncate + sendfile + F_ADD_SEALS",
         "scan of the copy: ph_scan_fd + name check",
@@ -890,7 +890,7 @@ static int replica_load(const char *path, replica_mode mode, unsigned long long 
         fd = ph_scan_open(AT_FDCWD, path);
         if (fd < 0)
                 return fd;
-        if (fstat(fd, &st) < 0 || fstat(fd, &st) < 0) {
+        if (fstat(fd, &st) < 0) {
                 r = -errno;
                 goto out;
         }
@@ -931,8 +931,10 @@ static int replica_load(const char *path, replica_mode mode, unsigned long long 
         r = -ENOEXEC;
         e = dlsym(rp->handle, PLUGHOST_ENTRY_SYMBOL);
         if (!e || e->abi != rp->meta->abi || e->abi == 0 || e->abi > PLUGHOST_ABI_VERSION ||
-            e->size < sizeof(*e) || !e->call)
+            e->size < PLUGHOST_PLUGIN_V1_SIZE || !e->call)
                 goto out;
+        if (e->init && e->clear_error)
+                e->clear_error();
         if (e->init && e->init("{}", &rp->self) < 0)
                 goto out;
         rp->entry = e;

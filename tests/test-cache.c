@@ -32,7 +32,6 @@ static void setup(void)
         ph_cache_config cfg = { .garbage_cb = garbage_cb };
 
         tmp = tu_tmpdir();
-        cfg.load_dir = tmp;
         ck_assert_int_eq(ph_cache_new(&cfg, &cache), 0);
 }
 
@@ -305,7 +304,7 @@ static int refuse_all(const struct stat *file_st, int image_fd, void *ud, char *
 START_TEST(test_check_cb_sees_file_and_sealed_copy)
 {
         struct seen seen = { 0 };
-        ph_cache_config cfg = { .load_dir = tmp, .check_cb = refuse_all, .userdata = &seen };
+        ph_cache_config cfg = { .check_cb = refuse_all, .userdata = &seen };
         char *path = tu_path(tmp, "counted.so"), err[256];
         ph_load_request req = { .name = "counted", .generation = 1, .dirfd = AT_FDCWD, .path = path };
         ph_cache *c;
@@ -507,6 +506,53 @@ START_TEST(test_resident_stays_mapped)
 }
 END_TEST
 
+/* Counts our open fds that refer to the memfd of a plugin image. */
+static int open_memfds(const char *name)
+{
+        char link[64], target[256], want[128];
+        int n = 0;
+
+        snprintf(want, sizeof(want), "/memfd:%s ", name);
+        for (int fd = 0; fd < 4096; fd++) {
+                ssize_t len;
+
+                snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+                len = readlink(link, target, sizeof(target) - 1);
+                if (len < 0)
+                        continue;
+                target[len] = '\0';
+                n += strncmp(target, want, strlen(want)) == 0;
+        }
+        return n;
+}
+
+/* An image dlclose cannot unmap keeps its name (its fd) reserved, so no
+ * later load can be handed the old image; an ordinary one frees it. */
+START_TEST(test_load_names_stay_reserved)
+{
+        ph_instance *nd, *c;
+
+        place("nodelete.so", "nodelete.so");
+        place("counted-v1.so", "counted.so");
+        nd = get_ok("nodelete", 1, "nodelete.so");
+        c = get_ok("counted", 1, "counted.so");
+        ck_assert_int_eq(open_memfds("nodelete"), 1);
+        ck_assert_int_eq(open_memfds("counted"), 1);
+        ph_instance_unref(nd);
+        ph_instance_unref(c);
+        ph_cache_unload(cache, "nodelete");
+        ph_cache_unload(cache, "counted");
+        ck_assert_int_eq(ph_cache_reap(cache), 2);
+        ck_assert_int_eq(open_memfds("nodelete"), 1);
+        ck_assert_int_eq(open_memfds("counted"), 0);
+        /* Loads after that get fresh images. */
+        place("counted-v2.so", "counted.so");
+        c = get_ok("counted", 2, "counted.so");
+        assert_version(c, "2.0.0");
+        ph_instance_unref(c);
+}
+END_TEST
+
 struct conc {
         ph_instance *inst;
         pthread_barrier_t *start;
@@ -691,6 +737,7 @@ int main(void)
         tcase_add_test(tc, test_broken_new_version_keeps_old);
         tcase_add_test(tc, test_unload);
         tcase_add_test(tc, test_resident_stays_mapped);
+        tcase_add_test(tc, test_load_names_stay_reserved);
         tcase_add_test(tc, test_serial_plugins_one_call_at_a_time);
         suite_add_tcase(s, tc);
 

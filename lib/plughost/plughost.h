@@ -142,9 +142,6 @@ typedef struct ph_cache ph_cache;
 typedef struct ph_instance ph_instance;
 
 typedef struct ph_cache_config {
-        /* Where the cache makes its private directory of load names (mode
-         * 0700, removed by ph_cache_free). NULL: $TMPDIR or /tmp. */
-        const char *load_dir;
         /* Files larger than this are refused; 0 means PH_LOAD_MAX. */
         uint64_t max_image_size;
         /* Trust check before a byte of the plugin runs: file_st is the

@@ -536,15 +536,8 @@ int ph_cache_new(const ph_cache_config *cfg, ph_cache **ret)
                 c->cfg = *cfg;
         if (c->cfg.max_image_size == 0)
                 c->cfg.max_image_size = PH_LOAD_MAX;
-        pthread_mutexattr_t attr;
-
-        /* Hits hold a shard lock for a few dozen ns: spin a little before
-         * sleeping, so a preempted holder does not send everyone to futex. */
-        pthread_mutexattr_init(&attr);
-        pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
         for (i = 0; i < CACHE_SHARDS; i++)
-                pthread_mutex_init(&c->shards[i].lock, &attr);
-        pthread_mutexattr_destroy(&attr);
+                pthread_mutex_init(&c->shards[i].lock, NULL);
         pthread_mutex_init(&c->dead_lock, NULL);
         for (i = 0; i < CACHE_SHARDS; i++) {
                 c->shards[i].n_buckets = CACHE_BUCKETS_INITIAL;

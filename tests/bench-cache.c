@@ -121,8 +121,8 @@ static __attribute__((noreturn)) void die(const char *what, int r)
 /* ---- scratch directory ------------------------------------------------------ */
 
 /* Removes what the directory open on fd holds, going one level down into
- * the load directories (theirs and the cache's), which hold at most a
- * symlink that lives for one dlopen. Only getdents64, openat, unlinkat and
+ * any subdirectory (none is made now that loads name their memfd, but a
+ * stray one is still cleaned up). Only getdents64, openat, unlinkat and
  * close: safe in a signal handler. */
 static void dir_empty(int fd, unsigned depth)
 {
@@ -668,7 +668,7 @@ static void load_side_add(load_side *s, uint64_t t, uint64_t unload, unsigned ok
 static uint64_t load_cache_round(bench_path *paths, unsigned n, uint64_t *ret_unload_ns,
                                  unsigned *ret_ok)
 {
-        ph_cache_config cfg = { .load_dir = bench_dir };
+        ph_cache_config cfg = { 0 };
         uint64_t timed = 0, unload = 0, t0, gen = 0;
         char err[512];
         unsigned ok = 0;
@@ -748,9 +748,7 @@ typedef enum load_step {
         STEP_MEMFD,     /* memfd_create */
         STEP_COPY,      /* ftruncate, sendfile, F_ADD_SEALS */
         STEP_SCAN,      /* ph_scan_fd of the memfd, name check */
-        STEP_SYMLINK,   /* symlink(/proc/self/fd/N, unique load name) */
-        STEP_DLOPEN,
-        STEP_UNLINK,    /* unlink(load name), close(memfd) */
+        STEP_DLOPEN,    /* dlopen("/proc/self/fd/N"); N stays open until unload */
         STEP_INIT,      /* dlsym, ABI checks, init */
         N_STEPS,
 } load_step;
@@ -760,9 +758,7 @@ static const char *const step_labels[N_STEPS] = {
         "memfd_create",
         "ftruncate + sendfile + F_ADD_SEALS",
         "scan of the copy: ph_scan_fd + name check",
-        "symlink load name -> /proc/self/fd/N",
-        "dlopen(load name, NOW|LOCAL)",
-        "unlink load name + close memfd",
+        "dlopen(\"/proc/self/fd/N\", NOW|LOCAL)",
         "dlsym + ABI checks + init",
 };
 
@@ -771,15 +767,15 @@ static const struct { const char *label; load_step first, last; } step_groups[] 
         { NULL, STEP_OPEN, STEP_OPEN },
         { "memfd copy + seal", STEP_MEMFD, STEP_COPY },
         { NULL, STEP_SCAN, STEP_SCAN },
-        { "symlink + dlopen + unlink", STEP_SYMLINK, STEP_UNLINK },
+        { NULL, STEP_DLOPEN, STEP_DLOPEN },
         { NULL, STEP_INIT, STEP_INIT },
 };
 
-/* How the replica hands the copy to dlopen. */
+/* What the replica hands to dlopen. */
 typedef enum replica_mode {
-        REPLICA_SYMLINK,        /* as lib/loader.c: a unique symlink, unlinked after dlopen */
-        REPLICA_PROC_FD,        /* dlopen("/proc/self/fd/N"), memfd open until dlclose */
-        REPLICA_NO_COPY,        /* no memfd: scan the file and dlopen its own fd, as above */
+        REPLICA_LIBRARY,        /* as lib/loader.c: the sealed memfd copy, by its /proc/self/fd
+                                 * name, the memfd open until unload */
+        REPLICA_NO_COPY,        /* no memfd: scan the file and dlopen its own fd, the same way */
         N_REPLICA_MODES,
 } replica_mode;
 
@@ -788,17 +784,29 @@ typedef struct replica {
         const struct plughost_plugin *entry;
         void *self;
         ph_meta *meta;
-        int memfd;              /* not REPLICA_SYMLINK: keeps the name unique */
+        int memfd;              /* names the image; open while glibc has it */
 } replica;
 
-static char replica_dir[PATH_SIZE];     /* the replica's load directory, empty like the cache's */
-
+/* Unloads as ph_cache_reap does (fini, then ph__image_close): dlclose,
+ * then the memfd is closed unless glibc still has the image. Untimed. */
 static void replica_close(replica *rp)
 {
+        char proc[64];
+        void *still;
+
         if (rp->entry && rp->entry->fini)
                 rp->entry->fini(rp->self);
-        if (rp->handle)
+        if (rp->handle && !(rp->meta && rp->meta->resident)) {
                 dlclose(rp->handle);
+                snprintf(proc, sizeof(proc), "/proc/self/fd/%d", rp->memfd);
+                still = dlopen(proc, RTLD_NOW | RTLD_NOLOAD);
+                if (still) {
+                        dlclose(still);
+                        rp->memfd = -1;         /* its name stays reserved for good */
+                }
+        } else if (rp->handle) {
+                rp->memfd = -1;
+        }
         if (rp->memfd >= 0)
                 close(rp->memfd);
         ph_meta_free(rp->meta);
@@ -847,40 +855,12 @@ static void step_end(uint64_t *acc, load_step step, uint64_t *t)
         *t = now;
 }
 
-/* Maps the copy: through a unique symlink (as the library) or by its
- * /proc/self/fd name directly (the memfd then stays open). */
-static int replica_dlopen(int *memfd, replica_mode mode, unsigned long long seq, uint64_t *acc,
-                          uint64_t *t, replica *rp)
-{
-        char proc[64], load_name[PATH_SIZE + 32];
-
-        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", *memfd);
-        if (mode != REPLICA_SYMLINK) {
-                rp->handle = dlopen(proc, RTLD_NOW | RTLD_LOCAL);
-                step_end(acc, STEP_DLOPEN, t);
-                rp->memfd = *memfd;
-                *memfd = -1;
-                return rp->handle ? 0 : -ENOEXEC;
-        }
-        snprintf(load_name, sizeof(load_name), "%s/%llu-%s.so", replica_dir, seq, PLUGIN_NAME);
-        if (symlink(proc, load_name) < 0)
-                return -errno;
-        step_end(acc, STEP_SYMLINK, t);
-        rp->handle = dlopen(load_name, RTLD_NOW | RTLD_LOCAL);
-        step_end(acc, STEP_DLOPEN, t);
-        unlink(load_name);
-        close(*memfd);
-        *memfd = -1;
-        step_end(acc, STEP_UNLINK, t);
-        return rp->handle ? 0 : -ENOEXEC;
-}
-
 /* One load, step by step; adds each step's time to acc. */
-static int replica_load(const char *path, replica_mode mode, unsigned long long seq, uint64_t *acc,
-                        replica *rp)
+static int replica_load(const char *path, replica_mode mode, uint64_t *acc, replica *rp)
 {
         const struct plughost_plugin *e;
         uint64_t t = now_ns();
+        char proc[64];
         struct stat st;
         ph_scan scan;
         int fd, memfd = -1, r;
@@ -915,37 +895,52 @@ static int replica_load(const char *path, replica_mode mode, unsigned long long 
         r = ph_scan_fd(memfd, &scan);
         if (r < 0)
                 goto out;
-        if (scan.reason != PH_REASON_OK || strcmp(scan.meta->name, PLUGIN_NAME) != 0) {
+        if (scan.reason != PH_REASON_OK) {
                 ph_scan_clear(&scan);
                 r = -ENOEXEC;
                 goto out;
         }
         rp->meta = scan.meta;
         scan.meta = NULL;
+        if (strcmp(rp->meta->name, PLUGIN_NAME) != 0) {
+                r = -ESTALE;
+                goto out;
+        }
         step_end(acc, STEP_SCAN, &t);
 
-        r = replica_dlopen(&memfd, mode, seq, acc, &t, rp);
-        if (r < 0)
+        /* The memfd's own name; it stays open, so no other image has it. */
+        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", memfd);
+        dlerror();
+        rp->handle = dlopen(proc, RTLD_NOW | RTLD_LOCAL | (rp->meta->resident ? RTLD_NODELETE : 0));
+        if (!rp->handle) {
+                r = -ENOEXEC;
                 goto out;
+        }
+        rp->memfd = memfd;
+        memfd = -1;
+        step_end(acc, STEP_DLOPEN, &t);
 
         r = -ENOEXEC;
+        dlerror();
         e = dlsym(rp->handle, PLUGHOST_ENTRY_SYMBOL);
         if (!e || e->abi != rp->meta->abi || e->abi == 0 || e->abi > PLUGHOST_ABI_VERSION ||
             e->size < PLUGHOST_PLUGIN_V1_SIZE || !e->call)
                 goto out;
+        step_end(acc, STEP_INIT, &t);
+
+        /* cache_load closes the file once ph__image_load returns, before init. */
+        if (fd >= 0) {
+                close(fd);
+                fd = -1;
+                step_end(acc, STEP_OPEN, &t);
+        }
+
         if (e->init && e->clear_error)
                 e->clear_error();
         if (e->init && e->init("{}", &rp->self) < 0)
                 goto out;
         rp->entry = e;
         step_end(acc, STEP_INIT, &t);
-
-        /* The library closes the file once the image is loaded. */
-        if (fd >= 0) {
-                close(fd);
-                fd = -1;
-                step_end(acc, STEP_OPEN, &t);
-        }
         r = 0;
 out:
         if (memfd >= 0)
@@ -959,7 +954,7 @@ out:
 
 /* One round of replicated loads; acc gets the time of each step. */
 static uint64_t load_replica_round(bench_path *paths, unsigned n, replica_mode mode,
-                                   unsigned long long *seq, uint64_t *acc, unsigned *ret_ok)
+                                   uint64_t *acc, unsigned *ret_ok)
 {
         replica rps[LOAD_BATCH];
         uint64_t total = 0;
@@ -970,7 +965,7 @@ static uint64_t load_replica_round(bench_path *paths, unsigned n, replica_mode m
                 unsigned k = 0;
 
                 for (unsigned j = i; j < i + LOAD_BATCH && j < n; j++)
-                        if (replica_load(paths[j], mode, ++*seq, acc, &rps[k]) == 0) {
+                        if (replica_load(paths[j], mode, acc, &rps[k]) == 0) {
                                 ok++;
                                 k++;
                         }
@@ -1034,16 +1029,15 @@ static double steps_us(const uint64_t *acc, load_step first, load_step last)
 static void load_breakdown(const load_side *cache, const load_side *bare, const load_side *reps,
                            uint64_t (*accs)[N_STEPS], double parse_ns, unsigned reads)
 {
-        const uint64_t *acc = accs[REPLICA_SYMLINK];
-        double sum = (double)reps[REPLICA_SYMLINK].best_ns / N_COPIES / 1e3;
+        const uint64_t *acc = accs[REPLICA_LIBRARY];
+        double sum = (double)reps[REPLICA_LIBRARY].best_ns / N_COPIES / 1e3;
         double cache_us = (double)cache->best_ns / N_COPIES / 1e3;
         double bare_us = (double)bare->best_ns / N_COPIES / 1e3;
-        double proc_us = (double)reps[REPLICA_PROC_FD].best_ns / N_COPIES / 1e3;
         double nocopy_us = (double)reps[REPLICA_NO_COPY].best_ns / N_COPIES / 1e3;
 
         printf("   Where the cache's first load goes: its steps replicated here with the same\n"
                "   syscalls and calls, each timed alone (best round, %u/%u OK):\n",
-               reps[REPLICA_SYMLINK].ok, N_COPIES);
+               reps[REPLICA_LIBRARY].ok, N_COPIES);
         for (size_t g = 0; g < sizeof(step_groups) / sizeof(step_groups[0]); g++) {
                 double us = steps_us(acc, step_groups[g].first, step_groups[g].last);
                 const char *label = step_groups[g].label;
@@ -1054,11 +1048,11 @@ static void load_breakdown(const load_side *cache, const load_side *bare, const 
                         printf("       %-44s %8.2f us\n", step_labels[i], steps_us(acc, i, i));
         }
         printf("     %-46s %8.2f us\n", "sum of the replicated steps", sum);
-        printf("     %-46s %8.2f us  (locks, entry, calloc, unique name;\n"
+        printf("     %-46s %8.2f us  (locks, entry, calloc;\n"
                "     %-46s %11s  retiring the previous generation; noise)\n",
                "ph_cache_get - sum of the steps", cache_us - sum, "", "");
         printf("     %-46s %8.2f us  (its dlopen of the memfd - bare dlopen\n"
-               "     %-46s %11s  + dlsym of a file)\n", "dlopen: memfd via load name - bare",
+               "     %-46s %11s  + dlsym of a file)\n", "dlopen: /proc/self/fd/N - bare",
                steps_us(acc, STEP_DLOPEN, STEP_DLOPEN) - bare_us, "", "");
         printf("     %-46s %8.2f us  (ph_cache_get - its dlopen and init)\n",
                "the cache's own work", cache_us - steps_us(acc, STEP_DLOPEN, STEP_DLOPEN) -
@@ -1068,12 +1062,6 @@ static void load_breakdown(const load_side *cache, const load_side *bare, const 
         printf("     %-46s %8.2f us  (the scan took %.2f us, %u pread%s)\n",
                "ph_meta_parse of the same JSON alone", parse_ns / 1e3,
                steps_us(acc, STEP_SCAN, STEP_SCAN), reads, reads == 1 ? "" : "s");
-        printf("     %-46s %8.2f us  (symlink + dlopen + unlink: %.2f us)\n",
-               "dlopen(\"/proc/self/fd/N\"), memfd kept open",
-               steps_us(accs[REPLICA_PROC_FD], STEP_SYMLINK, STEP_UNLINK),
-               steps_us(acc, STEP_SYMLINK, STEP_UNLINK));
-        printf("       %-44s %8.2f us  %.2f x bare  (%u/%u OK)\n", "whole load that way", proc_us,
-               proc_us / bare_us, reps[REPLICA_PROC_FD].ok, N_COPIES);
         printf("     %-46s %8.2f us  %.2f x bare  (%u/%u OK)\n",
                "no copy: scan the file, dlopen its /proc fd", nocopy_us, nocopy_us / bare_us,
                reps[REPLICA_NO_COPY].ok, N_COPIES);
@@ -1086,7 +1074,6 @@ static void bench_first_load(const unsigned char *img, size_t size)
         load_side cache = { UINT64_MAX, 0, 0 }, bare = { UINT64_MAX, 0, 0 }, reps[N_REPLICA_MODES];
         uint64_t acc[N_STEPS], accs[N_REPLICA_MODES][N_STEPS], unload, t;
         bench_path *cpaths, *dpaths;
-        unsigned long long seq = 0;
         unsigned ok, reads = 0;
         double ratio, parse_ns;
         ph_scan s;
@@ -1104,9 +1091,6 @@ static void bench_first_load(const unsigned char *img, size_t size)
                 r = copies_make(img, size, "d", dpaths, N_COPIES);
         if (r < 0)
                 die("copying the plugin", r);
-        dir_path(replica_dir, sizeof(replica_dir), "replica-load");
-        if (mkdir(replica_dir, 0700) < 0)
-                die("mkdir", -errno);
         copies_warm(cpaths, N_COPIES, size);
         copies_warm(dpaths, N_COPIES, size);
         if (ph_scan_path(AT_FDCWD, cpaths[0], &s) == 0)
@@ -1119,7 +1103,7 @@ static void bench_first_load(const unsigned char *img, size_t size)
                 t = load_bare_round(dpaths, N_COPIES, &unload, &ok);
                 load_side_add(&bare, t, unload, ok);
                 for (unsigned m = 0; m < N_REPLICA_MODES; m++) {
-                        t = load_replica_round(cpaths, N_COPIES, m, &seq, acc, &ok);
+                        t = load_replica_round(cpaths, N_COPIES, m, acc, &ok);
                         if (t < reps[m].best_ns)
                                 memcpy(accs[m], acc, sizeof(acc));
                         load_side_add(&reps[m], t, 0, ok);
@@ -1218,7 +1202,6 @@ int main(void)
                 die("building the plugin with $CC (see above)", r);
         printf("scratch %s, plugin built with $CC -O2 -fPIC -shared: %zu bytes\n", bench_dir, size);
 
-        cfg.load_dir = bench_dir;
         r = ph_cache_new(&cfg, &c);
         if (r < 0)
                 die("ph_cache_new", r);

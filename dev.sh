@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The two Quick start commands of README.md, on a fresh Debian 12 machine as root:
-#   ./dev.sh run    install what is missing, build, run on a local default
+#   ./dev.sh run    install what is missing, build, run plughostd on run/ in the checkout
 #   ./dev.sh test   install what is missing, build, run the whole test suite
 # Builds live in build/ (normal, -Werror), build-asan/ (ASan+UBSan) and
 # build-tsan/ (TSan, for the threaded suites in TSAN_TESTS).
@@ -9,7 +9,7 @@ cd "$(dirname "$0")"
 top=$PWD
 
 PACKAGES=(gcc make binutils autoconf automake libtool pkg-config
-          libuv1-dev libjansson-dev check libinih-dev)
+          libuv1-dev libjansson-dev check libinih-dev socat)
 
 TSAN_TESTS="tests/test-cache"
 
@@ -91,10 +91,15 @@ check_dir() {
 cmd_run() {
         install_deps
         build build --enable-werror
-        mkdir -p run/plugins
-        cp build/docs/examples/*.so run/plugins/
-        log "plugins in run/plugins:"
-        exec build/plughostctl inspect run/plugins/*.so
+        mkdir -p run/plugins run/state
+        # Atomic placement, as the daemon expects: copy to a dotfile, rename.
+        for so in build/docs/examples/*.so; do
+                cp "$so" "run/plugins/.$(basename "$so")" && mv "run/plugins/.$(basename "$so")" run/plugins/
+        done
+        log "plughostd on run/plughost.sock with the plugins in run/plugins (Ctrl-C stops it)"
+        log "try: build/plughostctl --socket run/plughost.sock list"
+        exec build/plughostd --plugin-dir "$top/run/plugins" --socket "$top/run/plughost.sock" \
+                --state-dir "$top/run/state"
 }
 
 cmd_test() {

@@ -1,0 +1,308 @@
+/* plughostd configuration. The file is INI (systemd style keys), parsed by
+ * libinih; drop-ins in FILE.d/\*.conf are read in name order after it. */
+#include <dirent.h>
+#include <errno.h>
+#include <ini.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "log.h"
+
+struct config_parse {
+        ph_config *cfg;
+        const char *file;
+        char *err;
+        size_t err_size;
+        bool dirs_seen;             /* the first PluginDirectory= drops the defaults */
+        int failed;
+};
+
+static int strv_push(char ***v, size_t *n, const char *s)
+{
+        char **grown = realloc(*v, (*n + 1) * sizeof(char *));
+
+        if (!grown)
+                return -ENOMEM;
+        *v = grown;
+        if (!(grown[*n] = strdup(s)))
+                return -ENOMEM;
+        (*n)++;
+        return 0;
+}
+
+static int set_string(char **dst, const char *value)
+{
+        char *copy = strdup(value);
+
+        if (!copy)
+                return -ENOMEM;
+        free(*dst);
+        *dst = copy;
+        return 0;
+}
+
+static int parse_uint(const char *value, unsigned long max, unsigned long *ret)
+{
+        char *end;
+        unsigned long v;
+
+        errno = 0;
+        v = strtoul(value, &end, 0);
+        if (errno || end == value || *end || value[0] == '-' || v > max)
+                return -EINVAL;
+        *ret = v;
+        return 0;
+}
+
+static ph_plugin_conf *plugin_conf(ph_config *cfg, const char *name)
+{
+        ph_plugin_conf *grown;
+
+        for (size_t i = 0; i < cfg->n_plugins; i++)
+                if (strcmp(cfg->plugins[i].name, name) == 0)
+                        return &cfg->plugins[i];
+        grown = realloc(cfg->plugins, (cfg->n_plugins + 1) * sizeof(*grown));
+        if (!grown)
+                return NULL;
+        cfg->plugins = grown;
+        grown = &cfg->plugins[cfg->n_plugins];
+        grown->name = strdup(name);
+        grown->config_json = NULL;
+        if (!grown->name)
+                return NULL;
+        cfg->n_plugins++;
+        return grown;
+}
+
+/* [Daemon] keys. Returns 0, -EINVAL (bad value) or -ENOENT (unknown key). */
+static int daemon_key(struct config_parse *p, const char *name, const char *value)
+{
+        ph_config *cfg = p->cfg;
+        unsigned long u;
+        char *end;
+        int r;
+
+        if (strcmp(name, "PluginDirectory") == 0) {
+                if (value[0] != '/')
+                        return -EINVAL;
+                return ph_config_add_dir(cfg, value, &p->dirs_seen);
+        }
+        if (strcmp(name, "Socket") == 0)
+                return value[0] == '/' ? set_string(&cfg->socket_path, value) : -EINVAL;
+        if (strcmp(name, "SocketMode") == 0) {
+                if (parse_uint(value, 0777, &u) < 0 || value[0] != '0')
+                        return -EINVAL;
+                cfg->socket_mode = (mode_t)u;
+                return 0;
+        }
+        if (strcmp(name, "SocketGroup") == 0)
+                return set_string(&cfg->socket_group, value);
+        if (strcmp(name, "StateDirectory") == 0)
+                return value[0] == '/' ? set_string(&cfg->state_dir, value) : -EINVAL;
+        if (strcmp(name, "LogLevel") == 0) {
+                r = ph_log_level_from_string(value);
+                if (r < 0)
+                        return r;
+                cfg->log_level = r;
+                return 0;
+        }
+        if (strcmp(name, "CallTimeoutSec") == 0) {
+                double d = strtod(value, &end);
+                if (end == value || *end || !(d > 0) || d > 86400)
+                        return -EINVAL;
+                cfg->call_timeout_sec = d;
+                return 0;
+        }
+        if (strcmp(name, "Workers") == 0) {
+                if (parse_uint(value, 256, &u) < 0 || u == 0)
+                        return -EINVAL;
+                cfg->workers = (unsigned)u;
+                return 0;
+        }
+        if (strcmp(name, "MaxConnections") == 0) {
+                if (parse_uint(value, 65536, &u) < 0 || u == 0)
+                        return -EINVAL;
+                cfg->max_connections = (unsigned)u;
+                return 0;
+        }
+        if (strcmp(name, "MaxConnectionsPerUser") == 0) {
+                if (parse_uint(value, 65536, &u) < 0 || u == 0)
+                        return -EINVAL;
+                cfg->max_connections_per_uid = (unsigned)u;
+                return 0;
+        }
+        if (strcmp(name, "MaxMessageSize") == 0) {
+                if (parse_uint(value, 64ul << 20, &u) < 0 || u < 4096)
+                        return -EINVAL;
+                cfg->max_message = u;
+                return 0;
+        }
+        return -ENOENT;
+}
+
+/* [Plugin NAME] keys. Config= is a JSON object; continuation lines (indented)
+ * are appended, so long configs can span lines. */
+static int plugin_key(struct config_parse *p, const char *plugin, const char *name, const char *value)
+{
+        ph_plugin_conf *pc;
+        char *joined;
+
+        if (strcmp(name, "Config") != 0)
+                return -ENOENT;
+        pc = plugin_conf(p->cfg, plugin);
+        if (!pc)
+                return -ENOMEM;
+        if (asprintf(&joined, "%s%s", pc->config_json ? pc->config_json : "", value) < 0)
+                return -ENOMEM;
+        free(pc->config_json);
+        pc->config_json = joined;
+        return 0;
+}
+
+static int config_handler(void *user, const char *section, const char *name, const char *value)
+{
+        struct config_parse *p = user;
+        int r;
+
+        if (strcmp(section, "Daemon") == 0)
+                r = daemon_key(p, name, value);
+        else if (strncmp(section, "Plugin ", 7) == 0 && section[7])
+                r = plugin_key(p, section + 7, name, value);
+        else
+                r = -ENOENT;
+        if (r < 0 && !p->failed) {
+                p->failed = r;
+                snprintf(p->err, p->err_size, "%s: [%s] %s=%s: %s", p->file, section, name, value,
+                         r == -ENOENT ? "unknown key" : r == -ENOMEM ? "out of memory" : "invalid value");
+        }
+        return r < 0 ? 0 : 1;
+}
+
+static int config_file(struct config_parse *p, const char *path, bool must_exist)
+{
+        FILE *f = fopen(path, "re");
+        int line;
+
+        if (!f) {
+                if (errno == ENOENT && !must_exist)
+                        return 0;
+                snprintf(p->err, p->err_size, "%s: %s", path, strerror(errno));
+                return -errno;
+        }
+        p->file = path;
+        line = ini_parse_file(f, config_handler, p);
+        fclose(f);
+        if (p->failed)
+                return p->failed == -ENOMEM ? -ENOMEM : -EINVAL;
+        if (line != 0) {
+                snprintf(p->err, p->err_size,
+                         "%s:%d: syntax error (or a line longer than 199 characters)", path, line);
+                return -EINVAL;
+        }
+        return 0;
+}
+
+static int conf_filter(const struct dirent *d)
+{
+        size_t n = strlen(d->d_name);
+
+        return d->d_name[0] != '.' && n > 5 && strcmp(d->d_name + n - 5, ".conf") == 0;
+}
+
+int ph_config_load(ph_config *cfg, const char *path, bool must_exist, char *err, size_t err_size)
+{
+        struct config_parse p = { .cfg = cfg, .err = err, .err_size = err_size };
+        struct dirent **list = NULL;
+        char dir[4096];
+        int n, r;
+
+        r = config_file(&p, path, must_exist);
+        if (r < 0)
+                return r;
+        snprintf(dir, sizeof(dir), "%s.d", path);
+        n = scandir(dir, &list, conf_filter, alphasort);
+        for (int i = 0; i < n; i++) {
+                char file[4096 + 256];
+
+                if (r == 0) {
+                        snprintf(file, sizeof(file), "%s/%s", dir, list[i]->d_name);
+                        r = config_file(&p, file, true);
+                }
+                free(list[i]);
+        }
+        free(list);
+        if (r < 0)
+                return r;
+
+        /* Plugin configs must be JSON objects. */
+        for (size_t i = 0; i < cfg->n_plugins; i++) {
+                json_error_t jerr;
+                json_t *j = json_loads(cfg->plugins[i].config_json, JSON_REJECT_DUPLICATES, &jerr);
+                bool ok = json_is_object(j);
+
+                json_decref(j);
+                if (!ok) {
+                        snprintf(err, err_size, "[Plugin %s] Config= is not a JSON object: %s",
+                                 cfg->plugins[i].name, j ? "wrong type" : jerr.text);
+                        return -EINVAL;
+                }
+        }
+        return 0;
+}
+
+int ph_config_defaults(ph_config *cfg)
+{
+        memset(cfg, 0, sizeof(*cfg));
+        cfg->socket_mode = 0660;
+        cfg->log_level = PH_LOG_INFO;
+        cfg->call_timeout_sec = 30;
+        cfg->workers = 16;
+        cfg->max_connections = 4096;
+        cfg->max_connections_per_uid = 1024;
+        cfg->max_message = 1024 * 1024;
+        if (set_string(&cfg->socket_path, PH_DEFAULT_SOCKET) < 0 ||
+            set_string(&cfg->state_dir, PH_DEFAULT_STATE_DIR) < 0 ||
+            set_string(&cfg->socket_group, "plughost") < 0 ||
+            strv_push(&cfg->plugin_dirs, &cfg->n_plugin_dirs, LIBDIR "/plughost/plugins") < 0 ||
+            strv_push(&cfg->plugin_dirs, &cfg->n_plugin_dirs, SYSCONFDIR "/plughost/plugins.d") < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+int ph_config_add_dir(ph_config *cfg, const char *dir, bool *replaced)
+{
+        if (!*replaced) {
+                for (size_t i = 0; i < cfg->n_plugin_dirs; i++)
+                        free(cfg->plugin_dirs[i]);
+                cfg->n_plugin_dirs = 0;
+                *replaced = true;
+        }
+        return strv_push(&cfg->plugin_dirs, &cfg->n_plugin_dirs, dir);
+}
+
+const char *ph_config_plugin_json(const ph_config *cfg, const char *name)
+{
+        for (size_t i = 0; i < cfg->n_plugins; i++)
+                if (strcmp(cfg->plugins[i].name, name) == 0)
+                        return cfg->plugins[i].config_json;
+        return "{}";
+}
+
+void ph_config_clear(ph_config *cfg)
+{
+        for (size_t i = 0; i < cfg->n_plugin_dirs; i++)
+                free(cfg->plugin_dirs[i]);
+        free(cfg->plugin_dirs);
+        for (size_t i = 0; i < cfg->n_plugins; i++) {
+                free(cfg->plugins[i].name);
+                free(cfg->plugins[i].config_json);
+        }
+        free(cfg->plugins);
+        free(cfg->socket_path);
+        free(cfg->socket_group);
+        free(cfg->state_dir);
+        memset(cfg, 0, sizeof(*cfg));
+}

@@ -1,0 +1,53 @@
+/* plughostd configuration: defaults, then the INI file and its drop-ins
+ * (parsed with libinih), then the command line. */
+#ifndef PH_CONFIG_H
+#define PH_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#define PH_CONFIG_DEFAULT_PATH SYSCONFDIR "/plughost/plughostd.conf"
+#define PH_DEFAULT_SOCKET "/run/plughost/io.plughost"
+#define PH_DEFAULT_STATE_DIR LOCALSTATEDIR "/lib/plughost"
+
+typedef struct ph_plugin_conf {
+        char *name;
+        char *config_json;          /* validated JSON object text */
+} ph_plugin_conf;
+
+typedef struct ph_config {
+        char **plugin_dirs;         /* in precedence order */
+        size_t n_plugin_dirs;
+        char *socket_path;
+        mode_t socket_mode;
+        char *socket_group;         /* NULL: leave the group alone */
+        char *state_dir;
+        int log_level;
+        double call_timeout_sec;
+        unsigned workers;           /* most threads running plugin code */
+        unsigned max_connections;
+        unsigned max_connections_per_uid;
+        size_t max_message;
+        ph_plugin_conf *plugins;
+        size_t n_plugins;
+} ph_config;
+
+/* Fills cfg with the built-in defaults. Returns 0 or -ENOMEM. */
+int ph_config_defaults(ph_config *cfg);
+
+/* Reads path (and path.d/\*.conf, in name order) into cfg. A missing file
+ * is an error only if must_exist. On a syntax or value error returns
+ * -EINVAL and writes "file:line: what" into err. */
+int ph_config_load(ph_config *cfg, const char *path, bool must_exist, char *err, size_t err_size);
+
+/* The config JSON for a plugin ("{}" if none). Borrowed from cfg. */
+const char *ph_config_plugin_json(const ph_config *cfg, const char *name);
+
+/* Adds a plugin directory (command line); the first call drops the ones
+ * the file gave. */
+int ph_config_add_dir(ph_config *cfg, const char *dir, bool *replaced);
+
+void ph_config_clear(ph_config *cfg);
+
+#endif

@@ -1,0 +1,255 @@
+/* plughostctl's Varlink client: blocking, one connection per command. A
+ * request goes out as JSON and a NUL; replies are read up to each NUL,
+ * never more than PH_VARLINK_MESSAGE_MAX bytes, and parsed with jansson.
+ * Every failure is printed here, once, on stderr. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "ctl.h"
+#include "../protocol/varlink.h"
+
+/* First buffer size; it doubles up to the message cap. */
+#define CLIENT_BUF_MIN 16384u
+
+struct ctl_client {
+        int fd;
+        char *buf;
+        size_t size;
+        size_t start;           /* first byte not returned yet */
+        size_t end;             /* one past the last byte read */
+        size_t scanned;         /* [start, scanned) holds no NUL */
+};
+
+const char *ctl_socket_path(const ctl_opts *opts)
+{
+        const char *env = getenv("PLUGHOST_SOCKET");
+
+        if (opts->socket_path)
+                return opts->socket_path;
+        return env && *env ? env : PH_DEFAULT_SOCKET;
+}
+
+/* Prints "plughostctl: what: why" with the untrusted parts escaped. */
+static void client_fail(const char *what, const char *why)
+{
+        char *w = ctl_escape(what), *y = ctl_escape(why);
+
+        fprintf(stderr, "plughostctl: %s: %s\n", w ? w : "?", y ? y : "?");
+        free(w);
+        free(y);
+}
+
+int ctl_client_open(const ctl_opts *opts, ctl_client **ret)
+{
+        const char *path = ctl_socket_path(opts);
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        ctl_client *c;
+        int fd, r;
+
+        if (strlen(path) >= sizeof(sa.sun_path)) {
+                client_fail(path, "socket path too long");
+                return -ENAMETOOLONG;
+        }
+        strcpy(sa.sun_path, path);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+                r = -errno;
+                client_fail(path, strerror(errno));
+                if (fd >= 0)
+                        close(fd);
+                return r;
+        }
+        c = calloc(1, sizeof(*c));
+        if (!c) {
+                close(fd);
+                client_fail("connect", strerror(ENOMEM));
+                return -ENOMEM;
+        }
+        c->fd = fd;
+        *ret = c;
+        return 0;
+}
+
+void ctl_client_free(ctl_client *c)
+{
+        if (!c)
+                return;
+        if (c->fd >= 0)
+                close(c->fd);
+        free(c->buf);
+        free(c);
+}
+
+int ctl_client_send(ctl_client *c, const char *method, json_t *params, bool more)
+{
+        json_t *req = json_pack("{s:s, s:o}", "method", method, "parameters",
+                                params ? params : json_object());
+        char *msg;
+        size_t len, off = 0;
+
+        if (req && more)
+                json_object_set_new(req, "more", json_true());
+        msg = req ? json_dumps(req, JSON_COMPACT) : NULL;
+        json_decref(req);
+        if (!msg) {
+                client_fail(method, strerror(ENOMEM));
+                return -ENOMEM;
+        }
+        /* The NUL that ends the string is the frame delimiter. */
+        len = strlen(msg) + 1;
+        if (len > PH_VARLINK_MESSAGE_MAX) {
+                free(msg);
+                client_fail(method, "request too large");
+                return -EMSGSIZE;
+        }
+        while (off < len) {
+                ssize_t n = send(c->fd, msg + off, len - off, MSG_NOSIGNAL);
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0) {
+                        int r = -errno;
+
+                        client_fail("send", strerror(errno));
+                        free(msg);
+                        return r;
+                }
+                off += (size_t)n;
+        }
+        free(msg);
+        return 0;
+}
+
+/* Makes room for at least one more byte, within the cap. */
+static int client_room(ctl_client *c)
+{
+        size_t size;
+        char *buf;
+
+        if (c->start > 0) {
+                memmove(c->buf, c->buf + c->start, c->end - c->start);
+                c->end -= c->start;
+                c->scanned -= c->start;
+                c->start = 0;
+        }
+        if (c->end < c->size)
+                return 0;
+        if (c->size >= PH_VARLINK_MESSAGE_MAX)
+                return -EMSGSIZE;
+        size = c->size ? c->size * 2 : CLIENT_BUF_MIN;
+        if (size > PH_VARLINK_MESSAGE_MAX)
+                size = PH_VARLINK_MESSAGE_MAX;
+        buf = realloc(c->buf, size);
+        if (!buf)
+                return -ENOMEM;
+        c->buf = buf;
+        c->size = size;
+        return 0;
+}
+
+int ctl_client_recv(ctl_client *c, json_t **ret_reply)
+{
+        json_error_t jerr;
+        json_t *reply;
+        char *nul;
+        ssize_t n;
+        int r;
+
+        for (;;) {
+                nul = c->end > c->scanned ? memchr(c->buf + c->scanned, '\0', c->end - c->scanned)
+                                          : NULL;
+                if (nul)
+                        break;
+                c->scanned = c->end;
+                r = client_room(c);
+                if (r < 0) {
+                        client_fail("reply", r == -EMSGSIZE ? "larger than the message limit"
+                                                            : strerror(-r));
+                        return r;
+                }
+                n = read(c->fd, c->buf + c->end, c->size - c->end);
+                if (n < 0 && errno == EINTR)
+                        return -EINTR;  /* the caller was interrupted: not an error to print */
+                if (n < 0) {
+                        r = -errno;
+                        client_fail("read", strerror(errno));
+                        return r;
+                }
+                if (n == 0) {
+                        client_fail("plughostd", c->end > c->start ? "connection closed mid-reply"
+                                                                   : "connection closed");
+                        return -ECONNRESET;
+                }
+                c->end += (size_t)n;
+        }
+        reply = json_loadb(c->buf + c->start, (size_t)(nul - (c->buf + c->start)), 0, &jerr);
+        c->start = c->scanned = (size_t)(nul - c->buf) + 1;
+        if (!json_is_object(reply) ||
+            !json_is_object(json_object_get(reply, "parameters"))) {
+                client_fail("reply", reply ? "not a Varlink reply" : jerr.text);
+                json_decref(reply);
+                return -EBADMSG;
+        }
+        *ret_reply = reply;
+        return 0;
+}
+
+int ctl_reply_check(json_t *reply)
+{
+        json_t *error = json_object_get(reply, "error");
+        json_t *params = json_object_get(reply, "parameters");
+        const char *message = json_string_value(json_object_get(params, "message"));
+        char *text;
+
+        if (!error)
+                return 0;
+        if (message && json_is_integer(json_object_get(params, "errno"))) {
+                /* CallFailed: the plugin's errno says more than its text may. */
+                if (asprintf(&text, "%s (errno %lld)", message,
+                             (long long)json_integer_value(json_object_get(params, "errno"))) < 0)
+                        text = NULL;
+                client_fail(json_is_string(error) ? json_string_value(error) : "error",
+                            text ? text : message);
+                free(text);
+                return -EREMOTEIO;
+        }
+        if (message) {
+                client_fail(json_is_string(error) ? json_string_value(error) : "error", message);
+                return -EREMOTEIO;
+        }
+        /* No message: the parameters say what was wrong (InvalidParameter). */
+        text = json_dumps(params, JSON_COMPACT | JSON_ENSURE_ASCII);
+        client_fail(json_is_string(error) ? json_string_value(error) : "error", text ? text : "");
+        free(text);
+        return -EREMOTEIO;
+}
+
+int ctl_client_call(const ctl_opts *opts, const char *method, json_t *params, json_t **ret_params)
+{
+        ctl_client *c;
+        json_t *reply;
+        int r;
+
+        r = ctl_client_open(opts, &c);
+        if (r < 0) {
+                json_decref(params);
+                return r;
+        }
+        r = ctl_client_send(c, method, params, false);
+        if (r == 0)
+                r = ctl_client_recv(c, &reply);
+        ctl_client_free(c);
+        if (r < 0)
+                return r;
+        r = ctl_reply_check(reply);
+        if (r == 0)
+                *ret_params = json_incref(json_object_get(reply, "parameters"));
+        json_decref(reply);
+        return r;
+}

@@ -1,0 +1,101 @@
+/* plughostd's state, owned by the loop thread, and the pieces that share it. */
+#ifndef PH_DAEMON_H
+#define PH_DAEMON_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "config.h"
+#include "plughost/plughost.h"
+#include "pool.h"
+#include "registry.h"
+
+typedef struct ph_server ph_server;
+typedef struct ph_conn ph_conn;
+typedef struct ph_reply ph_reply;
+
+typedef struct ph_daemon_counters {
+        uint64_t calls, calls_failed, loads, load_failures, unloads, timeouts, requests;
+} ph_daemon_counters;
+
+typedef struct ph_daemon {
+        uv_loop_t *loop;
+        ph_config cfg;
+        ph_cache *cache;
+        ph_registry *reg;
+        ph_pool *pool;
+        ph_server *server;
+        uv_async_t reap_async;          /* the cache has instances to finalise */
+        bool reap_running;
+        uint64_t started_ms;
+        unsigned scans_running;
+        bool ready;                     /* first scan done */
+        bool stopping;
+        ph_daemon_counters counters;
+        uv_signal_t sigterm, sigint, sighup;
+        uv_timer_t stop_timer;
+} ph_daemon;
+
+/* ---- scan.c: directory scans on libuv's pool ---- */
+
+/* Scans every configured directory; done(d, ud) runs on the loop when all
+ * have been applied to the registry, with the totals. */
+typedef void (*ph_scan_done_fn)(ph_daemon *d, unsigned added, unsigned changed,
+                                unsigned removed, void *ud);
+int ph_scan_all(ph_daemon *d, ph_scan_done_fn done, void *ud);
+
+/* True for names the watcher and scanner skip: dotfiles, *.tmp, *~,
+ * *.part, *.swp, *.dpkg-new and friends: files still being written. */
+bool ph_scan_ignored_name(const char *name);
+
+/* ---- server.c: the socket and its connections ---- */
+
+/* Listens; clients can connect (they wait in the backlog) but are
+ * accepted only from ph_server_start on. */
+int ph_server_new(ph_daemon *d, ph_server **ret);
+/* Starts accepting: after the first scan, so no client sees an empty
+ * registry. */
+void ph_server_start(ph_server *s);
+/* Stops accepting and closes idle connections. */
+void ph_server_stop(ph_server *s);
+void ph_server_free(ph_server *s);
+unsigned ph_server_clients(const ph_server *s);
+
+/* Connection facts for methods. */
+uid_t ph_conn_uid(const ph_conn *c);
+pid_t ph_conn_pid(const ph_conn *c);
+
+/* A reply slot: every request that expects an answer gets one, in order. */
+ph_reply *ph_reply_new(ph_conn *c);
+/* Completes a slot with a serialised message (taken). A slot whose
+ * connection went away frees itself. */
+void ph_reply_send(ph_reply *r, char *msg, size_t len);
+/* For streams (Monitor): sends a message but keeps the slot open. Returns
+ * -EPIPE when the connection is gone or cannot keep up (then the slot is
+ * finished and freed). */
+int ph_reply_stream(ph_reply *r, char *msg, size_t len);
+/* Helpers that build and send. */
+void ph_reply_ok(ph_reply *r, json_t *params);
+void ph_reply_error(ph_reply *r, int verr, json_t *params, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+
+/* Broadcasts an event to every Monitor stream. */
+void ph_server_broadcast(ph_server *s, json_t *event);
+
+/* ---- methods.c: io.plughost and org.varlink.service ---- */
+
+struct ph_request;
+/* Runs a validated request; answers through r (NULL for oneway). */
+void ph_methods_dispatch(ph_daemon *d, ph_conn *c, struct ph_request *req, ph_reply *r);
+
+/* The registry's event hook: feeds Monitor streams and the log. */
+void ph_methods_on_event(ph_event_kind kind, ph_plugin *p, const char *message, void *ud);
+
+/* The cache's garbage hook: schedules a reap on the pool. Any thread. */
+void ph_daemon_garbage_cb(void *ud);
+
+uint64_t ph_now_ms(void);
+
+#endif

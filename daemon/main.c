@@ -1,0 +1,293 @@
+/* plughostd: the plugin host daemon. Parses its options and configuration,
+ * then runs the libuv loop until SIGTERM or SIGINT. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "log.h"
+
+/* How long a stop waits for calls in flight before finalising anyway. */
+#define STOP_DRAIN_MS 10000
+/* Jobs that may wait for a plugin thread before callers get Busy. */
+#define POOL_QUEUE_MAX 4096
+
+uint64_t ph_now_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void usage(FILE *out)
+{
+        fprintf(out,
+                "Usage: plughostd [OPTIONS]\n"
+                "\n"
+                "  -c, --config FILE       configuration file (default %s)\n"
+                "  -p, --plugin-dir DIR    plugin directory; repeat for more (replaces the config's)\n"
+                "  -s, --socket PATH       control socket (default %s)\n"
+                "  -S, --state-dir DIR     state directory (default %s)\n"
+                "  -l, --log-level LEVEL   err, warning, notice, info or debug\n"
+                "  -h, --help              show this help\n"
+                "  -V, --version           show the version\n",
+                PH_CONFIG_DEFAULT_PATH, PH_DEFAULT_SOCKET, PH_DEFAULT_STATE_DIR);
+}
+
+static int parse_args(ph_daemon *d, int argc, char **argv)
+{
+        static const struct option opts[] = {
+                { "config", required_argument, NULL, 'c' },
+                { "plugin-dir", required_argument, NULL, 'p' },
+                { "socket", required_argument, NULL, 's' },
+                { "state-dir", required_argument, NULL, 'S' },
+                { "log-level", required_argument, NULL, 'l' },
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, 'V' },
+                { 0 },
+        };
+        const char *config = NULL, *log_level = NULL;
+        char **dirs = NULL, *socket_path = NULL, *state_dir = NULL, err[1024];
+        size_t n_dirs = 0;
+        bool replaced = false;
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, "c:p:s:S:l:hV", opts, NULL)) != -1) {
+                switch (c) {
+                case 'c':
+                        config = optarg;
+                        break;
+                case 'p':
+                        dirs = realloc(dirs, (n_dirs + 1) * sizeof(char *));
+                        if (!dirs)
+                                return -ENOMEM;
+                        dirs[n_dirs++] = optarg;
+                        break;
+                case 's':
+                        socket_path = optarg;
+                        break;
+                case 'S':
+                        state_dir = optarg;
+                        break;
+                case 'l':
+                        log_level = optarg;
+                        break;
+                case 'h':
+                        usage(stdout);
+                        exit(EXIT_SUCCESS);
+                case 'V':
+                        printf("plughostd %s\n", PACKAGE_VERSION);
+                        exit(EXIT_SUCCESS);
+                default:
+                        usage(stderr);
+                        exit(2);
+                }
+        }
+        if (optind < argc) {
+                fprintf(stderr, "plughostd: unexpected argument '%s'\n", argv[optind]);
+                exit(2);
+        }
+        r = ph_config_defaults(&d->cfg);
+        if (r == 0)
+                r = ph_config_load(&d->cfg, config ? config : PH_CONFIG_DEFAULT_PATH, config != NULL,
+                                   err, sizeof(err));
+        if (r < 0) {
+                fprintf(stderr, "plughostd: %s\n", r == -ENOMEM ? "out of memory" : err);
+                free(dirs);
+                return r;
+        }
+        for (size_t i = 0; i < n_dirs && r == 0; i++) {
+                char *abs = realpath(dirs[i], NULL);
+                /* A directory that does not exist yet is watched for later. */
+                r = ph_config_add_dir(&d->cfg, abs ? abs : dirs[i], &replaced);
+                free(abs);
+        }
+        free(dirs);
+        if (socket_path && (free(d->cfg.socket_path), !(d->cfg.socket_path = strdup(socket_path))))
+                r = -ENOMEM;
+        if (state_dir && (free(d->cfg.state_dir), !(d->cfg.state_dir = strdup(state_dir))))
+                r = -ENOMEM;
+        if (log_level && (d->cfg.log_level = ph_log_level_from_string(log_level)) < 0) {
+                fprintf(stderr, "plughostd: unknown log level '%s'\n", log_level);
+                exit(2);
+        }
+        return r;
+}
+
+/* ---- garbage: finalising retired instances on the plugin pool ---- */
+
+typedef struct reap_job {
+        ph_job job;
+        ph_daemon *d;
+} reap_job;
+
+static void reap_work(ph_job *job)
+{
+        ph_cache_reap(((reap_job *)job)->d->cache);
+}
+
+static void reap_done(ph_job *job)
+{
+        reap_job *rj = (reap_job *)job;
+
+        rj->d->reap_running = false;
+        free(rj);
+}
+
+static void reap_async_cb(uv_async_t *a)
+{
+        ph_daemon *d = a->data;
+        reap_job *rj;
+
+        /* One reap at a time; a later signal finds the next batch. */
+        if (d->reap_running || !(rj = calloc(1, sizeof(*rj))))
+                return;
+        rj->d = d;
+        rj->job.work = reap_work;
+        rj->job.done = reap_done;
+        if (ph_pool_submit(d->pool, &rj->job) < 0) {
+                free(rj);
+                return;
+        }
+        d->reap_running = true;
+}
+
+void ph_daemon_garbage_cb(void *ud)
+{
+        ph_daemon *d = ud;
+
+        uv_async_send(&d->reap_async);
+}
+
+/* ---- start and stop ---- */
+
+static void first_scan_done(ph_daemon *d, unsigned added, unsigned changed, unsigned removed, void *ud)
+{
+        size_t loaded, rejected, n = ph_registry_count(d->reg, &loaded, &rejected);
+
+        (void)added;
+        (void)changed;
+        (void)removed;
+        (void)ud;
+        d->ready = true;
+        ph_server_start(d->server);
+        log_info("ready: %zu plugins, %zu files refused or shadowed, listening on %s", n, rejected,
+                 d->cfg.socket_path);
+}
+
+static uint64_t stop_deadline;
+
+static void stop_poll_cb(uv_timer_t *t)
+{
+        ph_daemon *d = t->data;
+
+        /* A scan applies its listing to the registry when it ends: it must
+         * not end after the registry is freed. */
+        if ((ph_pool_busy(d->pool) > 0 || d->scans_running > 0) && uv_now(d->loop) < stop_deadline)
+                return;
+        if (ph_pool_busy(d->pool) > 0)
+                log_warning("stopping with %u operations still running in plugin code",
+                            ph_pool_busy(d->pool));
+        uv_timer_stop(t);
+        uv_stop(d->loop);
+}
+
+static void signal_cb(uv_signal_t *s, int signum)
+{
+        ph_daemon *d = s->data;
+
+        if (signum == SIGHUP) {
+                log_info("SIGHUP: rescanning");
+                ph_scan_all(d, NULL, NULL);
+                return;
+        }
+        if (d->stopping)
+                return;
+        d->stopping = true;
+        log_info("%s: stopping", strsignal(signum));
+        ph_server_stop(d->server);
+        stop_deadline = uv_now(d->loop) + STOP_DRAIN_MS;
+        uv_timer_start(&d->stop_timer, stop_poll_cb, 0, 50);
+}
+
+static int daemon_start(ph_daemon *d)
+{
+        ph_cache_config cc = { .garbage_cb = ph_daemon_garbage_cb, .userdata = d };
+        int r;
+
+        d->loop = uv_default_loop();
+        d->started_ms = ph_now_ms();
+        if (mkdir(d->cfg.state_dir, 0750) < 0 && errno != EEXIST)
+                log_warning("state directory %s: %s", d->cfg.state_dir, strerror(errno));
+        if ((r = ph_cache_new(&cc, &d->cache)) < 0 ||
+            (r = ph_registry_new(ph_methods_on_event, d, &d->reg)) < 0 ||
+            (r = ph_pool_new(d->loop, d->cfg.workers, POOL_QUEUE_MAX, &d->pool)) < 0) {
+                log_err("cannot start: %s", strerror(-r));
+                return r;
+        }
+        uv_async_init(d->loop, &d->reap_async, reap_async_cb);
+        d->reap_async.data = d;
+        r = ph_server_new(d, &d->server);
+        if (r < 0)
+                return r;
+        uv_timer_init(d->loop, &d->stop_timer);
+        d->stop_timer.data = d;
+        uv_signal_init(d->loop, &d->sigterm);
+        uv_signal_init(d->loop, &d->sigint);
+        uv_signal_init(d->loop, &d->sighup);
+        d->sigterm.data = d->sigint.data = d->sighup.data = d;
+        uv_signal_start(&d->sigterm, signal_cb, SIGTERM);
+        uv_signal_start(&d->sigint, signal_cb, SIGINT);
+        uv_signal_start(&d->sighup, signal_cb, SIGHUP);
+        return ph_scan_all(d, first_scan_done, NULL);
+}
+
+static void close_walk_cb(uv_handle_t *h, void *arg)
+{
+        (void)arg;
+        if (!uv_is_closing(h))
+                uv_close(h, NULL);
+}
+
+int main(int argc, char **argv)
+{
+        ph_daemon d = { 0 };
+        int r;
+
+        signal(SIGPIPE, SIG_IGN);
+        ph_log_init(PH_LOG_INFO);
+        if (parse_args(&d, argc, argv) < 0)
+                return EXIT_FAILURE;
+        ph_log_set_level(d.cfg.log_level);
+        r = daemon_start(&d);
+        if (r < 0) {
+                ph_config_clear(&d.cfg);
+                return EXIT_FAILURE;
+        }
+        uv_run(d.loop, UV_RUN_DEFAULT);
+
+        /* Finalise what is loaded: drop the registry's plugins from the
+         * cache and run fini here, on this thread, outside any plugin code. */
+        ph_server_free(d.server);
+        d.server = NULL;
+        /* A thread stuck in plugin code still holds its instance: then the
+         * cache is left to the exit rather than freed under it. */
+        if (ph_pool_busy(d.pool) == 0)
+                ph_cache_free(d.cache);
+        ph_pool_free(d.pool);
+        ph_registry_free(d.reg);
+        d.reg = NULL;           /* for a scan that outlived the drain (scan.c) */
+        uv_walk(d.loop, close_walk_cb, NULL);
+        uv_run(d.loop, UV_RUN_DEFAULT);
+        uv_loop_close(d.loop);
+        ph_config_clear(&d.cfg);
+        log_info("stopped");
+        return EXIT_SUCCESS;
+}

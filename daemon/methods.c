@@ -1,0 +1,535 @@
+/* The methods of io.plughost and org.varlink.service. Reads answer at once
+ * from the registry; Load and Call run on the plugin pool with a deadline;
+ * Rescan on libuv's pool. Every reply is built here, every error through
+ * ph_reply_error. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "daemon.h"
+#include "log.h"
+#include "varlink.h"
+
+/* ---- JSON views of registry objects ---- */
+
+static json_t *json_str_or_null(const char *s)
+{
+        return s ? json_string(s) : json_null();
+}
+
+static json_t *plugin_json(const ph_plugin *p)
+{
+        const ph_meta *m = p->file->meta;
+        json_t *ifaces = json_array();
+
+        for (size_t i = 0; i < m->n_interfaces; i++)
+                json_array_append_new(ifaces, json_string(m->interfaces[i]));
+        return json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:s, s:b, s:i, s:s, s:s, s:I, s:o}",
+                         "name", p->name, "version", m->version, "interfaces", ifaces,
+                         "description", json_str_or_null(m->description),
+                         "license", json_str_or_null(m->license), "url", json_str_or_null(m->url),
+                         "concurrency", m->serial ? "serial" : "parallel", "resident", m->resident,
+                         "priority", m->priority, "state", ph_pstate_name(p->state),
+                         "file", p->file->path, "generation", (json_int_t)p->file->generation,
+                         "lastError", json_str_or_null(p->last_error));
+}
+
+static json_t *counters_json(const ph_plugin_counters *k)
+{
+        return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "calls", (json_int_t)k->calls,
+                         "callsFailed", (json_int_t)k->calls_failed,
+                         "callsInFlight", (json_int_t)k->in_flight, "loads", (json_int_t)k->loads,
+                         "loadFailures", (json_int_t)k->load_failures,
+                         "unloads", (json_int_t)k->unloads);
+}
+
+static bool plugin_has_interface(const ph_plugin *p, const char *iface)
+{
+        for (size_t i = 0; i < p->file->meta->n_interfaces; i++)
+                if (strcmp(p->file->meta->interfaces[i], iface) == 0)
+                        return true;
+        return false;
+}
+
+static const char *param_str(const ph_request *req, const char *name)
+{
+        return json_string_value(json_object_get(req->parameters, name));
+}
+
+/* ---- reads ---- */
+
+struct list_ctx {
+        const char *iface, *state;
+        json_t *plugins, *rejected;
+};
+
+static int list_plugin_cb(ph_plugin *p, void *ud)
+{
+        struct list_ctx *l = ud;
+
+        if (l->iface && !plugin_has_interface(p, l->iface))
+                return 0;
+        if (l->state && strcmp(l->state, ph_pstate_name(p->state)) != 0)
+                return 0;
+        json_array_append_new(l->plugins, plugin_json(p));
+        return 0;
+}
+
+static int list_rejected_cb(ph_file *f, void *ud)
+{
+        struct list_ctx *l = ud;
+
+        json_array_append_new(l->rejected,
+                              json_pack("{s:s, s:s, s:s}", "file", f->path,
+                                        "reason", f->shadowed ? "shadowed" : ph_reason_name(f->reason),
+                                        "message", f->message ? f->message : ""));
+        return 0;
+}
+
+static void method_list(ph_daemon *d, ph_request *req, ph_reply *r)
+{
+        struct list_ctx l = { param_str(req, "interface"), param_str(req, "state"),
+                              json_array(), json_array() };
+
+        ph_registry_foreach(d->reg, list_plugin_cb, &l);
+        ph_registry_foreach_rejected(d->reg, list_rejected_cb, &l);
+        ph_reply_ok(r, json_pack("{s:o, s:o}", "plugins", l.plugins, "rejected", l.rejected));
+}
+
+static ph_plugin *find_or_reply(ph_daemon *d, const char *name, ph_reply *r)
+{
+        ph_plugin *p = ph_registry_find(d->reg, name);
+
+        if (!p)
+                ph_reply_error(r, PH_VERR_NO_SUCH_PLUGIN, json_pack("{s:s}", "name", name),
+                               "no plugin named '%.64s'", name);
+        return p;
+}
+
+static void method_info(ph_daemon *d, ph_request *req, ph_reply *r)
+{
+        ph_plugin *p = find_or_reply(d, param_str(req, "name"), r);
+        json_t *meta;
+
+        if (!p)
+                return;
+        meta = json_loads(p->file->meta->json, 0, NULL);
+        ph_reply_ok(r, json_pack("{s:o, s:o, s:o}", "plugin", plugin_json(p),
+                                 "metadata", meta ? meta : json_object(),
+                                 "counters", counters_json(&p->counters)));
+}
+
+struct query_ctx {
+        const char *iface;
+        ph_plugin **found;
+        size_t n, cap;
+};
+
+static int query_cb(ph_plugin *p, void *ud)
+{
+        struct query_ctx *q = ud;
+
+        if (!plugin_has_interface(p, q->iface))
+                return 0;
+        if (q->n == q->cap) {
+                size_t cap = q->cap ? q->cap * 2 : 16;
+                ph_plugin **grown = realloc(q->found, cap * sizeof(*grown));
+                if (!grown)
+                        return 1;
+                q->found = grown;
+                q->cap = cap;
+        }
+        q->found[q->n++] = p;
+        return 0;
+}
+
+/* Best first: priority, then version, then name. */
+static int query_order(const void *a, const void *b)
+{
+        const ph_plugin *x = *(ph_plugin *const *)a, *y = *(ph_plugin *const *)b;
+        int c;
+
+        if (x->file->meta->priority != y->file->meta->priority)
+                return y->file->meta->priority - x->file->meta->priority;
+        c = ph_version_compare(y->file->meta->version, x->file->meta->version);
+        return c ? c : strcmp(x->name, y->name);
+}
+
+static void method_query(ph_daemon *d, ph_request *req, ph_reply *r)
+{
+        struct query_ctx q = { .iface = param_str(req, "interface") };
+        json_t *list = json_array();
+
+        ph_registry_foreach(d->reg, query_cb, &q);
+        qsort(q.found, q.n, sizeof(*q.found), query_order);
+        for (size_t i = 0; i < q.n; i++)
+                json_array_append_new(list, plugin_json(q.found[i]));
+        free(q.found);
+        ph_reply_ok(r, json_pack("{s:o}", "plugins", list));
+}
+
+static json_t *daemon_counters_json(ph_daemon *d)
+{
+        ph_cache_counters k;
+
+        ph_cache_get_counters(d->cache, &k);
+        return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "calls", (json_int_t)d->counters.calls,
+                         "callsFailed", (json_int_t)d->counters.calls_failed,
+                         "callsInFlight", (json_int_t)k.in_flight, "loads", (json_int_t)k.loads,
+                         "loadFailures", (json_int_t)k.failures, "unloads", (json_int_t)k.unloads);
+}
+
+static void method_status(ph_daemon *d, ph_request *req, ph_reply *r)
+{
+        size_t loaded, rejected, n = ph_registry_count(d->reg, &loaded, &rejected);
+        json_t *dirs = json_array();
+
+        (void)req;
+        for (size_t i = 0; i < d->cfg.n_plugin_dirs; i++)
+                json_array_append_new(dirs, json_string(d->cfg.plugin_dirs[i]));
+        ph_reply_ok(r, json_pack("{s:s, s:I, s:o, s:I, s:I, s:I, s:I, s:o}", "version", PACKAGE_VERSION,
+                                 "uptimeSeconds", (json_int_t)((ph_now_ms() - d->started_ms) / 1000),
+                                 "pluginDirectories", dirs, "plugins", (json_int_t)n,
+                                 "loaded", (json_int_t)loaded, "rejected", (json_int_t)rejected,
+                                 "clients", (json_int_t)ph_server_clients(d->server),
+                                 "counters", daemon_counters_json(d)));
+}
+
+static void method_monitor(ph_daemon *d, ph_request *req, ph_reply *r)
+{
+        char *msg;
+        size_t len;
+
+        (void)d;
+        (void)req;
+        /* The first reply has no event: it says the subscription is live. */
+        if (r && ph_varlink_reply(NULL, true, &msg, &len) == 0)
+                ph_reply_stream(r, msg, len);
+}
+
+/* ---- Load and Call: plugin code on the pool, with a deadline ---- */
+
+typedef struct op_job {
+        ph_job job;
+        ph_daemon *d;
+        ph_reply *reply;
+        uv_timer_t timer;
+        bool replied;                   /* the deadline answered already */
+        /* inputs */
+        char *name, *path, *config;
+        uint64_t generation;
+        char *method, *params;          /* a Call when method is set */
+        /* outputs */
+        int load_r, call_r;
+        char err[1024];
+        char *result;
+} op_job;
+
+static void op_work(ph_job *job)
+{
+        op_job *op = (op_job *)job;
+        ph_load_request req = { .name = op->name, .generation = op->generation, .dirfd = AT_FDCWD,
+                                .path = op->path, .config_json = op->config };
+        ph_instance *inst;
+
+        op->load_r = ph_cache_get(op->d->cache, &req, &inst, op->err, sizeof(op->err));
+        if (op->load_r < 0 || !op->method) {
+                if (op->load_r == 0)
+                        ph_instance_unref(inst);
+                return;
+        }
+        op->call_r = ph_instance_call(inst, op->method, op->params, &op->result, op->err,
+                                      sizeof(op->err));
+        ph_instance_unref(inst);
+}
+
+static void op_free_cb(uv_handle_t *h)
+{
+        op_job *op = h->data;
+
+        free(op->name);
+        free(op->path);
+        free(op->config);
+        free(op->method);
+        free(op->params);
+        free(op->result);
+        free(op);
+}
+
+static void op_timeout_cb(uv_timer_t *t)
+{
+        op_job *op = t->data;
+        double secs = op->d->cfg.call_timeout_sec;
+
+        op->replied = true;
+        op->d->counters.timeouts++;
+        log_warning("%s %s%s%s: no answer after %.1f s", op->method ? "call" : "load", op->name,
+                    op->method ? "." : "", op->method ? op->method : "", secs);
+        ph_reply_error(op->reply, PH_VERR_TIMEOUT,
+                       json_pack("{s:s, s:s, s:f}", "name", op->name, "method",
+                                 op->method ? op->method : "", "seconds", secs),
+                       "%s did not answer within %.1f s", op->name, secs);
+        op->reply = NULL;
+}
+
+/* Applies a load's outcome to the registry (if the plugin is still the
+ * same file version). */
+static void op_record_load(op_job *op)
+{
+        ph_plugin *p = ph_registry_find(op->d->reg, op->name);
+
+        if (!p || p->file->generation != op->generation)
+                return;
+        if (op->load_r == 0) {
+                if (p->state != PH_PSTATE_LOADED || p->loaded_generation != op->generation) {
+                        p->counters.loads++;
+                        p->loaded_generation = op->generation;
+                        ph_registry_set_state(op->d->reg, p, PH_PSTATE_LOADED, NULL, true);
+                }
+        } else if (op->load_r == -ESTALE) {
+                if (p->state == PH_PSTATE_LOADING)
+                        p->state = PH_PSTATE_DISCOVERED;
+        } else {
+                p->counters.load_failures++;
+                /* A loaded older version keeps serving; say why the new one did not. */
+                if (p->state == PH_PSTATE_LOADED && p->loaded_generation != op->generation) {
+                        free(p->last_error);
+                        p->last_error = strdup(op->err);
+                        ph_methods_on_event(PH_EVENT_FAILED, p, op->err, op->d);
+                } else {
+                        ph_registry_set_state(op->d->reg, p, PH_PSTATE_FAILED, op->err, true);
+                }
+        }
+}
+
+static void op_done(ph_job *job)
+{
+        op_job *op = (op_job *)job;
+        ph_plugin *p;
+
+        uv_timer_stop(&op->timer);
+        op_record_load(op);
+        if (op->method) {
+                p = ph_registry_find(op->d->reg, op->name);
+                if (p)
+                        p->counters.in_flight--;
+                if (op->load_r == 0) {
+                        op->d->counters.calls++;
+                        if (p)
+                                p->counters.calls++;
+                        if (op->call_r < 0) {
+                                op->d->counters.calls_failed++;
+                                if (p)
+                                        p->counters.calls_failed++;
+                        }
+                }
+        }
+        if (!op->replied) {
+                if (op->load_r < 0) {
+                        ph_reply_error(op->reply, op->load_r == -ESTALE ? PH_VERR_BUSY : PH_VERR_LOAD_FAILED,
+                                       json_pack("{s:s}", "name", op->name), "%s", op->err);
+                } else if (!op->method) {
+                        p = ph_registry_find(op->d->reg, op->name);
+                        if (p)
+                                ph_reply_ok(op->reply, json_pack("{s:o}", "plugin", plugin_json(p)));
+                        else
+                                ph_reply_error(op->reply, PH_VERR_NO_SUCH_PLUGIN,
+                                               json_pack("{s:s}", "name", op->name),
+                                               "%s was removed while loading", op->name);
+                } else if (op->call_r < 0) {
+                        ph_reply_error(op->reply, PH_VERR_CALL_FAILED,
+                                       json_pack("{s:s, s:s, s:i}", "name", op->name, "method",
+                                                 op->method, "errno", -op->call_r),
+                                       "%s", op->err);
+                } else {
+                        json_error_t jerr;
+                        json_t *res = op->result ? json_loads(op->result, JSON_DECODE_ANY, &jerr)
+                                                 : json_null();
+                        if (!res)
+                                ph_reply_error(op->reply, PH_VERR_CALL_FAILED,
+                                               json_pack("{s:s, s:s, s:i}", "name", op->name,
+                                                         "method", op->method, "errno", EBADMSG),
+                                               "%s returned invalid JSON: %s", op->name, jerr.text);
+                        else
+                                ph_reply_ok(op->reply, json_pack("{s:o}", "result", res));
+                }
+        }
+        uv_close((uv_handle_t *)&op->timer, op_free_cb);
+}
+
+/* Starts a load (and call, if method) of p; reply may be NULL. */
+static void op_start(ph_daemon *d, ph_plugin *p, const char *method, json_t *params, ph_reply *r)
+{
+        op_job *op = calloc(1, sizeof(*op));
+
+        if (!op || !(op->name = strdup(p->name)) || !(op->path = strdup(p->file->path)) ||
+            !(op->config = strdup(ph_config_plugin_json(&d->cfg, p->name))) ||
+            (method && (!(op->method = strdup(method)) ||
+                        !(op->params = params ? json_dumps(params, JSON_COMPACT) : strdup("{}"))))) {
+                if (op)
+                        free(op->name), free(op->path), free(op->config), free(op->method);
+                free(op);
+                ph_reply_error(r, PH_VERR_BUSY, NULL, "out of memory");
+                return;
+        }
+        op->d = d;
+        op->reply = r;
+        op->generation = p->file->generation;
+        op->job.work = op_work;
+        op->job.done = op_done;
+        uv_timer_init(d->loop, &op->timer);
+        op->timer.data = op;
+        if (ph_pool_submit(d->pool, &op->job) < 0) {
+                ph_reply_error(r, PH_VERR_BUSY, NULL, "too many operations queued; try again");
+                op->replied = true;
+                uv_close((uv_handle_t *)&op->timer, op_free_cb);
+                return;
+        }
+        if (method)
+                p->counters.in_flight++;
+        if (p->state != PH_PSTATE_LOADED)
+                p->state = PH_PSTATE_LOADING;
+        if (r)
+                uv_timer_start(&op->timer, op_timeout_cb, (uint64_t)(d->cfg.call_timeout_sec * 1000), 0);
+}
+
+static void method_load(ph_daemon *d, ph_request *req, ph_reply *r)
+{
+        ph_plugin *p = find_or_reply(d, param_str(req, "name"), r);
+
+        if (!p)
+                return;
+        p->wanted = true;
+        if (p->state == PH_PSTATE_LOADED && p->loaded_generation == p->file->generation) {
+                ph_reply_ok(r, json_pack("{s:o}", "plugin", plugin_json(p)));
+                return;
+        }
+        op_start(d, p, NULL, NULL, r);
+}
+
+static void method_call(ph_daemon *d, ph_request *req, ph_reply *r)
+{
+        ph_plugin *p = find_or_reply(d, param_str(req, "name"), r);
+
+        if (!p)
+                return;
+        op_start(d, p, param_str(req, "method"), json_object_get(req->parameters, "parameters"), r);
+}
+
+static void method_unload(ph_daemon *d, ph_request *req, ph_reply *r)
+{
+        ph_plugin *p = find_or_reply(d, param_str(req, "name"), r);
+
+        if (!p)
+                return;
+        p->wanted = false;
+        ph_cache_unload(d->cache, p->name);
+        if (p->state == PH_PSTATE_LOADED) {
+                p->counters.unloads++;
+                p->loaded_generation = 0;
+                ph_registry_set_state(d->reg, p, PH_PSTATE_DISCOVERED, NULL, true);
+        }
+        ph_reply_ok(r, NULL);
+}
+
+static void rescan_done(ph_daemon *d, unsigned added, unsigned changed, unsigned removed, void *ud)
+{
+        (void)d;
+        ph_reply_ok(ud, json_pack("{s:i, s:i, s:i}", "added", (int)added, "changed", (int)changed,
+                                  "removed", (int)removed));
+}
+
+static void method_rescan(ph_daemon *d, ph_request *req, ph_reply *r)
+{
+        (void)req;
+        if (ph_scan_all(d, rescan_done, r) < 0)
+                ph_reply_error(r, PH_VERR_BUSY, NULL, "out of memory");
+}
+
+/* ---- org.varlink.service ---- */
+
+static void method_get_info(ph_daemon *d, ph_request *req, ph_reply *r)
+{
+        (void)d;
+        (void)req;
+        ph_reply_ok(r, ph_varlink_get_info(PACKAGE_VERSION));
+}
+
+static void method_get_interface_description(ph_daemon *d, ph_request *req, ph_reply *r)
+{
+        const char *iface = param_str(req, "interface");
+        const char *text = ph_varlink_interface_description(iface);
+
+        (void)d;
+        if (!text) {
+                ph_reply_error(r, PH_VERR_INTERFACE_NOT_FOUND, json_pack("{s:s}", "interface", iface),
+                               "interface not served here");
+                return;
+        }
+        ph_reply_ok(r, json_pack("{s:s}", "description", text));
+}
+
+typedef void (*method_fn)(ph_daemon *d, ph_request *req, ph_reply *r);
+
+static const method_fn method_table[_PH_M_MAX] = {
+        [PH_M_GET_INFO] = method_get_info,
+        [PH_M_GET_INTERFACE_DESCRIPTION] = method_get_interface_description,
+        [PH_M_LIST] = method_list,
+        [PH_M_INFO] = method_info,
+        [PH_M_QUERY] = method_query,
+        [PH_M_LOAD] = method_load,
+        [PH_M_UNLOAD] = method_unload,
+        [PH_M_CALL] = method_call,
+        [PH_M_RESCAN] = method_rescan,
+        [PH_M_STATUS] = method_status,
+        [PH_M_MONITOR] = method_monitor,
+};
+
+void ph_methods_dispatch(ph_daemon *d, ph_conn *c, ph_request *req, ph_reply *r)
+{
+        method_fn fn = (unsigned)req->method->id < _PH_M_MAX ? method_table[req->method->id] : NULL;
+
+        (void)c;
+        if (d->stopping && (req->method->flags & PH_METHOD_WRITE)) {
+                ph_reply_error(r, PH_VERR_BUSY, NULL, "the daemon is stopping");
+                return;
+        }
+        if (!fn) {
+                ph_reply_error(r, PH_VERR_METHOD_NOT_IMPLEMENTED,
+                               json_pack("{s:s}", "method", req->method->name), "not implemented");
+                return;
+        }
+        fn(d, req, r);
+}
+
+/* ---- events ---- */
+
+void ph_methods_on_event(ph_event_kind kind, ph_plugin *p, const char *message, void *ud)
+{
+        ph_daemon *d = ud;
+        json_t *ev;
+
+        ev = json_pack("{s:s, s:s, s:s, s:I}", "kind", ph_event_kind_name(kind), "name", p->name,
+                       "version", p->file ? p->file->meta->version : "",
+                       "generation", (json_int_t)(p->file ? p->file->generation : 0));
+        if (message)
+                json_object_set_new(ev, "message", json_string(message));
+        if (kind == PH_EVENT_FAILED)
+                log_warning("plugin %s: %s", p->name, message ? message : "failed");
+        else
+                log_info("plugin %s %s", p->name, ph_event_kind_name(kind));
+        if (d->server)
+                ph_server_broadcast(d->server, ev);
+        else
+                json_decref(ev);
+
+        if (kind == PH_EVENT_REMOVED) {
+                ph_cache_unload(d->cache, p->name);
+        } else if (kind == PH_EVENT_CHANGED && (p->state == PH_PSTATE_LOADED || p->wanted)) {
+                /* Hot replace: load the new version; the old one serves until
+                 * it is ready and then drains. */
+                op_start(d, p, NULL, NULL, NULL);
+        }
+}

@@ -1,0 +1,34 @@
+/* The pool of threads that run plugin code (load, init, call, fini), apart
+ * from libuv's pool, which does the scans: a stuck plugin can take every
+ * thread here and scanning still goes on. */
+#ifndef PH_POOL_H
+#define PH_POOL_H
+
+#include <uv.h>
+
+typedef struct ph_job ph_job;
+
+struct ph_job {
+        void (*work)(ph_job *job);      /* on a pool thread */
+        void (*done)(ph_job *job);      /* on the loop thread, after work */
+        ph_job *next;
+};
+
+typedef struct ph_pool ph_pool;
+
+/* Threads start on demand, up to max_threads; at most max_queue jobs wait. */
+int ph_pool_new(uv_loop_t *loop, unsigned max_threads, unsigned max_queue, ph_pool **ret);
+
+/* Queues job; done() runs on the loop once work() returned. Returns 0, or
+ * -EAGAIN when the queue is full (the job is not taken). Loop thread. */
+int ph_pool_submit(ph_pool *pool, ph_job *job);
+
+/* Jobs queued or running. */
+unsigned ph_pool_busy(const ph_pool *pool);
+unsigned ph_pool_threads(const ph_pool *pool);
+
+/* Stops the threads once the queue is empty; threads stuck in plugin code
+ * are left behind (detached). Pending done() callbacks are dropped. */
+void ph_pool_free(ph_pool *pool);
+
+#endif

@@ -13,6 +13,8 @@
 #include "registry.h"
 
 typedef struct ph_server ph_server;
+typedef struct ph_watch ph_watch;
+typedef struct scan_job scan_job;
 typedef struct ph_conn ph_conn;
 typedef struct ph_reply ph_reply;
 
@@ -30,10 +32,15 @@ typedef struct ph_daemon {
         uv_async_t reap_async;          /* the cache has instances to finalise */
         bool reap_running;
         uint64_t started_ms;
-        unsigned scans_running;
+        ph_watch *watch;
+        scan_job *scanq_head, *scanq_tail;      /* scans run one at a time */
+        bool scan_running;
         bool ready;                     /* first scan done */
         bool stopping;
         ph_daemon_counters counters;
+        char **wanted;                  /* loaded by clients: restored at start */
+        size_t n_wanted;
+        json_t *quarantine;             /* name -> file identity that died in init */
         uv_signal_t sigterm, sigint, sighup;
         uv_timer_t stop_timer;
 } ph_daemon;
@@ -45,6 +52,33 @@ typedef struct ph_daemon {
 typedef void (*ph_scan_done_fn)(ph_daemon *d, unsigned added, unsigned changed,
                                 unsigned removed, void *ud);
 int ph_scan_all(ph_daemon *d, ph_scan_done_fn done, void *ud);
+/* Rescans one directory (the watcher, after it appeared or vanished). */
+int ph_scan_dir(ph_daemon *d, unsigned dir_index);
+/* Scans some files of a directory (takes names and the strings). */
+int ph_scan_files(ph_daemon *d, unsigned dir_index, char **names, size_t n_names);
+/* Forgets queued scans (at stop). */
+void ph_scan_drop_queue(ph_daemon *d);
+
+/* ---- state.c: what survives a restart ---- */
+
+void ph_state_load(ph_daemon *d);
+void ph_state_want(ph_daemon *d, const char *name, bool want);
+bool ph_state_wanted(const ph_daemon *d, const char *name);
+int ph_state_save_loaded(ph_daemon *d);
+/* Worker threads: around a plugin's init. */
+void ph_state_init_mark(const char *state_dir, const char *name, const ph_file_id *id);
+void ph_state_init_clear(const char *state_dir, const char *name);
+/* True if name's file (id) was being initialised when the daemon died. */
+bool ph_state_quarantined(ph_daemon *d, const char *name, const ph_file_id *id);
+
+/* ---- watch.c: inotify on the plugin directories ---- */
+
+int ph_watch_new(ph_daemon *d, ph_watch **ret);
+/* Re-reads the directory list after a configuration change. */
+void ph_watch_reconfigure(ph_watch *w);
+void ph_watch_free(ph_watch *w);
+/* Copies the names in dir_index that are open for writing (w may be NULL). */
+void ph_watch_writing(ph_watch *w, unsigned dir_index, char ***ret_names, size_t *ret_n);
 
 /* True for names the watcher and scanner skip: dotfiles, *.tmp, *~,
  * *.part, *.swp, *.dpkg-new and friends: files still being written. */
@@ -92,6 +126,11 @@ void ph_methods_dispatch(ph_daemon *d, ph_conn *c, struct ph_request *req, ph_re
 
 /* The registry's event hook: feeds Monitor streams and the log. */
 void ph_methods_on_event(ph_event_kind kind, ph_plugin *p, const char *message, void *ud);
+
+/* The cache's init hook: the quarantine marker around init. Pool threads. */
+void ph_daemon_init_cb(const char *name, uint64_t generation, bool done, void *ud);
+/* Loads every plugin clients had loaded (after the first scan). */
+void ph_methods_restore(ph_daemon *d);
 
 /* The cache's garbage hook: schedules a reap on the pool. Any thread. */
 void ph_daemon_garbage_cb(void *ud);

@@ -41,6 +41,42 @@ static void usage(FILE *out)
                 PH_CONFIG_DEFAULT_PATH, PH_DEFAULT_SOCKET, PH_DEFAULT_STATE_DIR);
 }
 
+/* What the command line said, applied again on every configuration reload. */
+static struct {
+        const char *config;
+        char **dirs;
+        size_t n_dirs;
+        const char *socket_path, *state_dir;
+        int log_level;                  /* -1: from the file */
+} cli = { .log_level = -1 };
+
+/* Builds a configuration from defaults, the file and the command line. */
+static int config_build(ph_config *cfg, char *err, size_t err_size)
+{
+        bool replaced = false;
+        int r;
+
+        r = ph_config_defaults(cfg);
+        if (r == 0)
+                r = ph_config_load(cfg, cli.config ? cli.config : PH_CONFIG_DEFAULT_PATH,
+                                   cli.config != NULL, err, err_size);
+        for (size_t i = 0; i < cli.n_dirs && r == 0; i++)
+                r = ph_config_add_dir(cfg, cli.dirs[i], &replaced);
+        if (r == 0 && cli.socket_path &&
+            (free(cfg->socket_path), !(cfg->socket_path = strdup(cli.socket_path))))
+                r = -ENOMEM;
+        if (r == 0 && cli.state_dir &&
+            (free(cfg->state_dir), !(cfg->state_dir = strdup(cli.state_dir))))
+                r = -ENOMEM;
+        if (cli.log_level >= 0)
+                cfg->log_level = cli.log_level;
+        if (r == -ENOMEM)
+                snprintf(err, err_size, "out of memory");
+        if (r < 0)
+                ph_config_clear(cfg);
+        return r;
+}
+
 static int parse_args(ph_daemon *d, int argc, char **argv)
 {
         static const struct option opts[] = {
@@ -53,31 +89,39 @@ static int parse_args(ph_daemon *d, int argc, char **argv)
                 { "version", no_argument, NULL, 'V' },
                 { 0 },
         };
-        const char *config = NULL, *log_level = NULL;
-        char **dirs = NULL, *socket_path = NULL, *state_dir = NULL, err[1024];
-        size_t n_dirs = 0;
-        bool replaced = false;
+        char err[1024];
         int c, r;
 
         while ((c = getopt_long(argc, argv, "c:p:s:S:l:hV", opts, NULL)) != -1) {
                 switch (c) {
                 case 'c':
-                        config = optarg;
+                        cli.config = optarg;
                         break;
-                case 'p':
-                        dirs = realloc(dirs, (n_dirs + 1) * sizeof(char *));
-                        if (!dirs)
+                case 'p': {
+                        /* Resolved once: a symlinked directory is followed
+                         * now, never again. One that does not exist yet is
+                         * watched for. */
+                        char *abs = realpath(optarg, NULL), **grown;
+
+                        grown = realloc(cli.dirs, (cli.n_dirs + 1) * sizeof(char *));
+                        if (!grown || !(grown[cli.n_dirs] = abs ? abs : strdup(optarg)))
                                 return -ENOMEM;
-                        dirs[n_dirs++] = optarg;
+                        cli.dirs = grown;
+                        cli.n_dirs++;
                         break;
+                }
                 case 's':
-                        socket_path = optarg;
+                        cli.socket_path = optarg;
                         break;
                 case 'S':
-                        state_dir = optarg;
+                        cli.state_dir = optarg;
                         break;
                 case 'l':
-                        log_level = optarg;
+                        cli.log_level = ph_log_level_from_string(optarg);
+                        if (cli.log_level < 0) {
+                                fprintf(stderr, "plughostd: unknown log level '%s'\n", optarg);
+                                exit(2);
+                        }
                         break;
                 case 'h':
                         usage(stdout);
@@ -94,31 +138,53 @@ static int parse_args(ph_daemon *d, int argc, char **argv)
                 fprintf(stderr, "plughostd: unexpected argument '%s'\n", argv[optind]);
                 exit(2);
         }
-        r = ph_config_defaults(&d->cfg);
-        if (r == 0)
-                r = ph_config_load(&d->cfg, config ? config : PH_CONFIG_DEFAULT_PATH, config != NULL,
-                                   err, sizeof(err));
-        if (r < 0) {
-                fprintf(stderr, "plughostd: %s\n", r == -ENOMEM ? "out of memory" : err);
-                free(dirs);
-                return r;
-        }
-        for (size_t i = 0; i < n_dirs && r == 0; i++) {
-                char *abs = realpath(dirs[i], NULL);
-                /* A directory that does not exist yet is watched for later. */
-                r = ph_config_add_dir(&d->cfg, abs ? abs : dirs[i], &replaced);
-                free(abs);
-        }
-        free(dirs);
-        if (socket_path && (free(d->cfg.socket_path), !(d->cfg.socket_path = strdup(socket_path))))
-                r = -ENOMEM;
-        if (state_dir && (free(d->cfg.state_dir), !(d->cfg.state_dir = strdup(state_dir))))
-                r = -ENOMEM;
-        if (log_level && (d->cfg.log_level = ph_log_level_from_string(log_level)) < 0) {
-                fprintf(stderr, "plughostd: unknown log level '%s'\n", log_level);
-                exit(2);
-        }
+        r = config_build(&d->cfg, err, sizeof(err));
+        if (r < 0)
+                fprintf(stderr, "plughostd: %s\n", err);
         return r;
+}
+
+/* SIGHUP: a new configuration, or the old one if the new one is wrong. */
+static void daemon_reload(ph_daemon *d)
+{
+        ph_config next;
+        char err[1024];
+        int *map;
+
+        if (config_build(&next, err, sizeof(err)) < 0) {
+                log_err("reload: %s; keeping the running configuration", err);
+                return;
+        }
+        if (strcmp(next.socket_path, d->cfg.socket_path) != 0)
+                log_notice("reload: Socket= changes take effect at restart");
+        map = calloc(d->cfg.n_plugin_dirs + 1, sizeof(int));
+        if (!map) {
+                ph_config_clear(&next);
+                return;
+        }
+        for (size_t i = 0; i < d->cfg.n_plugin_dirs; i++) {
+                map[i] = -1;
+                for (size_t j = 0; j < next.n_plugin_dirs; j++)
+                        if (strcmp(d->cfg.plugin_dirs[i], next.plugin_dirs[j]) == 0)
+                                map[i] = (int)j;
+        }
+        /* The socket stays as it was bound. */
+        free(next.socket_path);
+        next.socket_path = d->cfg.socket_path;
+        d->cfg.socket_path = NULL;
+        ph_scan_drop_queue(d);
+        {
+                unsigned n_old = (unsigned)d->cfg.n_plugin_dirs;
+
+                ph_config_clear(&d->cfg);
+                d->cfg = next;
+                ph_registry_remap_dirs(d->reg, map, n_old);
+        }
+        free(map);
+        ph_log_set_level(d->cfg.log_level);
+        ph_watch_reconfigure(d->watch);
+        ph_scan_all(d, NULL, NULL);
+        log_info("reloaded: %zu plugin directories", d->cfg.n_plugin_dirs);
 }
 
 /* ---- garbage: finalising retired instances on the plugin pool ---- */
@@ -190,7 +256,7 @@ static void stop_poll_cb(uv_timer_t *t)
 
         /* A scan applies its listing to the registry when it ends: it must
          * not end after the registry is freed. */
-        if ((ph_pool_busy(d->pool) > 0 || d->scans_running > 0) && uv_now(d->loop) < stop_deadline)
+        if ((ph_pool_busy(d->pool) > 0 || d->scan_running) && uv_now(d->loop) < stop_deadline)
                 return;
         if (ph_pool_busy(d->pool) > 0)
                 log_warning("stopping with %u operations still running in plugin code",
@@ -204,8 +270,7 @@ static void signal_cb(uv_signal_t *s, int signum)
         ph_daemon *d = s->data;
 
         if (signum == SIGHUP) {
-                log_info("SIGHUP: rescanning");
-                ph_scan_all(d, NULL, NULL);
+                daemon_reload(d);
                 return;
         }
         if (d->stopping)
@@ -213,13 +278,17 @@ static void signal_cb(uv_signal_t *s, int signum)
         d->stopping = true;
         log_info("%s: stopping", strsignal(signum));
         ph_server_stop(d->server);
+        ph_watch_free(d->watch);
+        d->watch = NULL;
+        ph_scan_drop_queue(d);
         stop_deadline = uv_now(d->loop) + STOP_DRAIN_MS;
         uv_timer_start(&d->stop_timer, stop_poll_cb, 0, 50);
 }
 
 static int daemon_start(ph_daemon *d)
 {
-        ph_cache_config cc = { .garbage_cb = ph_daemon_garbage_cb, .userdata = d };
+        ph_cache_config cc = { .garbage_cb = ph_daemon_garbage_cb, .init_cb = ph_daemon_init_cb,
+                               .userdata = d };
         int r;
 
         d->loop = uv_default_loop();
@@ -234,9 +303,13 @@ static int daemon_start(ph_daemon *d)
         }
         uv_async_init(d->loop, &d->reap_async, reap_async_cb);
         d->reap_async.data = d;
+        ph_state_load(d);
         r = ph_server_new(d, &d->server);
         if (r < 0)
                 return r;
+        r = ph_watch_new(d, &d->watch);
+        if (r < 0)
+                log_warning("cannot watch the plugin directories: %s; use Rescan", strerror(-r));
         uv_timer_init(d->loop, &d->stop_timer);
         d->stop_timer.data = d;
         uv_signal_init(d->loop, &d->sigterm);
@@ -283,6 +356,10 @@ int main(int argc, char **argv)
                 ph_cache_free(d.cache);
         ph_pool_free(d.pool);
         ph_registry_free(d.reg);
+        for (size_t i = 0; i < d.n_wanted; i++)
+                free(d.wanted[i]);
+        free(d.wanted);
+        json_decref(d.quarantine);
         d.reg = NULL;           /* for a scan that outlived the drain (scan.c) */
         uv_walk(d.loop, close_walk_cb, NULL);
         uv_run(d.loop, UV_RUN_DEFAULT);

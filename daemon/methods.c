@@ -163,7 +163,8 @@ static void method_query(ph_daemon *d, ph_request *req, ph_reply *r)
         json_t *list = json_array();
 
         ph_registry_foreach(d->reg, query_cb, &q);
-        qsort(q.found, q.n, sizeof(*q.found), query_order);
+        if (q.n > 0)            /* found is NULL then: qsort(NULL, 0) is undefined */
+                qsort(q.found, q.n, sizeof(*q.found), query_order);
         for (size_t i = 0; i < q.n; i++)
                 json_array_append_new(list, plugin_json(q.found[i]));
         free(q.found);
@@ -220,12 +221,29 @@ typedef struct op_job {
         /* inputs */
         char *name, *path, *config;
         uint64_t generation;
+        ph_file_id id;                  /* for the quarantine marker */
         char *method, *params;          /* a Call when method is set */
         /* outputs */
         int load_r, call_r;
         char err[1024];
         char *result;
 } op_job;
+
+/* The operation running on this pool thread, for the init hook. */
+static __thread op_job *current_op;
+
+void ph_daemon_init_cb(const char *name, uint64_t generation, bool done, void *ud)
+{
+        ph_daemon *d = ud;
+
+        (void)generation;
+        if (!current_op)
+                return;
+        if (!done)
+                ph_state_init_mark(d->cfg.state_dir, name, &current_op->id);
+        else
+                ph_state_init_clear(d->cfg.state_dir, name);
+}
 
 static void op_work(ph_job *job)
 {
@@ -234,7 +252,9 @@ static void op_work(ph_job *job)
                                 .path = op->path, .config_json = op->config };
         ph_instance *inst;
 
+        current_op = op;
         op->load_r = ph_cache_get(op->d->cache, &req, &inst, op->err, sizeof(op->err));
+        current_op = NULL;
         if (op->load_r < 0 || !op->method) {
                 if (op->load_r == 0)
                         ph_instance_unref(inst);
@@ -362,7 +382,19 @@ static void op_done(ph_job *job)
 /* Starts a load (and call, if method) of p; reply may be NULL. */
 static void op_start(ph_daemon *d, ph_plugin *p, const char *method, json_t *params, ph_reply *r)
 {
-        op_job *op = calloc(1, sizeof(*op));
+        op_job *op;
+
+        if (ph_state_quarantined(d, p->name, &p->file->id)) {
+                const char *why = "quarantined: the daemon stopped while this version was "
+                                  "initialising; replace the file to try again";
+
+                if (p->state != PH_PSTATE_QUARANTINED)
+                        ph_registry_set_state(d->reg, p, PH_PSTATE_QUARANTINED, why, true);
+                ph_reply_error(r, PH_VERR_LOAD_FAILED, json_pack("{s:s}", "name", p->name),
+                               "%s: %s", p->name, why);
+                return;
+        }
+        op = calloc(1, sizeof(*op));
 
         if (!op || !(op->name = strdup(p->name)) || !(op->path = strdup(p->file->path)) ||
             !(op->config = strdup(ph_config_plugin_json(&d->cfg, p->name))) ||
@@ -377,6 +409,7 @@ static void op_start(ph_daemon *d, ph_plugin *p, const char *method, json_t *par
         op->d = d;
         op->reply = r;
         op->generation = p->file->generation;
+        op->id = p->file->id;
         op->job.work = op_work;
         op->job.done = op_done;
         uv_timer_init(d->loop, &op->timer);
@@ -402,6 +435,7 @@ static void method_load(ph_daemon *d, ph_request *req, ph_reply *r)
         if (!p)
                 return;
         p->wanted = true;
+        ph_state_want(d, p->name, true);
         if (p->state == PH_PSTATE_LOADED && p->loaded_generation == p->file->generation) {
                 ph_reply_ok(r, json_pack("{s:o}", "plugin", plugin_json(p)));
                 return;
@@ -425,6 +459,7 @@ static void method_unload(ph_daemon *d, ph_request *req, ph_reply *r)
         if (!p)
                 return;
         p->wanted = false;
+        ph_state_want(d, p->name, false);
         ph_cache_unload(d->cache, p->name);
         if (p->state == PH_PSTATE_LOADED) {
                 p->counters.unloads++;
@@ -527,9 +562,32 @@ void ph_methods_on_event(ph_event_kind kind, ph_plugin *p, const char *message, 
 
         if (kind == PH_EVENT_REMOVED) {
                 ph_cache_unload(d->cache, p->name);
-        } else if (kind == PH_EVENT_CHANGED && (p->state == PH_PSTATE_LOADED || p->wanted)) {
-                /* Hot replace: load the new version; the old one serves until
-                 * it is ready and then drains. */
-                op_start(d, p, NULL, NULL, NULL);
+                return;
         }
+        if (kind == PH_EVENT_ADDED)
+                p->wanted = ph_state_wanted(d, p->name);
+        if (kind != PH_EVENT_ADDED && kind != PH_EVENT_CHANGED)
+                return;
+        if (p->state == PH_PSTATE_QUARANTINED && !ph_state_quarantined(d, p->name, &p->file->id))
+                ph_registry_set_state(d->reg, p, PH_PSTATE_DISCOVERED, NULL, false);
+        if (p->state == PH_PSTATE_FAILED && kind == PH_EVENT_CHANGED)
+                ph_registry_set_state(d->reg, p, PH_PSTATE_DISCOVERED, NULL, false);
+        /* Hot replace, or a restored plugin: load the new version; an old
+         * one serves until the new one is ready, and then drains. */
+        if (d->ready && (p->state == PH_PSTATE_LOADED || p->wanted))
+                op_start(d, p, NULL, NULL, NULL);
+}
+
+static int restore_cb(ph_plugin *p, void *ud)
+{
+        ph_daemon *d = ud;
+
+        if (p->wanted && p->state != PH_PSTATE_LOADED)
+                op_start(d, p, NULL, NULL, NULL);
+        return 0;
+}
+
+void ph_methods_restore(ph_daemon *d)
+{
+        ph_registry_foreach(d->reg, restore_cb, d);
 }

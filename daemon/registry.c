@@ -294,6 +294,58 @@ static void file_take_verdict(ph_file *f, ph_scanned *it)
         f->shadowed = false;
 }
 
+/* Applies one listed file; returns 1 added, 2 changed, 0 unchanged. */
+static int apply_item(ph_registry *reg, unsigned dir_index, const char *dir, ph_scanned *it,
+                      name_set *touched)
+{
+        ph_file key, *f;
+        void *node;
+        int what;
+
+        if (asprintf(&key.path, "%s/%s", dir, it->name) < 0)
+                return 0;
+        node = tfind(&key, &reg->files, file_cmp);
+        f = node ? *(ph_file **)node : NULL;
+        if (f) {
+                free(key.path);
+                f->seen = true;
+                if (it->keep || (id_equal(&f->id, &it->id) && f->dir_index == dir_index))
+                        return 0;
+                candidate_remove(reg, f, touched);
+                what = 2;
+        } else {
+                if (it->keep)
+                        return (free(key.path), 0);
+                f = calloc(1, sizeof(*f));
+                if (f)
+                        f->path = key.path;
+                if (!f || !tsearch(f, &reg->files, file_cmp)) {
+                        free(f);
+                        free(key.path);
+                        return 0;
+                }
+                f->seen = true;
+                reg->n_files++;
+                what = 1;
+        }
+        f->dir_index = dir_index;
+        f->id = it->id;
+        f->generation = reg->next_generation++;
+        file_take_verdict(f, it);
+        if (f->reason == PH_REASON_OK)
+                candidate_add(reg, f, touched);
+        return what;
+}
+
+static void decide_all(ph_registry *reg, name_set *touched)
+{
+        for (size_t i = 0; i < touched->n; i++) {
+                plugin_decide(reg, touched->names[i]);
+                free(touched->names[i]);
+        }
+        free(touched->names);
+}
+
 void ph_registry_apply_dir(ph_registry *reg, unsigned dir_index, const char *dir,
                            ph_scanned *items, size_t n_items,
                            unsigned *ret_added, unsigned *ret_changed, unsigned *ret_removed)
@@ -305,42 +357,10 @@ void ph_registry_apply_dir(ph_registry *reg, unsigned dir_index, const char *dir
         files_of_dir(reg, &w);
         for (size_t i = 0; i < w.n; i++)
                 w.list[i]->seen = false;
-
         for (size_t i = 0; i < n_items; i++) {
-                ph_scanned *it = &items[i];
-                ph_file key, *f;
-                void *node;
-
-                if (asprintf(&key.path, "%s/%s", dir, it->name) < 0)
-                        continue;
-                node = tfind(&key, &reg->files, file_cmp);
-                f = node ? *(ph_file **)node : NULL;
-                if (f) {
-                        free(key.path);
-                        f->seen = true;
-                        if (id_equal(&f->id, &it->id) && f->dir_index == dir_index)
-                                continue;
-                        candidate_remove(reg, f, &touched);
-                        changed++;
-                } else {
-                        f = calloc(1, sizeof(*f));
-                        if (f)
-                                f->path = key.path;
-                        if (!f || !tsearch(f, &reg->files, file_cmp)) {
-                                free(f);
-                                free(key.path);
-                                continue;
-                        }
-                        f->seen = true;
-                        reg->n_files++;
-                        added++;
-                }
-                f->dir_index = dir_index;
-                f->id = it->id;
-                f->generation = reg->next_generation++;
-                file_take_verdict(f, it);
-                if (f->reason == PH_REASON_OK)
-                        candidate_add(reg, f, &touched);
+                int what = apply_item(reg, dir_index, dir, &items[i], &touched);
+                added += what == 1;
+                changed += what == 2;
         }
         for (size_t i = 0; i < w.n; i++)
                 if (!w.list[i]->seen) {
@@ -348,12 +368,7 @@ void ph_registry_apply_dir(ph_registry *reg, unsigned dir_index, const char *dir
                         removed++;
                 }
         free(w.list);
-
-        for (size_t i = 0; i < touched.n; i++) {
-                plugin_decide(reg, touched.names[i]);
-                free(touched.names[i]);
-        }
-        free(touched.names);
+        decide_all(reg, &touched);
         if (ret_added)
                 *ret_added = added;
         if (ret_changed)
@@ -362,20 +377,87 @@ void ph_registry_apply_dir(ph_registry *reg, unsigned dir_index, const char *dir
                 *ret_removed = removed;
 }
 
-void ph_registry_drop_dirs(ph_registry *reg, unsigned n_dirs)
+void ph_registry_apply_file(ph_registry *reg, unsigned dir_index, const char *dir, const char *name,
+                            ph_scanned *item, unsigned *ret_added, unsigned *ret_changed,
+                            unsigned *ret_removed)
 {
-        struct dir_walk w = { .dir_index = n_dirs, .at_least = true };
+        name_set touched = { 0 };
+        int what = 0, gone = 0;
+
+        if (item) {
+                what = apply_item(reg, dir_index, dir, item, &touched);
+        } else {
+                ph_file key, *f;
+                void *node;
+
+                if (asprintf(&key.path, "%s/%s", dir, name) >= 0) {
+                        node = tfind(&key, &reg->files, file_cmp);
+                        f = node ? *(ph_file **)node : NULL;
+                        free(key.path);
+                        if (f) {
+                                file_delete(reg, f, &touched);
+                                gone = 1;
+                        }
+                }
+        }
+        decide_all(reg, &touched);
+        if (ret_added)
+                *ret_added = what == 1;
+        if (ret_changed)
+                *ret_changed = what == 2;
+        if (ret_removed)
+                *ret_removed = (unsigned)gone;
+}
+
+static int remap_touch_cb(ph_plugin *p, void *ud)
+{
+        name_set_add(ud, p->name);
+        return 0;
+}
+
+static __thread const int *remap_map;
+static __thread unsigned remap_n;
+static __thread struct dir_walk *remap_gone;
+
+static void remap_cb(const void *node, VISIT v, int depth)
+{
+        ph_file *f = *(ph_file *const *)node;
+        struct dir_walk *w = remap_gone;
+
+        (void)depth;
+        if (v != postorder && v != leaf)
+                return;
+        if (f->dir_index < remap_n && remap_map[f->dir_index] >= 0) {
+                f->dir_index = (unsigned)remap_map[f->dir_index];
+                return;
+        }
+        if (w->n == w->cap) {
+                size_t cap = w->cap ? w->cap * 2 : 64;
+                ph_file **grown = realloc(w->list, cap * sizeof(*grown));
+                if (!grown)
+                        return;
+                w->list = grown;
+                w->cap = cap;
+        }
+        w->list[w->n++] = f;
+}
+
+void ph_registry_remap_dirs(ph_registry *reg, const int *map, unsigned n_old)
+{
+        struct dir_walk gone = { 0 };
         name_set touched = { 0 };
 
-        files_of_dir(reg, &w);
-        for (size_t i = 0; i < w.n; i++)
-                file_delete(reg, w.list[i], &touched);
-        free(w.list);
-        for (size_t i = 0; i < touched.n; i++) {
-                plugin_decide(reg, touched.names[i]);
-                free(touched.names[i]);
-        }
-        free(touched.names);
+        remap_map = map;
+        remap_n = n_old;
+        remap_gone = &gone;
+        twalk(reg->files, remap_cb);
+        remap_gone = NULL;
+        for (size_t i = 0; i < gone.n; i++)
+                file_delete(reg, gone.list[i], &touched);
+        free(gone.list);
+        /* Directory order decides ties: every name may change hands. */
+        ph_registry_foreach(reg, remap_touch_cb, &touched);
+        decide_all(reg, &touched);
 }
 
 struct visit {

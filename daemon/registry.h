@@ -82,6 +82,7 @@ void ph_registry_free(ph_registry *reg);
 /* One scanned file, handed over by a scan job. */
 typedef struct ph_scanned {
         char *name;                 /* file name inside the directory */
+        bool keep;                  /* still being written: leave its entry as it is */
         ph_file_id id;
         ph_scan scan;               /* verdict; meta owned until taken */
 } ph_scanned;
@@ -94,8 +95,15 @@ void ph_registry_apply_dir(ph_registry *reg, unsigned dir_index, const char *dir
                            ph_scanned *items, size_t n_items,
                            unsigned *ret_added, unsigned *ret_changed, unsigned *ret_removed);
 
-/* Forgets every file of directories >= n_dirs (after a config change). */
-void ph_registry_drop_dirs(ph_registry *reg, unsigned n_dirs);
+/* Applies what a scan of one file found: item is NULL when the file is
+ * gone. Counts like ph_registry_apply_dir. */
+void ph_registry_apply_file(ph_registry *reg, unsigned dir_index, const char *dir, const char *name,
+                            ph_scanned *item, unsigned *ret_added, unsigned *ret_changed,
+                            unsigned *ret_removed);
+
+/* After a configuration change: map[i] is the new index of old directory
+ * i, or -1 when it is gone (its files leave). */
+void ph_registry_remap_dirs(ph_registry *reg, const int *map, unsigned n_old);
 
 ph_plugin *ph_registry_find(ph_registry *reg, const char *name);
 

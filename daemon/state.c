@@ -1,0 +1,212 @@
+/* Persistent state in the state directory:
+ *   loaded.json      the plugins clients loaded, restored at start;
+ *   loading/NAME     written (and synced) before a plugin's init and removed
+ *                    after it: one left behind means the daemon died in
+ *                    init, so that file version is quarantined.
+ * Every write goes to a temporary file, is synced and renamed, so a crash or
+ * a full disk never leaves a torn file. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "log.h"
+
+#define STATE_LOADED "loaded.json"
+#define STATE_LOADING "loading"
+
+/* Writes text to dir/name atomically. Returns 0 or -errno. */
+static int state_write(const char *dir, const char *name, const char *text)
+{
+        char tmp[4096], path[4096];
+        size_t len = strlen(text), done = 0;
+        int fd, dfd, r = 0;
+
+        snprintf(tmp, sizeof(tmp), "%s/.%s.XXXXXX", dir, name);
+        snprintf(path, sizeof(path), "%s/%s", dir, name);
+        fd = mkostemp(tmp, O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        while (done < len) {
+                ssize_t n = write(fd, text + done, len - done);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0) {
+                        r = -errno;
+                        break;
+                }
+                done += (size_t)n;
+        }
+        if (r == 0 && fsync(fd) < 0)
+                r = -errno;
+        if (close(fd) < 0 && r == 0)
+                r = -errno;
+        if (r == 0 && rename(tmp, path) < 0)
+                r = -errno;
+        if (r < 0) {
+                unlink(tmp);
+                return r;
+        }
+        dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) {
+                fsync(dfd);
+                close(dfd);
+        }
+        return 0;
+}
+
+static json_t *id_json(const ph_file_id *id)
+{
+        return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "dev", (json_int_t)id->dev,
+                         "ino", (json_int_t)id->ino, "size", (json_int_t)id->size,
+                         "mtime", (json_int_t)id->mtime.tv_sec, "mtimeNs", (json_int_t)id->mtime.tv_nsec,
+                         "ctime", (json_int_t)id->ctime.tv_sec, "ctimeNs", (json_int_t)id->ctime.tv_nsec);
+}
+
+static bool id_matches(json_t *j, const ph_file_id *id)
+{
+        return json_integer_value(json_object_get(j, "dev")) == (json_int_t)id->dev &&
+               json_integer_value(json_object_get(j, "ino")) == (json_int_t)id->ino &&
+               json_integer_value(json_object_get(j, "size")) == (json_int_t)id->size &&
+               json_integer_value(json_object_get(j, "mtime")) == (json_int_t)id->mtime.tv_sec &&
+               json_integer_value(json_object_get(j, "mtimeNs")) == (json_int_t)id->mtime.tv_nsec;
+}
+
+void ph_state_init_mark(const char *state_dir, const char *name, const ph_file_id *id)
+{
+        char dir[4096];
+        json_t *j = id_json(id);
+        char *text = json_dumps(j, JSON_COMPACT);
+        int r;
+
+        json_decref(j);
+        snprintf(dir, sizeof(dir), "%s/%s", state_dir, STATE_LOADING);
+        if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
+                log_warning("state: %s: %s", dir, strerror(errno));
+                free(text);
+                return;
+        }
+        r = text ? state_write(dir, name, text) : -ENOMEM;
+        if (r < 0)
+                log_warning("state: cannot record the init of %s: %s", name, strerror(-r));
+        free(text);
+}
+
+void ph_state_init_clear(const char *state_dir, const char *name)
+{
+        char path[4096];
+
+        snprintf(path, sizeof(path), "%s/%s/%s", state_dir, STATE_LOADING, name);
+        unlink(path);
+}
+
+int ph_state_save_loaded(ph_daemon *d)
+{
+        json_t *list = json_array();
+        char *text;
+        int r;
+
+        for (size_t i = 0; i < d->n_wanted; i++)
+                json_array_append_new(list, json_string(d->wanted[i]));
+        text = json_dumps(json_pack("{s:o}", "loaded", list), JSON_COMPACT);
+        if (!text)
+                return -ENOMEM;
+        r = state_write(d->cfg.state_dir, STATE_LOADED, text);
+        free(text);
+        if (r < 0)
+                log_warning("state: cannot save the loaded set in %s: %s (still serving)",
+                            d->cfg.state_dir, strerror(-r));
+        return r;
+}
+
+static void strv_push(char ***v, size_t *n, const char *s)
+{
+        char **grown = realloc(*v, (*n + 1) * sizeof(char *));
+
+        if (!grown)
+                return;
+        *v = grown;
+        if ((grown[*n] = strdup(s)))
+                (*n)++;
+}
+
+void ph_state_want(ph_daemon *d, const char *name, bool want)
+{
+        for (size_t i = 0; i < d->n_wanted; i++)
+                if (strcmp(d->wanted[i], name) == 0) {
+                        if (!want) {
+                                free(d->wanted[i]);
+                                d->wanted[i] = d->wanted[--d->n_wanted];
+                                ph_state_save_loaded(d);
+                        }
+                        return;
+                }
+        if (want) {
+                strv_push(&d->wanted, &d->n_wanted, name);
+                ph_state_save_loaded(d);
+        }
+}
+
+bool ph_state_wanted(const ph_daemon *d, const char *name)
+{
+        for (size_t i = 0; i < d->n_wanted; i++)
+                if (strcmp(d->wanted[i], name) == 0)
+                        return true;
+        return false;
+}
+
+void ph_state_load(ph_daemon *d)
+{
+        char path[4096];
+        json_error_t jerr;
+        json_t *j, *v;
+        size_t i;
+        DIR *dir;
+        struct dirent *de;
+
+        snprintf(path, sizeof(path), "%s/%s", d->cfg.state_dir, STATE_LOADED);
+        j = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+        json_array_foreach(json_object_get(j, "loaded"), i, v)
+                if (json_is_string(v))
+                        strv_push(&d->wanted, &d->n_wanted, json_string_value(v));
+        json_decref(j);
+
+        snprintf(path, sizeof(path), "%s/%s", d->cfg.state_dir, STATE_LOADING);
+        dir = opendir(path);
+        while (dir && (de = readdir(dir))) {
+                char file[4096 + 256];
+
+                if (de->d_name[0] == '.')
+                        continue;
+                snprintf(file, sizeof(file), "%s/%s", path, de->d_name);
+                j = json_load_file(file, 0, &jerr);
+                if (!j)
+                        continue;
+                d->quarantine = json_is_object(d->quarantine) ? d->quarantine : json_object();
+                json_object_set_new(d->quarantine, de->d_name, j);
+                log_warning("plugin %s: the daemon stopped during its init; quarantined until its file changes",
+                            de->d_name);
+        }
+        if (dir)
+                closedir(dir);
+}
+
+bool ph_state_quarantined(ph_daemon *d, const char *name, const ph_file_id *id)
+{
+        json_t *q = json_object_get(d->quarantine, name);
+
+        if (!q)
+                return false;
+        if (id_matches(q, id))
+                return true;
+        /* A changed file gets a new chance. */
+        json_object_del(d->quarantine, name);
+        ph_state_init_clear(d->cfg.state_dir, name);
+        return false;
+}

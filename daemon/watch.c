@@ -1,0 +1,300 @@
+/* The watcher: inotify on every plugin directory, read through a uv_poll on
+ * the loop. A file renamed into place is scanned at once; a file written in
+ * place is scanned when its writer closes it, and until then full scans
+ * leave it alone. Deleted files leave. A directory that does not exist yet,
+ * or goes away, is tried again every WATCH_RETRY_MS; an event queue
+ * overflow rescans everything. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "log.h"
+
+#define WATCH_RETRY_MS 500
+#define WATCH_MASK (IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_CREATE | \
+                    IN_MODIFY | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR | \
+                    IN_EXCL_UNLINK)
+/* Files written in place at once, per directory, that we track. */
+#define WATCH_WRITING_MAX 4096
+
+typedef struct watch_dir {
+        int wd;                         /* -1: not watched (missing) */
+        char **writing;                 /* names open for writing */
+        size_t n_writing;
+        char **pending;                 /* names to scan after this read */
+        size_t n_pending;
+        bool rescan;                    /* the whole directory */
+} watch_dir;
+
+struct ph_watch {
+        ph_daemon *d;
+        int fd;
+        uv_poll_t poll;
+        uv_timer_t retry;
+        watch_dir *dirs;
+        size_t n_dirs;
+};
+
+static bool strv_has(char **v, size_t n, const char *s)
+{
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(v[i], s) == 0)
+                        return true;
+        return false;
+}
+
+static void strv_add(char ***v, size_t *n, const char *s)
+{
+        char **grown;
+
+        if (strv_has(*v, *n, s) || *n >= WATCH_WRITING_MAX)
+                return;
+        grown = realloc(*v, (*n + 1) * sizeof(char *));
+        if (!grown)
+                return;
+        *v = grown;
+        if ((grown[*n] = strdup(s)))
+                (*n)++;
+}
+
+static void strv_del(char **v, size_t *n, const char *s)
+{
+        for (size_t i = 0; i < *n; i++)
+                if (strcmp(v[i], s) == 0) {
+                        free(v[i]);
+                        v[i] = v[--*n];
+                        return;
+                }
+}
+
+static void strv_free(char **v, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                free(v[i]);
+        free(v);
+}
+
+void ph_watch_writing(ph_watch *w, unsigned dir_index, char ***ret_names, size_t *ret_n)
+{
+        watch_dir *wd;
+
+        *ret_names = NULL;
+        *ret_n = 0;
+        if (!w || dir_index >= w->n_dirs)
+                return;
+        wd = &w->dirs[dir_index];
+        for (size_t i = 0; i < wd->n_writing; i++)
+                strv_add(ret_names, ret_n, wd->writing[i]);
+}
+
+/* Tries to watch every directory not watched yet; returns how many are
+ * still missing. A directory that appears is scanned whole. */
+static size_t watch_add_missing(ph_watch *w)
+{
+        size_t missing = 0;
+
+        for (size_t i = 0; i < w->n_dirs; i++) {
+                watch_dir *wd = &w->dirs[i];
+
+                if (wd->wd >= 0)
+                        continue;
+                wd->wd = inotify_add_watch(w->fd, w->d->cfg.plugin_dirs[i], WATCH_MASK);
+                if (wd->wd < 0) {
+                        if (errno != ENOENT && errno != ENOTDIR)
+                                log_warning("cannot watch %s: %s", w->d->cfg.plugin_dirs[i],
+                                            strerror(errno));
+                        missing++;
+                        continue;
+                }
+                ph_scan_dir(w->d, (unsigned)i);
+        }
+        return missing;
+}
+
+static void watch_retry_cb(uv_timer_t *t)
+{
+        ph_watch *w = t->data;
+
+        if (watch_add_missing(w) == 0)
+                uv_timer_stop(t);
+}
+
+static watch_dir *watch_find(ph_watch *w, int wd, unsigned *ret_index)
+{
+        for (size_t i = 0; i < w->n_dirs; i++)
+                if (w->dirs[i].wd == wd) {
+                        *ret_index = (unsigned)i;
+                        return &w->dirs[i];
+                }
+        return NULL;
+}
+
+static void watch_event(ph_watch *w, const struct inotify_event *ev)
+{
+        unsigned index;
+        watch_dir *wd;
+
+        if (ev->mask & IN_Q_OVERFLOW) {
+                log_notice("inotify queue overflow: rescanning every plugin directory");
+                for (size_t i = 0; i < w->n_dirs; i++)
+                        w->dirs[i].rescan = true;
+                return;
+        }
+        wd = watch_find(w, ev->wd, &index);
+        if (!wd)
+                return;
+        if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED)) {
+                /* The directory went away: forget it, and look for it again. */
+                if (!(ev->mask & IN_IGNORED))
+                        inotify_rm_watch(w->fd, wd->wd);
+                wd->wd = -1;
+                wd->rescan = true;
+                strv_free(wd->writing, wd->n_writing);
+                wd->writing = NULL;
+                wd->n_writing = 0;
+                uv_timer_start(&w->retry, watch_retry_cb, WATCH_RETRY_MS, WATCH_RETRY_MS);
+                return;
+        }
+        if (!ev->len || (ev->mask & IN_ISDIR) || ph_scan_ignored_name(ev->name))
+                return;
+        if (ev->mask & (IN_CREATE | IN_MODIFY)) {
+                /* Being written: not ours until the writer closes it. */
+                strv_add(&wd->writing, &wd->n_writing, ev->name);
+                return;
+        }
+        if (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE))
+                strv_del(wd->writing, &wd->n_writing, ev->name);
+        if ((ev->mask & IN_ATTRIB) && strv_has(wd->writing, wd->n_writing, ev->name))
+                return;
+        strv_add(&wd->pending, &wd->n_pending, ev->name);
+}
+
+/* After a read: one scan per directory that had events. */
+static void watch_flush(ph_watch *w)
+{
+        for (size_t i = 0; i < w->n_dirs; i++) {
+                watch_dir *wd = &w->dirs[i];
+
+                if (wd->rescan) {
+                        wd->rescan = false;
+                        strv_free(wd->pending, wd->n_pending);
+                        ph_scan_dir(w->d, (unsigned)i);
+                } else if (wd->n_pending) {
+                        ph_scan_files(w->d, (unsigned)i, wd->pending, wd->n_pending);
+                } else {
+                        continue;
+                }
+                wd->pending = NULL;
+                wd->n_pending = 0;
+        }
+}
+
+static void watch_poll_cb(uv_poll_t *p, int status, int events)
+{
+        ph_watch *w = p->data;
+        char buf[16384] __attribute__((aligned(__alignof__(struct inotify_event))));
+        ssize_t n;
+
+        (void)events;
+        if (status < 0)
+                return;
+        while ((n = read(w->fd, buf, sizeof(buf))) > 0) {
+                for (char *at = buf; at < buf + n;) {
+                        const struct inotify_event *ev = (const struct inotify_event *)at;
+
+                        watch_event(w, ev);
+                        at += sizeof(*ev) + ev->len;
+                }
+        }
+        watch_flush(w);
+}
+
+static int watch_dirs_alloc(ph_watch *w)
+{
+        w->n_dirs = w->d->cfg.n_plugin_dirs;
+        w->dirs = calloc(w->n_dirs ? w->n_dirs : 1, sizeof(*w->dirs));
+        if (!w->dirs)
+                return -ENOMEM;
+        for (size_t i = 0; i < w->n_dirs; i++)
+                w->dirs[i].wd = -1;
+        return 0;
+}
+
+static void watch_dirs_free(ph_watch *w)
+{
+        for (size_t i = 0; i < w->n_dirs; i++) {
+                if (w->dirs[i].wd >= 0)
+                        inotify_rm_watch(w->fd, w->dirs[i].wd);
+                strv_free(w->dirs[i].writing, w->dirs[i].n_writing);
+                strv_free(w->dirs[i].pending, w->dirs[i].n_pending);
+        }
+        free(w->dirs);
+        w->dirs = NULL;
+        w->n_dirs = 0;
+}
+
+int ph_watch_new(ph_daemon *d, ph_watch **ret)
+{
+        ph_watch *w = calloc(1, sizeof(*w));
+
+        if (!w)
+                return -ENOMEM;
+        w->d = d;
+        w->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+        if (w->fd < 0 || watch_dirs_alloc(w) < 0) {
+                int r = w->fd < 0 ? -errno : -ENOMEM;
+
+                if (w->fd >= 0)
+                        close(w->fd);
+                free(w);
+                return r;
+        }
+        uv_poll_init(d->loop, &w->poll, w->fd);
+        w->poll.data = w;
+        uv_timer_init(d->loop, &w->retry);
+        w->retry.data = w;
+        uv_poll_start(&w->poll, UV_READABLE, watch_poll_cb);
+        /* Watches first, so nothing falls between them and the first scan. */
+        for (size_t i = 0; i < w->n_dirs; i++) {
+                w->dirs[i].wd = inotify_add_watch(w->fd, d->cfg.plugin_dirs[i], WATCH_MASK);
+                if (w->dirs[i].wd < 0)
+                        log_notice("plugin directory %s: %s; watching for it", d->cfg.plugin_dirs[i],
+                                   strerror(errno));
+        }
+        for (size_t i = 0; i < w->n_dirs; i++)
+                if (w->dirs[i].wd < 0) {
+                        uv_timer_start(&w->retry, watch_retry_cb, WATCH_RETRY_MS, WATCH_RETRY_MS);
+                        break;
+                }
+        *ret = w;
+        return 0;
+}
+
+void ph_watch_reconfigure(ph_watch *w)
+{
+        watch_dirs_free(w);
+        if (watch_dirs_alloc(w) < 0)
+                return;
+        uv_timer_start(&w->retry, watch_retry_cb, 0, WATCH_RETRY_MS);
+}
+
+static void watch_close_cb(uv_handle_t *h)
+{
+        ph_watch *w = h->data;
+
+        close(w->fd);
+        free(w);
+}
+
+void ph_watch_free(ph_watch *w)
+{
+        if (!w)
+                return;
+        watch_dirs_free(w);
+        uv_close((uv_handle_t *)&w->retry, NULL);
+        uv_poll_stop(&w->poll);
+        uv_close((uv_handle_t *)&w->poll, watch_close_cb);
+}

@@ -43,6 +43,7 @@ typedef struct ph_daemon {
         json_t *quarantine;             /* name -> file identity that died in init */
         uv_signal_t sigterm, sigint, sighup;
         uv_timer_t stop_timer;
+        uv_timer_t status_timer, watchdog_timer;
 } ph_daemon;
 
 /* ---- scan.c: directory scans on libuv's pool ---- */
@@ -58,6 +59,17 @@ int ph_scan_dir(ph_daemon *d, unsigned dir_index);
 int ph_scan_files(ph_daemon *d, unsigned dir_index, char **names, size_t n_names);
 /* Forgets queued scans (at stop). */
 void ph_scan_drop_queue(ph_daemon *d);
+
+/* ---- notify.c: systemd notifications ---- */
+
+void ph_notify_start(ph_daemon *d);             /* watchdog timer, if asked for */
+void ph_notify_ready(ph_daemon *d);             /* READY=1 + STATUS= */
+void ph_notify_status(ph_daemon *d);
+void ph_notify_reloading(void);                 /* RELOADING=1 + MONOTONIC_USEC= */
+void ph_notify_reloaded(ph_daemon *d);          /* READY=1 again */
+void ph_notify_stopping(void);
+void ph_notify_extend(uint64_t usec);           /* EXTEND_TIMEOUT_USEC= */
+void ph_notify_stop(ph_daemon *d);
 
 /* ---- state.c: what survives a restart ---- */
 

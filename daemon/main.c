@@ -144,6 +144,15 @@ static int parse_args(ph_daemon *d, int argc, char **argv)
         return r;
 }
 
+static void reload_done(ph_daemon *d, unsigned added, unsigned changed, unsigned removed, void *ud)
+{
+        (void)added;
+        (void)changed;
+        (void)removed;
+        (void)ud;
+        ph_notify_reloaded(d);
+}
+
 /* SIGHUP: a new configuration, or the old one if the new one is wrong. */
 static void daemon_reload(ph_daemon *d)
 {
@@ -153,6 +162,7 @@ static void daemon_reload(ph_daemon *d)
 
         if (config_build(&next, err, sizeof(err)) < 0) {
                 log_err("reload: %s; keeping the running configuration", err);
+                ph_notify_reloaded(d);
                 return;
         }
         if (strcmp(next.socket_path, d->cfg.socket_path) != 0)
@@ -183,7 +193,7 @@ static void daemon_reload(ph_daemon *d)
         free(map);
         ph_log_set_level(d->cfg.log_level);
         ph_watch_reconfigure(d->watch);
-        ph_scan_all(d, NULL, NULL);
+        ph_scan_all(d, reload_done, NULL);
         log_info("reloaded: %zu plugin directories", d->cfg.n_plugin_dirs);
 }
 
@@ -244,6 +254,7 @@ static void first_scan_done(ph_daemon *d, unsigned added, unsigned changed, unsi
         (void)ud;
         d->ready = true;
         ph_server_start(d->server);
+        ph_notify_ready(d);
         log_info("ready: %zu plugins, %zu files refused or shadowed, listening on %s", n, rejected,
                  d->cfg.socket_path);
 }
@@ -256,8 +267,11 @@ static void stop_poll_cb(uv_timer_t *t)
 
         /* A scan applies its listing to the registry when it ends: it must
          * not end after the registry is freed. */
-        if ((ph_pool_busy(d->pool) > 0 || d->scan_running) && uv_now(d->loop) < stop_deadline)
+        if ((ph_pool_busy(d->pool) > 0 || d->scan_running) && uv_now(d->loop) < stop_deadline) {
+                /* Draining slow calls: tell systemd how much longer. */
+                ph_notify_extend((stop_deadline - uv_now(d->loop) + 1000) * 1000);
                 return;
+        }
         if (ph_pool_busy(d->pool) > 0)
                 log_warning("stopping with %u operations still running in plugin code",
                             ph_pool_busy(d->pool));
@@ -270,12 +284,15 @@ static void signal_cb(uv_signal_t *s, int signum)
         ph_daemon *d = s->data;
 
         if (signum == SIGHUP) {
+                ph_notify_reloading();
                 daemon_reload(d);
                 return;
         }
         if (d->stopping)
                 return;
         d->stopping = true;
+        ph_notify_stopping();
+        ph_notify_stop(d);
         log_info("%s: stopping", strsignal(signum));
         ph_server_stop(d->server);
         ph_watch_free(d->watch);
@@ -293,6 +310,7 @@ static int daemon_start(ph_daemon *d)
 
         d->loop = uv_default_loop();
         d->started_ms = ph_now_ms();
+        ph_notify_start(d);
         if (mkdir(d->cfg.state_dir, 0750) < 0 && errno != EEXIST)
                 log_warning("state directory %s: %s", d->cfg.state_dir, strerror(errno));
         if ((r = ph_cache_new(&cc, &d->cache)) < 0 ||

@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include "daemon.h"
@@ -620,6 +621,49 @@ static void server_accept_cb(uv_poll_t *p, int status, int events)
         }
 }
 
+/* Socket activation: the listener systemd passed under the name "varlink"
+ * (FileDescriptorName=). Returns 1 and sets s->fd when there is one, 0 when
+ * we were not activated, or a negative errno. The socket file is systemd's:
+ * never unlinked here. */
+static int server_inherited(ph_server *s)
+{
+        char **names = NULL;
+        int n = sd_listen_fds_with_names(1, &names), found = -1;
+
+        if (n <= 0) {
+                free(names);
+                return n;
+        }
+        for (int i = 0; i < n; i++) {
+                int fd = SD_LISTEN_FDS_START + i;
+
+                if (found < 0 && names && names[i] && strcmp(names[i], "varlink") == 0)
+                        found = fd;
+                else
+                        close(fd);
+                free(names ? names[i] : NULL);
+        }
+        free(names);
+        if (found < 0) {
+                log_err("socket activation: no file descriptor named \"varlink\" (FileDescriptorName=varlink)");
+                return -EBADF;
+        }
+        if (sd_is_socket_unix(found, SOCK_STREAM, 1, NULL, 0) <= 0) {
+                log_err("socket activation: \"varlink\" is not a listening Unix stream socket");
+                close(found);
+                return -ENOTSOCK;
+        }
+        if (fcntl(found, F_SETFL, fcntl(found, F_GETFL) | O_NONBLOCK) < 0 ||
+            fcntl(found, F_SETFD, FD_CLOEXEC) < 0) {
+                close(found);
+                return -errno;
+        }
+        s->fd = found;
+        s->unlink_on_exit = false;
+        log_info("using the socket passed by systemd");
+        return 1;
+}
+
 /* Creates the listening socket: a stale socket file is removed, a live one
  * (another daemon) or any other file is an error. */
 static int server_listen(ph_server *s)
@@ -688,7 +732,9 @@ int ph_server_new(ph_daemon *d, ph_server **ret)
                 return -ENOMEM;
         s->d = d;
         s->fd = -1;
-        r = server_listen(s);
+        r = server_inherited(s);
+        if (r == 0)
+                r = server_listen(s);
         if (r < 0) {
                 free(s);
                 return r;

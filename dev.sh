@@ -9,7 +9,7 @@ cd "$(dirname "$0")"
 top=$PWD
 
 PACKAGES=(gcc make binutils autoconf automake libtool pkg-config
-          libuv1-dev libjansson-dev check libinih-dev systemd socat)
+          libuv1-dev libjansson-dev check libinih-dev nettle-dev systemd socat)
 
 TSAN_TESTS="tests/test-cache"
 

@@ -17,6 +17,7 @@ struct config_parse {
         char *err;
         size_t err_size;
         bool dirs_seen;             /* the first PluginDirectory= drops the defaults */
+        char why[160];              /* detail of an invalid value */
         int failed;
 };
 
@@ -71,6 +72,7 @@ static ph_plugin_conf *plugin_conf(ph_config *cfg, const char *name)
         grown = &cfg->plugins[cfg->n_plugins];
         grown->name = strdup(name);
         grown->config_json = NULL;
+        memset(&grown->acl, 0, sizeof(grown->acl));
         if (!grown->name)
                 return NULL;
         cfg->n_plugins++;
@@ -150,11 +152,15 @@ static int plugin_key(struct config_parse *p, const char *plugin, const char *na
         ph_plugin_conf *pc;
         char *joined;
 
-        if (strcmp(name, "Config") != 0)
-                return -ENOENT;
         pc = plugin_conf(p->cfg, plugin);
         if (!pc)
                 return -ENOMEM;
+        if (strcmp(name, "AllowUsers") == 0)
+                return ph_acl_add_users(&pc->acl, value, p->why, sizeof(p->why));
+        if (strcmp(name, "AllowGroups") == 0)
+                return ph_acl_add_groups(&pc->acl, value, p->why, sizeof(p->why));
+        if (strcmp(name, "Config") != 0)
+                return -ENOENT;
         if (asprintf(&joined, "%s%s", pc->config_json ? pc->config_json : "", value) < 0)
                 return -ENOMEM;
         free(pc->config_json);
@@ -162,13 +168,37 @@ static int plugin_key(struct config_parse *p, const char *plugin, const char *na
         return 0;
 }
 
+/* [Policy] keys. */
+static int policy_key(struct config_parse *p, const char *name, const char *value)
+{
+        ph_config *cfg = p->cfg;
+        unsigned long u;
+
+        if (strcmp(name, "AllowUsers") == 0)
+                return ph_acl_add_users(&cfg->acl, value, p->why, sizeof(p->why));
+        if (strcmp(name, "AllowGroups") == 0)
+                return ph_acl_add_groups(&cfg->acl, value, p->why, sizeof(p->why));
+        if (strcmp(name, "DigestsFile") == 0)
+                return value[0] == '/' ? set_string(&cfg->digests_file, value) : -EINVAL;
+        if (strcmp(name, "MaxCallsPerUser") == 0) {
+                if (parse_uint(value, 65536, &u) < 0 || u == 0)
+                        return -EINVAL;
+                cfg->max_calls_per_uid = (unsigned)u;
+                return 0;
+        }
+        return -ENOENT;
+}
+
 static int config_handler(void *user, const char *section, const char *name, const char *value)
 {
         struct config_parse *p = user;
         int r;
 
+        p->why[0] = '\0';
         if (strcmp(section, "Daemon") == 0)
                 r = daemon_key(p, name, value);
+        else if (strcmp(section, "Policy") == 0)
+                r = policy_key(p, name, value);
         else if (strncmp(section, "Plugin ", 7) == 0 && section[7])
                 r = plugin_key(p, section + 7, name, value);
         else
@@ -176,7 +206,8 @@ static int config_handler(void *user, const char *section, const char *name, con
         if (r < 0 && !p->failed) {
                 p->failed = r;
                 snprintf(p->err, p->err_size, "%s: [%s] %s=%s: %s", p->file, section, name, value,
-                         r == -ENOENT ? "unknown key" : r == -ENOMEM ? "out of memory" : "invalid value");
+                         r == -ENOENT ? "unknown key" : r == -ENOMEM ? "out of memory" :
+                         p->why[0] ? p->why : "invalid value");
         }
         return r < 0 ? 0 : 1;
 }
@@ -240,7 +271,11 @@ int ph_config_load(ph_config *cfg, const char *path, bool must_exist, char *err,
         /* Plugin configs must be JSON objects. */
         for (size_t i = 0; i < cfg->n_plugins; i++) {
                 json_error_t jerr;
-                json_t *j = json_loads(cfg->plugins[i].config_json, JSON_REJECT_DUPLICATES, &jerr);
+                json_t *j;
+
+                if (!cfg->plugins[i].config_json)
+                        continue;
+                j = json_loads(cfg->plugins[i].config_json, JSON_REJECT_DUPLICATES, &jerr);
                 bool ok = json_is_object(j);
 
                 json_decref(j);
@@ -263,6 +298,7 @@ int ph_config_defaults(ph_config *cfg)
         cfg->max_connections = 4096;
         cfg->max_connections_per_uid = 1024;
         cfg->max_message = 1024 * 1024;
+        cfg->max_calls_per_uid = 64;
         if (set_string(&cfg->socket_path, PH_DEFAULT_SOCKET) < 0 ||
             set_string(&cfg->state_dir, PH_DEFAULT_STATE_DIR) < 0 ||
             set_string(&cfg->socket_group, "plughost") < 0 ||
@@ -286,9 +322,17 @@ int ph_config_add_dir(ph_config *cfg, const char *dir, bool *replaced)
 const char *ph_config_plugin_json(const ph_config *cfg, const char *name)
 {
         for (size_t i = 0; i < cfg->n_plugins; i++)
-                if (strcmp(cfg->plugins[i].name, name) == 0)
+                if (strcmp(cfg->plugins[i].name, name) == 0 && cfg->plugins[i].config_json)
                         return cfg->plugins[i].config_json;
         return "{}";
+}
+
+const ph_acl *ph_config_plugin_acl(const ph_config *cfg, const char *name)
+{
+        for (size_t i = 0; i < cfg->n_plugins; i++)
+                if (strcmp(cfg->plugins[i].name, name) == 0 && cfg->plugins[i].acl.set)
+                        return &cfg->plugins[i].acl;
+        return &cfg->acl;
 }
 
 void ph_config_clear(ph_config *cfg)
@@ -299,7 +343,10 @@ void ph_config_clear(ph_config *cfg)
         for (size_t i = 0; i < cfg->n_plugins; i++) {
                 free(cfg->plugins[i].name);
                 free(cfg->plugins[i].config_json);
+                ph_acl_clear(&cfg->plugins[i].acl);
         }
+        ph_acl_clear(&cfg->acl);
+        free(cfg->digests_file);
         free(cfg->plugins);
         free(cfg->socket_path);
         free(cfg->socket_group);

@@ -7,13 +7,16 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "policy.h"
+
 #define PH_CONFIG_DEFAULT_PATH SYSCONFDIR "/plughost/plughostd.conf"
 #define PH_DEFAULT_SOCKET "/run/plughost/io.plughost"
 #define PH_DEFAULT_STATE_DIR LOCALSTATEDIR "/lib/plughost"
 
 typedef struct ph_plugin_conf {
         char *name;
-        char *config_json;          /* validated JSON object text */
+        char *config_json;          /* validated JSON object text; NULL: {} */
+        ph_acl acl;                 /* who may Load/Unload/Call it, if set */
 } ph_plugin_conf;
 
 typedef struct ph_config {
@@ -31,6 +34,9 @@ typedef struct ph_config {
         size_t max_message;
         ph_plugin_conf *plugins;
         size_t n_plugins;
+        ph_acl acl;                 /* [Policy] AllowUsers=, AllowGroups= */
+        char *digests_file;         /* [Policy] DigestsFile=; NULL: no pinning */
+        unsigned max_calls_per_uid; /* [Policy] MaxCallsPerUser= */
 } ph_config;
 
 /* Fills cfg with the built-in defaults. Returns 0 or -ENOMEM. */
@@ -43,6 +49,10 @@ int ph_config_load(ph_config *cfg, const char *path, bool must_exist, char *err,
 
 /* The config JSON for a plugin ("{}" if none). Borrowed from cfg. */
 const char *ph_config_plugin_json(const ph_config *cfg, const char *name);
+
+/* The access list for a plugin's changing methods: its own, else the
+ * global one. */
+const ph_acl *ph_config_plugin_acl(const ph_config *cfg, const char *name);
 
 /* Adds a plugin directory (command line); the first call drops the ones
  * the file gave. */

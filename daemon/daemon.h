@@ -3,11 +3,13 @@
 #define PH_DAEMON_H
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
 
 #include "config.h"
+#include "policy.h"
 #include "plughost/plughost.h"
 #include "pool.h"
 #include "registry.h"
@@ -41,6 +43,10 @@ typedef struct ph_daemon {
         char **wanted;                  /* loaded by clients: restored at start */
         size_t n_wanted;
         json_t *quarantine;             /* name -> file identity that died in init */
+        ph_digests *digests;            /* SHA-256 pins, or NULL */
+        pthread_mutex_t digests_lock;   /* guards the pointer, for loads on workers */
+        struct uid_calls *uid_calls;    /* calls in flight per uid */
+        size_t n_uid_calls;
         uv_signal_t sigterm, sigint, sighup;
         uv_timer_t stop_timer;
         uv_timer_t status_timer, watchdog_timer;
@@ -111,6 +117,8 @@ unsigned ph_server_clients(const ph_server *s);
 
 /* Connection facts for methods. */
 uid_t ph_conn_uid(const ph_conn *c);
+/* The peer's groups (primary and supplementary, from SO_PEERGROUPS). */
+const gid_t *ph_conn_groups(const ph_conn *c, size_t *ret_n);
 pid_t ph_conn_pid(const ph_conn *c);
 
 /* A reply slot: every request that expects an answer gets one, in order. */
@@ -138,6 +146,9 @@ void ph_methods_dispatch(ph_daemon *d, ph_conn *c, struct ph_request *req, ph_re
 
 /* The registry's event hook: feeds Monitor streams and the log. */
 void ph_methods_on_event(ph_event_kind kind, ph_plugin *p, const char *message, void *ud);
+
+/* The cache's trust hook: policy and pins on the file and its copy. */
+int ph_daemon_check_cb(const struct stat *file_st, int image_fd, void *ud, char *err, size_t err_size);
 
 /* The cache's init hook: the quarantine marker around init. Pool threads. */
 void ph_daemon_init_cb(const char *name, uint64_t generation, bool done, void *ud);

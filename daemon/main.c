@@ -153,6 +153,21 @@ static void reload_done(ph_daemon *d, unsigned added, unsigned changed, unsigned
         ph_notify_reloaded(d);
 }
 
+/* The pins of DigestsFile=, or NULL without one. */
+static int daemon_load_digests(ph_daemon *d, ph_digests **ret)
+{
+        char err[1024];
+        int r;
+
+        *ret = NULL;
+        if (!d->cfg.digests_file)
+                return 0;
+        r = ph_digests_load(d->cfg.digests_file, ret, err, sizeof(err));
+        if (r < 0)
+                log_err("DigestsFile=: %s", err);
+        return r;
+}
+
 /* SIGHUP: a new configuration, or the old one if the new one is wrong. */
 static void daemon_reload(ph_daemon *d)
 {
@@ -191,6 +206,19 @@ static void daemon_reload(ph_daemon *d)
                 ph_registry_remap_dirs(d->reg, map, n_old);
         }
         free(map);
+        {
+                ph_digests *dg, *old;
+
+                if (daemon_load_digests(d, &dg) < 0)
+                        log_err("reload: keeping the previous digests");
+                else {
+                        pthread_mutex_lock(&d->digests_lock);
+                        old = d->digests;
+                        d->digests = dg;
+                        pthread_mutex_unlock(&d->digests_lock);
+                        ph_digests_unref(old);
+                }
+        }
         ph_log_set_level(d->cfg.log_level);
         ph_watch_reconfigure(d->watch);
         ph_scan_all(d, reload_done, NULL);
@@ -305,11 +333,15 @@ static void signal_cb(uv_signal_t *s, int signum)
 static int daemon_start(ph_daemon *d)
 {
         ph_cache_config cc = { .garbage_cb = ph_daemon_garbage_cb, .init_cb = ph_daemon_init_cb,
-                               .userdata = d };
+                               .check_cb = ph_daemon_check_cb, .userdata = d };
         int r;
 
         d->loop = uv_default_loop();
         d->started_ms = ph_now_ms();
+        pthread_mutex_init(&d->digests_lock, NULL);
+        r = daemon_load_digests(d, &d->digests);
+        if (r < 0)
+                return r;
         ph_notify_start(d);
         if (mkdir(d->cfg.state_dir, 0750) < 0 && errno != EEXIST)
                 log_warning("state directory %s: %s", d->cfg.state_dir, strerror(errno));
@@ -350,6 +382,7 @@ static void close_walk_cb(uv_handle_t *h, void *arg)
 int main(int argc, char **argv)
 {
         ph_daemon d = { 0 };
+        bool stuck;
         int r;
 
         signal(SIGPIPE, SIG_IGN);
@@ -368,9 +401,11 @@ int main(int argc, char **argv)
          * cache and run fini here, on this thread, outside any plugin code. */
         ph_server_free(d.server);
         d.server = NULL;
-        /* A thread stuck in plugin code still holds its instance: then the
-         * cache is left to the exit rather than freed under it. */
-        if (ph_pool_busy(d.pool) == 0)
+        /* A thread stuck in plugin code still holds its instance (and may
+         * be checking digests): then those are left to the exit rather than
+         * freed under it. */
+        stuck = ph_pool_busy(d.pool) > 0;
+        if (!stuck)
                 ph_cache_free(d.cache);
         ph_pool_free(d.pool);
         ph_registry_free(d.reg);
@@ -378,6 +413,9 @@ int main(int argc, char **argv)
                 free(d.wanted[i]);
         free(d.wanted);
         json_decref(d.quarantine);
+        free(d.uid_calls);
+        if (!stuck)
+                ph_digests_unref(d.digests);
         d.reg = NULL;           /* for a scan that outlived the drain (scan.c) */
         uv_walk(d.loop, close_walk_cb, NULL);
         uv_run(d.loop, UV_RUN_DEFAULT);

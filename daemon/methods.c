@@ -83,12 +83,13 @@ static int list_rejected_cb(ph_file *f, void *ud)
 
         json_array_append_new(l->rejected,
                               json_pack("{s:s, s:s, s:s}", "file", f->path,
-                                        "reason", f->shadowed ? "shadowed" : ph_reason_name(f->reason),
+                                        "reason", f->untrusted ? "untrusted" :
+                                                  f->shadowed ? "shadowed" : ph_reason_name(f->reason),
                                         "message", f->message ? f->message : ""));
         return 0;
 }
 
-static void method_list(ph_daemon *d, ph_request *req, ph_reply *r)
+static void method_list(ph_daemon *d, ph_conn *c, ph_request *req, ph_reply *r)
 {
         struct list_ctx l = { param_str(req, "interface"), param_str(req, "state"),
                               json_array(), json_array() };
@@ -108,14 +109,15 @@ static ph_plugin *find_or_reply(ph_daemon *d, const char *name, ph_reply *r)
         return p;
 }
 
-static void method_info(ph_daemon *d, ph_request *req, ph_reply *r)
+static void method_info(ph_daemon *d, ph_conn *c, ph_request *req, ph_reply *r)
 {
         ph_plugin *p = find_or_reply(d, param_str(req, "name"), r);
         json_t *meta;
 
         if (!p)
                 return;
-        meta = json_loads(p->file->meta->json, 0, NULL);
+        /* The tree the reader validated: shared, read-only, loop thread only. */
+        meta = json_incref((json_t *)p->file->meta->priv);
         ph_reply_ok(r, json_pack("{s:o, s:o, s:o}", "plugin", plugin_json(p),
                                  "metadata", meta ? meta : json_object(),
                                  "counters", counters_json(&p->counters)));
@@ -157,7 +159,7 @@ static int query_order(const void *a, const void *b)
         return c ? c : strcmp(x->name, y->name);
 }
 
-static void method_query(ph_daemon *d, ph_request *req, ph_reply *r)
+static void method_query(ph_daemon *d, ph_conn *c, ph_request *req, ph_reply *r)
 {
         struct query_ctx q = { .iface = param_str(req, "interface") };
         json_t *list = json_array();
@@ -182,7 +184,7 @@ static json_t *daemon_counters_json(ph_daemon *d)
                          "loadFailures", (json_int_t)k.failures, "unloads", (json_int_t)k.unloads);
 }
 
-static void method_status(ph_daemon *d, ph_request *req, ph_reply *r)
+static void method_status(ph_daemon *d, ph_conn *c, ph_request *req, ph_reply *r)
 {
         size_t loaded, rejected, n = ph_registry_count(d->reg, &loaded, &rejected);
         json_t *dirs = json_array();
@@ -198,7 +200,7 @@ static void method_status(ph_daemon *d, ph_request *req, ph_reply *r)
                                  "counters", daemon_counters_json(d)));
 }
 
-static void method_monitor(ph_daemon *d, ph_request *req, ph_reply *r)
+static void method_monitor(ph_daemon *d, ph_conn *c, ph_request *req, ph_reply *r)
 {
         char *msg;
         size_t len;
@@ -212,10 +214,32 @@ static void method_monitor(ph_daemon *d, ph_request *req, ph_reply *r)
 
 /* ---- Load and Call: plugin code on the pool, with a deadline ---- */
 
+struct uid_calls {
+        uid_t uid;
+        unsigned n;
+};
+
+static unsigned *uid_calls_slot(ph_daemon *d, uid_t uid)
+{
+        struct uid_calls *grown;
+
+        for (size_t i = 0; i < d->n_uid_calls; i++)
+                if (d->uid_calls[i].uid == uid)
+                        return &d->uid_calls[i].n;
+        grown = realloc(d->uid_calls, (d->n_uid_calls + 1) * sizeof(*grown));
+        if (!grown)
+                return NULL;
+        d->uid_calls = grown;
+        grown[d->n_uid_calls] = (struct uid_calls){ uid, 0 };
+        return &grown[d->n_uid_calls++].n;
+}
+
 typedef struct op_job {
         ph_job job;
         ph_daemon *d;
         ph_reply *reply;
+        bool counted;                   /* holds a slot in uid_calls */
+        uid_t uid;
         uv_timer_t timer;
         bool replied;                   /* the deadline answered already */
         /* inputs */
@@ -223,6 +247,8 @@ typedef struct op_job {
         uint64_t generation;
         ph_file_id id;                  /* for the quarantine marker */
         char *method, *params;          /* a Call when method is set */
+        ph_reply **joined;              /* other Loads answered with this one */
+        size_t n_joined;
         /* outputs */
         int load_r, call_r;
         char err[1024];
@@ -243,6 +269,46 @@ void ph_daemon_init_cb(const char *name, uint64_t generation, bool done, void *u
                 ph_state_init_mark(d->cfg.state_dir, name, &current_op->id);
         else
                 ph_state_init_clear(d->cfg.state_dir, name);
+}
+
+int ph_daemon_check_cb(const struct stat *file_st, int image_fd, void *ud, char *err, size_t err_size)
+{
+        ph_daemon *d = ud;
+        op_job *op = current_op;
+        char why[256], dir[4096], hex[65], *slash;
+        ph_digests *dg;
+        int r;
+
+        if (!op)
+                return 0;
+        if (ph_policy_check_file(file_st, why, sizeof(why)) < 0) {
+                snprintf(err, err_size, "%s: untrusted file: %s", op->name, why);
+                return -EPERM;
+        }
+        snprintf(dir, sizeof(dir), "%s", op->path);
+        slash = strrchr(dir, '/');
+        if (slash && slash != dir)
+                *slash = '\0';
+        r = ph_policy_check_dir(dir, why, sizeof(why));
+        if (r == -EPERM) {
+                snprintf(err, err_size, "%s: untrusted directory: %s", op->name, why);
+                return r;
+        }
+        pthread_mutex_lock(&d->digests_lock);
+        dg = ph_digests_ref(d->digests);
+        pthread_mutex_unlock(&d->digests_lock);
+        if (!dg)
+                return 0;
+        /* The hash is of the sealed copy: the very bytes that will run. */
+        r = ph_digests_match(dg, image_fd, hex);
+        ph_digests_unref(dg);
+        if (r == 1)
+                return 0;
+        if (r < 0)
+                snprintf(err, err_size, "%s: hashing: %s", op->name, strerror(-r));
+        else
+                snprintf(err, err_size, "%s: SHA-256 %s is not in the digests file", op->name, hex);
+        return -EPERM;
 }
 
 static void op_work(ph_job *job)
@@ -269,6 +335,7 @@ static void op_free_cb(uv_handle_t *h)
 {
         op_job *op = h->data;
 
+        free(op->joined);
         free(op->name);
         free(op->path);
         free(op->config);
@@ -287,11 +354,13 @@ static void op_timeout_cb(uv_timer_t *t)
         op->d->counters.timeouts++;
         log_warning("%s %s%s%s: no answer after %.1f s", op->method ? "call" : "load", op->name,
                     op->method ? "." : "", op->method ? op->method : "", secs);
-        ph_reply_error(op->reply, PH_VERR_TIMEOUT,
-                       json_pack("{s:s, s:s, s:f}", "name", op->name, "method",
-                                 op->method ? op->method : "", "seconds", secs),
-                       "%s did not answer within %.1f s", op->name, secs);
+        for (size_t i = 0; i <= op->n_joined; i++)
+                ph_reply_error(i ? op->joined[i - 1] : op->reply, PH_VERR_TIMEOUT,
+                               json_pack("{s:s, s:s, s:f}", "name", op->name, "method",
+                                         op->method ? op->method : "", "seconds", secs),
+                               "%s did not answer within %.1f s", op->name, secs);
         op->reply = NULL;
+        op->n_joined = 0;
 }
 
 /* Applies a load's outcome to the registry (if the plugin is still the
@@ -319,6 +388,7 @@ static void op_record_load(op_job *op)
                         p->last_error = strdup(op->err);
                         ph_methods_on_event(PH_EVENT_FAILED, p, op->err, op->d);
                 } else {
+                        p->failed_generation = op->generation;
                         ph_registry_set_state(op->d->reg, p, PH_PSTATE_FAILED, op->err, true);
                 }
         }
@@ -328,6 +398,12 @@ static void op_done(ph_job *job)
 {
         op_job *op = (op_job *)job;
         ph_plugin *p;
+
+        if (op->counted) {
+                unsigned *n = uid_calls_slot(op->d, op->uid);
+                if (n && *n > 0)
+                        (*n)--;
+        }
 
         uv_timer_stop(&op->timer);
         op_record_load(op);
@@ -345,6 +421,20 @@ static void op_done(ph_job *job)
                                         p->counters.calls_failed++;
                         }
                 }
+        }
+        p = ph_registry_find(op->d->reg, op->name);
+        if (p && p->loading == op)
+                p->loading = NULL;
+        for (size_t i = 0; !op->replied && i < op->n_joined; i++) {
+                if (op->load_r < 0)
+                        ph_reply_error(op->joined[i], PH_VERR_LOAD_FAILED,
+                                       json_pack("{s:s}", "name", op->name), "%s", op->err);
+                else if (p)
+                        ph_reply_ok(op->joined[i], json_pack("{s:o}", "plugin", plugin_json(p)));
+                else
+                        ph_reply_error(op->joined[i], PH_VERR_NO_SUCH_PLUGIN,
+                                       json_pack("{s:s}", "name", op->name),
+                                       "%s was removed while loading", op->name);
         }
         if (!op->replied) {
                 if (op->load_r < 0) {
@@ -380,10 +470,19 @@ static void op_done(ph_job *job)
 }
 
 /* Starts a load (and call, if method) of p; reply may be NULL. */
-static void op_start(ph_daemon *d, ph_plugin *p, const char *method, json_t *params, ph_reply *r)
+static void op_start(ph_daemon *d, ph_plugin *p, const char *method, json_t *params, ph_reply *r,
+                     const ph_conn *c)
 {
+        unsigned *slot = NULL;
         op_job *op;
 
+        /* A version that failed to load fails the same way: say so at once
+         * (the cache remembers it too), without taking a plugin thread. */
+        if (p->state == PH_PSTATE_FAILED && p->failed_generation == p->file->generation) {
+                ph_reply_error(r, PH_VERR_LOAD_FAILED, json_pack("{s:s}", "name", p->name), "%s",
+                               p->last_error ? p->last_error : "load failed");
+                return;
+        }
         if (ph_state_quarantined(d, p->name, &p->file->id)) {
                 const char *why = "quarantined: the daemon stopped while this version was "
                                   "initialising; replace the file to try again";
@@ -392,6 +491,12 @@ static void op_start(ph_daemon *d, ph_plugin *p, const char *method, json_t *par
                         ph_registry_set_state(d->reg, p, PH_PSTATE_QUARANTINED, why, true);
                 ph_reply_error(r, PH_VERR_LOAD_FAILED, json_pack("{s:s}", "name", p->name),
                                "%s: %s", p->name, why);
+                return;
+        }
+        /* One user cannot take every plugin thread: calls per uid are capped. */
+        if (c && (slot = uid_calls_slot(d, ph_conn_uid(c))) && *slot >= d->cfg.max_calls_per_uid) {
+                ph_reply_error(r, PH_VERR_BUSY, NULL, "uid %u has %u operations in flight already",
+                               (unsigned)ph_conn_uid(c), *slot);
                 return;
         }
         op = calloc(1, sizeof(*op));
@@ -420,15 +525,22 @@ static void op_start(ph_daemon *d, ph_plugin *p, const char *method, json_t *par
                 uv_close((uv_handle_t *)&op->timer, op_free_cb);
                 return;
         }
+        if (slot) {
+                (*slot)++;
+                op->counted = true;
+                op->uid = ph_conn_uid(c);
+        }
         if (method)
                 p->counters.in_flight++;
+        else
+                p->loading = op;
         if (p->state != PH_PSTATE_LOADED)
                 p->state = PH_PSTATE_LOADING;
         if (r)
                 uv_timer_start(&op->timer, op_timeout_cb, (uint64_t)(d->cfg.call_timeout_sec * 1000), 0);
 }
 
-static void method_load(ph_daemon *d, ph_request *req, ph_reply *r)
+static void method_load(ph_daemon *d, ph_conn *c, ph_request *req, ph_reply *r)
 {
         ph_plugin *p = find_or_reply(d, param_str(req, "name"), r);
 
@@ -440,19 +552,35 @@ static void method_load(ph_daemon *d, ph_request *req, ph_reply *r)
                 ph_reply_ok(r, json_pack("{s:o}", "plugin", plugin_json(p)));
                 return;
         }
-        op_start(d, p, NULL, NULL, r);
+        if (p->loading && ((op_job *)p->loading)->generation == p->file->generation) {
+                /* The same load is under way: answer with it. */
+                op_job *op = p->loading;
+                ph_reply **grown;
+
+                if (!r)
+                        return;
+                grown = realloc(op->joined, (op->n_joined + 1) * sizeof(*grown));
+                if (!grown) {
+                        ph_reply_error(r, PH_VERR_BUSY, NULL, "out of memory");
+                        return;
+                }
+                op->joined = grown;
+                op->joined[op->n_joined++] = r;
+                return;
+        }
+        op_start(d, p, NULL, NULL, r, c);
 }
 
-static void method_call(ph_daemon *d, ph_request *req, ph_reply *r)
+static void method_call(ph_daemon *d, ph_conn *c, ph_request *req, ph_reply *r)
 {
         ph_plugin *p = find_or_reply(d, param_str(req, "name"), r);
 
         if (!p)
                 return;
-        op_start(d, p, param_str(req, "method"), json_object_get(req->parameters, "parameters"), r);
+        op_start(d, p, param_str(req, "method"), json_object_get(req->parameters, "parameters"), r, c);
 }
 
-static void method_unload(ph_daemon *d, ph_request *req, ph_reply *r)
+static void method_unload(ph_daemon *d, ph_conn *c, ph_request *req, ph_reply *r)
 {
         ph_plugin *p = find_or_reply(d, param_str(req, "name"), r);
 
@@ -476,7 +604,7 @@ static void rescan_done(ph_daemon *d, unsigned added, unsigned changed, unsigned
                                   "removed", (int)removed));
 }
 
-static void method_rescan(ph_daemon *d, ph_request *req, ph_reply *r)
+static void method_rescan(ph_daemon *d, ph_conn *c, ph_request *req, ph_reply *r)
 {
         (void)req;
         if (ph_scan_all(d, rescan_done, r) < 0)
@@ -485,14 +613,14 @@ static void method_rescan(ph_daemon *d, ph_request *req, ph_reply *r)
 
 /* ---- org.varlink.service ---- */
 
-static void method_get_info(ph_daemon *d, ph_request *req, ph_reply *r)
+static void method_get_info(ph_daemon *d, ph_conn *c, ph_request *req, ph_reply *r)
 {
         (void)d;
         (void)req;
         ph_reply_ok(r, ph_varlink_get_info(PACKAGE_VERSION));
 }
 
-static void method_get_interface_description(ph_daemon *d, ph_request *req, ph_reply *r)
+static void method_get_interface_description(ph_daemon *d, ph_conn *c, ph_request *req, ph_reply *r)
 {
         const char *iface = param_str(req, "interface");
         const char *text = ph_varlink_interface_description(iface);
@@ -506,7 +634,7 @@ static void method_get_interface_description(ph_daemon *d, ph_request *req, ph_r
         ph_reply_ok(r, json_pack("{s:s}", "description", text));
 }
 
-typedef void (*method_fn)(ph_daemon *d, ph_request *req, ph_reply *r);
+typedef void (*method_fn)(ph_daemon *d, ph_conn *c, ph_request *req, ph_reply *r);
 
 static const method_fn method_table[_PH_M_MAX] = {
         [PH_M_GET_INFO] = method_get_info,
@@ -522,13 +650,36 @@ static const method_fn method_table[_PH_M_MAX] = {
         [PH_M_MONITOR] = method_monitor,
 };
 
+/* Changing methods: root, our own user, then the plugin's access list if
+ * it has one, else the global one. */
+static bool client_allowed(ph_daemon *d, ph_conn *c, ph_request *req)
+{
+        const char *name = param_str(req, "name");
+        const ph_acl *acl = name ? ph_config_plugin_acl(&d->cfg, name) : &d->cfg.acl;
+        size_t n;
+        const gid_t *groups = ph_conn_groups(c, &n);
+
+        return ph_acl_allows(acl, ph_conn_uid(c), groups, n);
+}
+
 void ph_methods_dispatch(ph_daemon *d, ph_conn *c, ph_request *req, ph_reply *r)
 {
         method_fn fn = (unsigned)req->method->id < _PH_M_MAX ? method_table[req->method->id] : NULL;
 
-        (void)c;
         if (d->stopping && (req->method->flags & PH_METHOD_WRITE)) {
                 ph_reply_error(r, PH_VERR_BUSY, NULL, "the daemon is stopping");
+                return;
+        }
+        if ((req->method->flags & PH_METHOD_WRITE) && !client_allowed(d, c, req)) {
+                const char *name = param_str(req, "name");
+
+                log_notice("permission denied: %s by uid %u pid %d%s%.64s", req->method->name,
+                           (unsigned)ph_conn_uid(c), (int)ph_conn_pid(c), name ? " on " : "",
+                           name ? name : "");
+                ph_reply_error(r, PH_VERR_PERMISSION_DENIED,
+                               json_pack("{s:s}", "method", req->method->name),
+                               "uid %u may not call %s%s%.64s", (unsigned)ph_conn_uid(c),
+                               req->method->name, name ? " on " : "", name ? name : "");
                 return;
         }
         if (!fn) {
@@ -536,7 +687,7 @@ void ph_methods_dispatch(ph_daemon *d, ph_conn *c, ph_request *req, ph_reply *r)
                                json_pack("{s:s}", "method", req->method->name), "not implemented");
                 return;
         }
-        fn(d, req, r);
+        fn(d, c, req, r);
 }
 
 /* ---- events ---- */
@@ -575,7 +726,7 @@ void ph_methods_on_event(ph_event_kind kind, ph_plugin *p, const char *message, 
         /* Hot replace, or a restored plugin: load the new version; an old
          * one serves until the new one is ready, and then drains. */
         if (d->ready && (p->state == PH_PSTATE_LOADED || p->wanted))
-                op_start(d, p, NULL, NULL, NULL);
+                op_start(d, p, NULL, NULL, NULL, NULL);
 }
 
 static int restore_cb(ph_plugin *p, void *ud)
@@ -583,7 +734,7 @@ static int restore_cb(ph_plugin *p, void *ud)
         ph_daemon *d = ud;
 
         if (p->wanted && p->state != PH_PSTATE_LOADED)
-                op_start(d, p, NULL, NULL, NULL);
+                op_start(d, p, NULL, NULL, NULL, NULL);
         return 0;
 }
 

@@ -17,6 +17,8 @@ struct ph_registry {
         uint64_t next_generation;
         ph_registry_event_fn emit;
         void *userdata;
+        bool counts_dirty;          /* the figures below need a recount */
+        size_t n_loaded, n_rejected;
 };
 
 static const char *const state_names[] = {
@@ -60,6 +62,7 @@ int ph_registry_new(ph_registry_event_fn fn, void *userdata, ph_registry **ret)
         reg->emit = fn;
         reg->userdata = userdata;
         reg->next_generation = 1;
+        reg->counts_dirty = true;
         *ret = reg;
         return 0;
 }
@@ -126,13 +129,11 @@ typedef struct name_set {
         size_t n;
 } name_set;
 
+/* Duplicates are dropped when the set is used (decide_all sorts it). */
 static void name_set_add(name_set *s, const char *name)
 {
         char **grown;
 
-        for (size_t i = 0; i < s->n; i++)
-                if (strcmp(s->names[i], name) == 0)
-                        return;
         grown = realloc(s->names, (s->n + 1) * sizeof(char *));
         if (!grown)
                 return;
@@ -178,7 +179,7 @@ static void candidate_remove(ph_registry *reg, ph_file *f, name_set *touched)
 {
         ph_plugin *p;
 
-        if (f->reason != PH_REASON_OK || !(p = ph_registry_find(reg, f->meta->name)))
+        if (f->reason != PH_REASON_OK || f->untrusted || !(p = ph_registry_find(reg, f->meta->name)))
                 return;
         for (size_t i = 0; i < p->n_candidates; i++)
                 if (p->candidates[i] == f) {
@@ -292,6 +293,9 @@ static void file_take_verdict(ph_file *f, ph_scanned *it)
         it->scan.meta = NULL;
         f->message = f->reason == PH_REASON_OK ? NULL : strdup(it->scan.message);
         f->shadowed = false;
+        f->untrusted = f->reason == PH_REASON_OK && it->trust[0];
+        if (f->untrusted)
+                f->message = strdup(it->trust);
 }
 
 /* Applies one listed file; returns 1 added, 2 changed, 0 unchanged. */
@@ -332,18 +336,27 @@ static int apply_item(ph_registry *reg, unsigned dir_index, const char *dir, ph_
         f->id = it->id;
         f->generation = reg->next_generation++;
         file_take_verdict(f, it);
-        if (f->reason == PH_REASON_OK)
+        if (f->reason == PH_REASON_OK && !f->untrusted)
                 candidate_add(reg, f, touched);
         return what;
 }
 
+static int name_cmp(const void *a, const void *b)
+{
+        return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 static void decide_all(ph_registry *reg, name_set *touched)
 {
+        qsort(touched->names, touched->n, sizeof(char *), name_cmp);
         for (size_t i = 0; i < touched->n; i++) {
-                plugin_decide(reg, touched->names[i]);
-                free(touched->names[i]);
+                if (i == 0 || strcmp(touched->names[i], touched->names[i - 1]) != 0)
+                        plugin_decide(reg, touched->names[i]);
         }
+        for (size_t i = 0; i < touched->n; i++)
+                free(touched->names[i]);
         free(touched->names);
+        reg->counts_dirty = true;
 }
 
 void ph_registry_apply_dir(ph_registry *reg, unsigned dir_index, const char *dir,
@@ -482,7 +495,7 @@ static void visit_file_cb(const void *node, VISIT v, int depth)
 
         (void)depth;
         if ((v == postorder || v == leaf) && !visit_ctx->stop &&
-            (f->reason != PH_REASON_OK || f->shadowed))
+            (f->reason != PH_REASON_OK || f->shadowed || f->untrusted))
                 visit_ctx->stop = visit_ctx->file_fn(f, visit_ctx->ud);
 }
 
@@ -521,14 +534,17 @@ size_t ph_registry_count(const ph_registry *creg, size_t *ret_loaded, size_t *re
 {
         ph_registry *reg = (ph_registry *)creg;
 
-        if (ret_loaded) {
-                *ret_loaded = 0;
-                ph_registry_foreach(reg, count_loaded_cb, ret_loaded);
+        /* Recounted only after a change: Status stays O(1) under load. */
+        if (reg->counts_dirty) {
+                reg->n_loaded = reg->n_rejected = 0;
+                ph_registry_foreach(reg, count_loaded_cb, &reg->n_loaded);
+                ph_registry_foreach_rejected(reg, count_rejected_cb, &reg->n_rejected);
+                reg->counts_dirty = false;
         }
-        if (ret_rejected) {
-                *ret_rejected = 0;
-                ph_registry_foreach_rejected(reg, count_rejected_cb, ret_rejected);
-        }
+        if (ret_loaded)
+                *ret_loaded = reg->n_loaded;
+        if (ret_rejected)
+                *ret_rejected = reg->n_rejected;
         return reg->n_plugins;
 }
 
@@ -538,6 +554,7 @@ void ph_registry_set_state(ph_registry *reg, ph_plugin *p, ph_pstate state, cons
         ph_event_kind kind;
 
         p->state = state;
+        reg->counts_dirty = true;
         free(p->last_error);
         p->last_error = message ? strdup(message) : NULL;
         if (!emit || !reg->emit)

@@ -37,6 +37,7 @@ typedef struct ph_file {
         char *message;              /* reader's message, or why it is shadowed */
         ph_meta *meta;              /* reason == OK only */
         bool shadowed;              /* OK, but another file won the name */
+        bool untrusted;             /* OK, but refused by the trust policy (message) */
         bool seen;                  /* scan bookkeeping */
 } ph_file;
 
@@ -52,6 +53,8 @@ typedef struct ph_plugin {
         size_t n_candidates;
         ph_pstate state;
         uint64_t loaded_generation; /* generation of the instance serving calls */
+        uint64_t failed_generation; /* its load failed: answered without a retry */
+        void *loading;              /* the Load in flight, which others join */
         char *last_error;
         bool wanted;                /* a client loaded it: keep loaded */
         bool fresh;                 /* created by this apply: report it as added */
@@ -83,6 +86,7 @@ void ph_registry_free(ph_registry *reg);
 typedef struct ph_scanned {
         char *name;                 /* file name inside the directory */
         bool keep;                  /* still being written: leave its entry as it is */
+        char trust[256];            /* why the trust policy refuses it; "" if it does not */
         ph_file_id id;
         ph_scan scan;               /* verdict; meta owned until taken */
 } ph_scanned;

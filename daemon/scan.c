@@ -11,6 +11,7 @@
 
 #include "daemon.h"
 #include "log.h"
+#include "policy.h"
 
 typedef struct scan_batch {
         ph_scan_done_fn done;
@@ -31,6 +32,7 @@ struct scan_job {
         char **keep;                    /* being written: leave as they are */
         size_t n_keep;
         int error;                      /* opendir failure, -errno */
+        char dir_trust[256];            /* the directory chain fails the policy */
         ph_scanned *items;              /* full: what is there; else one per name */
         size_t n_items;
         bool *present;                  /* files: whether names[i] exists */
@@ -63,7 +65,7 @@ static void id_from_stat(ph_file_id *id, const struct stat *st)
         id->ctime = st->st_ctim;
 }
 
-static void scan_one(int dirfd, const char *name, ph_scanned *it)
+static void scan_one(const scan_job *job, int dirfd, const char *name, ph_scanned *it)
 {
         struct stat st;
         int fd;
@@ -83,6 +85,13 @@ static void scan_one(int dirfd, const char *name, ph_scanned *it)
         if (ph_scan_fd(fd, &it->scan) < 0) {
                 it->scan.reason = PH_REASON_IO;
                 strcpy(it->scan.message, "out of memory");
+        }
+        /* The trust policy, on what was opened (not on the path). */
+        if (it->scan.reason == PH_REASON_OK) {
+                if (job->dir_trust[0])
+                        snprintf(it->trust, sizeof(it->trust), "%s", job->dir_trust);
+                else
+                        ph_policy_check_file(&st, it->trust, sizeof(it->trust));
         }
         close(fd);
 }
@@ -133,7 +142,7 @@ static void scan_listing(scan_job *job, int dirfd)
                         it->name = strdup(de->d_name);
                         it->keep = true;
                 } else {
-                        scan_one(dirfd, de->d_name, it);
+                        scan_one(job, dirfd, de->d_name, it);
                 }
         }
         closedir(dir);
@@ -154,7 +163,7 @@ static void scan_names(scan_job *job, int dirfd)
                 if (fstatat(dirfd, job->names[i], &st, AT_SYMLINK_NOFOLLOW) < 0 || S_ISDIR(st.st_mode))
                         continue;       /* gone */
                 job->present[i] = true;
-                scan_one(dirfd, job->names[i], &job->items[i]);
+                scan_one(job, dirfd, job->names[i], &job->items[i]);
         }
         job->n_items = job->n_names;
         close(dirfd);
@@ -169,6 +178,10 @@ static void scan_work_cb(uv_work_t *w)
                 job->error = -errno;
                 return;
         }
+        if (ph_policy_check_dir(job->dir, job->dir_trust, sizeof(job->dir_trust)) == -EPERM)
+                ; /* every plugin in it is refused, with this reason */
+        else
+                job->dir_trust[0] = '\0';
         if (job->full)
                 scan_listing(job, dirfd);
         else

@@ -53,6 +53,8 @@ struct ph_conn {
         ph_server *srv;
         ph_conn *prev, *next;
         struct ucred cred;
+        gid_t groups[64];               /* primary, then supplementary */
+        size_t n_groups;
         ph_framer *framer;
         ph_reply *head, *tail;
         unsigned n_replies;
@@ -84,9 +86,14 @@ struct ph_server {
         size_t n_uids;
 };
 
+/* One uv_write of several messages: the replies to one read go out in
+ * one writev, not one write each. */
+#define WRITE_BATCH 64
+
 typedef struct write_req {
         uv_write_t req;
-        char *msg;
+        size_t n;
+        char *msgs[WRITE_BATCH];
 } write_req;
 
 static void conn_close(ph_conn *c);
@@ -94,6 +101,12 @@ static void conn_close_when_written(ph_conn *c);
 static void conn_process(ph_conn *c);
 static void conn_oversize(ph_conn *c);
 static void server_accept_cb(uv_poll_t *p, int status, int events);
+
+const gid_t *ph_conn_groups(const ph_conn *c, size_t *ret_n)
+{
+        *ret_n = c->n_groups;
+        return c->groups;
+}
 
 uid_t ph_conn_uid(const ph_conn *c)
 {
@@ -134,24 +147,29 @@ static void write_cb(uv_write_t *req, int status)
         write_req *w = (write_req *)req;
 
         (void)status;
-        free(w->msg);
+        for (size_t i = 0; i < w->n; i++)
+                free(w->msgs[i]);
         free(w);
 }
 
-/* Takes msg. */
-static void conn_write(ph_conn *c, char *msg, size_t len)
-{
+/* A batch being gathered by conn_flush. */
+typedef struct write_batch {
         write_req *w;
-        uv_buf_t buf;
+        uv_buf_t bufs[WRITE_BATCH];
+} write_batch;
 
-        if (c->closing || !(w = malloc(sizeof(*w)))) {
-                free(msg);
+static void batch_send(ph_conn *c, write_batch *b)
+{
+        write_req *w = b->w;
+
+        b->w = NULL;
+        if (!w || w->n == 0) {
+                free(w);
                 return;
         }
-        w->msg = msg;
-        buf = uv_buf_init(msg, (unsigned)len);
-        if (uv_write(&w->req, (uv_stream_t *)&c->pipe, &buf, 1, write_cb) < 0) {
-                free(msg);
+        if (c->closing || uv_write(&w->req, (uv_stream_t *)&c->pipe, b->bufs, (unsigned)w->n, write_cb) < 0) {
+                for (size_t i = 0; i < w->n; i++)
+                        free(w->msgs[i]);
                 free(w);
                 conn_close(c);
                 return;
@@ -161,6 +179,33 @@ static void conn_write(ph_conn *c, char *msg, size_t len)
                            (int)c->cred.pid, (unsigned)c->cred.uid);
                 conn_close(c);
         }
+}
+
+/* Takes msg into the batch, sending the batch when it is full. */
+static void batch_add(ph_conn *c, write_batch *b, char *msg, size_t len)
+{
+        if (c->closing) {
+                free(msg);
+                return;
+        }
+        if (!b->w && !(b->w = calloc(1, sizeof(*b->w)))) {
+                free(msg);
+                conn_close(c);
+                return;
+        }
+        b->bufs[b->w->n] = uv_buf_init(msg, (unsigned)len);
+        b->w->msgs[b->w->n++] = msg;
+        if (b->w->n == WRITE_BATCH)
+                batch_send(c, b);
+}
+
+/* Takes msg. */
+static void conn_write(ph_conn *c, char *msg, size_t len)
+{
+        write_batch b = { 0 };
+
+        batch_add(c, &b, msg, len);
+        batch_send(c, &b);
 }
 
 static void reply_free(ph_reply *r)
@@ -179,6 +224,12 @@ static void reply_free(ph_reply *r)
 /* Writes answers that are ready, in request order. */
 static void conn_flush(ph_conn *c)
 {
+        write_batch b = { 0 };
+
+        /* Replies made while a read is being handled go out together at
+         * its end (conn_process flushes). */
+        if (c->processing)
+                return;
         while (c->head && !c->closing) {
                 ph_reply *r = c->head;
 
@@ -187,7 +238,7 @@ static void conn_flush(ph_conn *c)
                                 stream_msg *m = r->q_head;
                                 r->q_head = m->next;
                                 r->q_bytes -= m->len;
-                                conn_write(c, m->msg, m->len);
+                                batch_add(c, &b, m->msg, m->len);
                                 free(m);
                         }
                         r->q_tail = NULL;
@@ -199,10 +250,11 @@ static void conn_flush(ph_conn *c)
                 if (!c->head)
                         c->tail = NULL;
                 c->n_replies--;
-                conn_write(c, r->msg, r->len);
+                batch_add(c, &b, r->msg, r->len);
                 r->msg = NULL;
                 reply_free(r);
         }
+        batch_send(c, &b);
         if (c->closing)
                 return;
         /* A stream never ends by itself: after a half-close it goes too. */
@@ -391,6 +443,7 @@ static void conn_process(ph_conn *c)
         } else if (!c->reading) {
                 conn_start_reading(c);
         }
+        conn_flush(c);
 }
 
 static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -569,6 +622,15 @@ static void server_accept_one(ph_server *s, int fd)
         }
         c->srv = s;
         c->cred = cred;
+        c->groups[0] = cred.gid;
+        c->n_groups = 1;
+        {
+                socklen_t glen = sizeof(c->groups) - sizeof(gid_t);
+
+                /* The peer's supplementary groups, for AllowGroups=. */
+                if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, &c->groups[1], &glen) == 0)
+                        c->n_groups += glen / sizeof(gid_t);
+        }
         uv_pipe_init(d->loop, &c->pipe, 0);
         c->pipe.data = c;
         if (uv_pipe_open(&c->pipe, fd) < 0) {

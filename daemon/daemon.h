@@ -114,6 +114,8 @@ void ph_server_start(ph_server *s);
 void ph_server_stop(ph_server *s);
 void ph_server_free(ph_server *s);
 unsigned ph_server_clients(const ph_server *s);
+/* True when the listener came from systemd (socket activation). */
+bool ph_server_activated(const ph_server *s);
 
 /* Connection facts for methods. */
 uid_t ph_conn_uid(const ph_conn *c);

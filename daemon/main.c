@@ -197,7 +197,8 @@ static void daemon_reload(ph_daemon *d)
         free(next.socket_path);
         next.socket_path = d->cfg.socket_path;
         d->cfg.socket_path = NULL;
-        ph_scan_drop_queue(d);
+        /* Queued scans stay queued: their batches answer Rescans and end
+         * reloads, and scan_apply ignores a directory that moved or left. */
         {
                 unsigned n_old = (unsigned)d->cfg.n_plugin_dirs;
 
@@ -281,10 +282,12 @@ static void first_scan_done(ph_daemon *d, unsigned added, unsigned changed, unsi
         (void)removed;
         (void)ud;
         d->ready = true;
+        /* What clients had loaded before a stop or a crash is loaded again. */
+        ph_methods_restore(d);
         ph_server_start(d->server);
         ph_notify_ready(d);
         log_info("ready: %zu plugins, %zu files refused or shadowed, listening on %s", n, rejected,
-                 d->cfg.socket_path);
+                 ph_server_activated(d->server) ? "the socket passed by systemd" : d->cfg.socket_path);
 }
 
 static uint64_t stop_deadline;
@@ -386,6 +389,11 @@ int main(int argc, char **argv)
         int r;
 
         signal(SIGPIPE, SIG_IGN);
+        /* A full disk or a file size limit is an error to report, not death. */
+        signal(SIGXFSZ, SIG_IGN);
+        /* Past RLIMIT_FSIZE (LimitFSIZE=), a write fails with EFBIG; the
+         * signal would kill us instead. */
+        signal(SIGXFSZ, SIG_IGN);
         ph_log_init(PH_LOG_INFO);
         if (parse_args(&d, argc, argv) < 0)
                 return EXIT_FAILURE;

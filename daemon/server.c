@@ -118,6 +118,11 @@ pid_t ph_conn_pid(const ph_conn *c)
         return c->cred.pid;
 }
 
+bool ph_server_activated(const ph_server *s)
+{
+        return !s->unlink_on_exit;
+}
+
 unsigned ph_server_clients(const ph_server *s)
 {
         return s->n_conns;

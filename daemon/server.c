@@ -267,7 +267,11 @@ static void conn_flush(ph_conn *c)
                 conn_close_when_written(c);
                 return;
         }
-        if (!c->reading && !c->processing && c->n_replies < SERVER_PIPELINE_MAX)
+        /* Room again after a full pipeline: take the next messages. Never
+         * after a half-close (nothing more to read), or the two would call
+         * each other forever. */
+        if (!c->reading && !c->processing && !c->close_after_flush &&
+            c->n_replies < SERVER_PIPELINE_MAX)
                 conn_process(c);
 }
 

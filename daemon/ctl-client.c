@@ -3,6 +3,8 @@
  * never more than PH_VARLINK_MESSAGE_MAX bytes, and parsed with jansson.
  * Every failure is printed here, once, on stderr. */
 #include <errno.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +26,7 @@ struct ctl_client {
         size_t start;           /* first byte not returned yet */
         size_t end;             /* one past the last byte read */
         size_t scanned;         /* [start, scanned) holds no NUL */
+        const sigset_t *wait_mask;      /* signals that may end a wait */
 };
 
 const char *ctl_socket_path(const ctl_opts *opts)
@@ -74,6 +77,11 @@ int ctl_client_open(const ctl_opts *opts, ctl_client **ret)
         c->fd = fd;
         *ret = c;
         return 0;
+}
+
+void ctl_client_set_wait_mask(ctl_client *c, const sigset_t *mask)
+{
+        c->wait_mask = mask;
 }
 
 void ctl_client_free(ctl_client *c)
@@ -172,6 +180,14 @@ int ctl_client_recv(ctl_client *c, json_t **ret_reply)
                         client_fail("reply", r == -EMSGSIZE ? "larger than the message limit"
                                                             : strerror(-r));
                         return r;
+                }
+                /* The signals are blocked but while waiting here: one that
+                 * comes while we print is not lost, it ends the next wait. */
+                if (c->wait_mask) {
+                        struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+
+                        if (ppoll(&pfd, 1, NULL, c->wait_mask) < 0 && errno == EINTR)
+                                return -EINTR;
                 }
                 n = read(c->fd, c->buf + c->end, c->size - c->end);
                 if (n < 0 && errno == EINTR)

@@ -4,6 +4,7 @@
  * prints the reply's parameters as they came. */
 #include <errno.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -252,9 +253,12 @@ static int request_run(const ctl_request *rq, const ctl_opts *opts, int argc, ch
         int r;
 
         if (argc < rq->min_args || argc > rq->max_args) {
-                fprintf(stderr, "plughostctl %s: expects %d%s argument%s (see --help)\n", rq->name,
-                        rq->min_args, rq->max_args > rq->min_args ? " or more" : "",
-                        rq->max_args == 1 ? "" : "s");
+                if (rq->max_args > rq->min_args)
+                        fprintf(stderr, "plughostctl %s: expects %d to %d arguments (see --help)\n",
+                                rq->name, rq->min_args, rq->max_args);
+                else
+                        fprintf(stderr, "plughostctl %s: expects %d argument%s (see --help)\n",
+                                rq->name, rq->min_args, rq->min_args == 1 ? "" : "s");
                 return CTL_EXIT_USAGE;
         }
         r = request_params(rq, opts, argc, argv, &params);
@@ -319,13 +323,13 @@ static void monitor_event(const ctl_opts *opts, json_t *params)
 
 static void monitor_signal_cb(int sig)
 {
-        (void)sig;              /* only there to interrupt read() */
+        (void)sig;              /* only there to interrupt ppoll() */
 }
 
 int ctl_monitor(const ctl_opts *opts, int argc, char **argv)
 {
-        /* No SA_RESTART: SIGINT and SIGTERM end the blocking read. */
         struct sigaction sa = { .sa_handler = monitor_signal_cb };
+        sigset_t stop, wait;
         ctl_client *c;
         json_t *reply;
         int r;
@@ -335,10 +339,19 @@ int ctl_monitor(const ctl_opts *opts, int argc, char **argv)
                 fprintf(stderr, "plughostctl monitor: expects no arguments\n");
                 return CTL_EXIT_USAGE;
         }
+        /* SIGINT and SIGTERM stay blocked but while the client waits for
+         * the daemon: then they end the wait, and we exit 0. */
+        sigemptyset(&stop);
+        sigaddset(&stop, SIGINT);
+        sigaddset(&stop, SIGTERM);
+        sigprocmask(SIG_BLOCK, &stop, &wait);
+        sigdelset(&wait, SIGINT);
+        sigdelset(&wait, SIGTERM);
         sigaction(SIGINT, &sa, NULL);
         sigaction(SIGTERM, &sa, NULL);
         if (ctl_client_open(opts, &c) < 0)
                 return CTL_EXIT_FAILED;
+        ctl_client_set_wait_mask(c, &wait);
         r = ctl_client_send(c, "io.plughost.Monitor", NULL, true);
         while (r == 0 && (r = ctl_client_recv(c, &reply)) == 0) {
                 json_t *params = json_object_get(reply, "parameters");

@@ -3,6 +3,7 @@
 #define PH_CTL_H
 
 #include <jansson.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -41,6 +42,9 @@ typedef struct ctl_client ctl_client;
 /* --socket, else $PLUGHOST_SOCKET, else the daemon's default. */
 const char *ctl_socket_path(const ctl_opts *opts);
 int ctl_client_open(const ctl_opts *opts, ctl_client **ret);
+/* Waits for replies with mask as the signal mask (ppoll), so that signals
+ * blocked otherwise end a wait without a race. mask is borrowed. */
+void ctl_client_set_wait_mask(ctl_client *c, const sigset_t *mask);
 void ctl_client_free(ctl_client *c);
 /* Sends one request; params is taken (NULL: none). */
 int ctl_client_send(ctl_client *c, const char *method, json_t *params, bool more);

@@ -391,9 +391,6 @@ int main(int argc, char **argv)
         signal(SIGPIPE, SIG_IGN);
         /* A full disk or a file size limit is an error to report, not death. */
         signal(SIGXFSZ, SIG_IGN);
-        /* Past RLIMIT_FSIZE (LimitFSIZE=), a write fails with EFBIG; the
-         * signal would kill us instead. */
-        signal(SIGXFSZ, SIG_IGN);
         ph_log_init(PH_LOG_INFO);
         if (parse_args(&d, argc, argv) < 0)
                 return EXIT_FAILURE;

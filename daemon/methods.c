@@ -247,6 +247,7 @@ typedef struct op_job {
         uint64_t generation;
         ph_file_id id;                  /* for the quarantine marker */
         char *method, *params;          /* a Call when method is set */
+        bool any_ready;                 /* a Call during a replace: whichever version is ready */
         ph_reply **joined;              /* other Loads answered with this one */
         size_t n_joined;
         /* outputs */
@@ -319,7 +320,13 @@ static void op_work(ph_job *job)
         ph_instance *inst;
 
         current_op = op;
-        op->load_r = ph_cache_get(op->d->cache, &req, &inst, op->err, sizeof(op->err));
+        /* The version serving calls answers until a new one is ready, and
+         * for good if the new one fails to load. */
+        op->load_r = op->any_ready ? ph_cache_lookup(op->d->cache, op->name, &inst) : -ENOENT;
+        if (op->load_r == 0)
+                op->generation = ph_instance_generation(inst);
+        else
+                op->load_r = ph_cache_get(op->d->cache, &req, &inst, op->err, sizeof(op->err));
         current_op = NULL;
         if (op->load_r < 0 || !op->method) {
                 if (op->load_r == 0)
@@ -388,7 +395,8 @@ static void op_record_load(op_job *op)
                         p->last_error = strdup(op->err);
                         ph_methods_on_event(PH_EVENT_FAILED, p, op->err, op->d);
                 } else {
-                        p->failed_generation = op->generation;
+                        /* No fd, no memory, no permission: the next Load tries again. */
+                        p->failed_generation = ph_cache_error_transient(op->load_r) ? 0 : op->generation;
                         ph_registry_set_state(op->d->reg, p, PH_PSTATE_FAILED, op->err, true);
                 }
         }
@@ -515,6 +523,8 @@ static void op_start(ph_daemon *d, ph_plugin *p, const char *method, json_t *par
         op->reply = r;
         op->generation = p->file->generation;
         op->id = p->file->id;
+        op->any_ready = method && p->state == PH_PSTATE_LOADED &&
+                        p->loaded_generation != p->file->generation;
         op->job.work = op_work;
         op->job.done = op_done;
         uv_timer_init(d->loop, &op->timer);

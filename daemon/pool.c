@@ -10,9 +10,13 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 #include "pool.h"
+
+/* How long ph_pool_free waits for idle threads to leave. */
+#define POOL_EXIT_WAIT_SEC 2
 
 struct ph_pool {
         pthread_mutex_t lock;
@@ -60,6 +64,7 @@ static void *pool_thread(void *arg)
                         uv_async_send(&pool->async);
         }
         pool->threads--;
+        pthread_cond_broadcast(&pool->wake);   /* ph_pool_free may wait for us */
         pthread_mutex_unlock(&pool->lock);
         return NULL;
 }
@@ -177,11 +182,20 @@ static void pool_async_close_cb(uv_handle_t *h)
 
 void ph_pool_free(ph_pool *pool)
 {
+        struct timespec deadline;
+
         if (!pool)
                 return;
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_sec += POOL_EXIT_WAIT_SEC;
         pthread_mutex_lock(&pool->lock);
         pool->stopping = true;
         pthread_cond_broadcast(&pool->wake);
+        /* Idle threads are on their way out: wait for them, or the pool
+         * would be left behind as if they were stuck in plugin code. */
+        while (pool->threads > pool->running &&
+               pthread_cond_timedwait(&pool->wake, &pool->lock, &deadline) == 0)
+                ;
         pthread_mutex_unlock(&pool->lock);
         uv_close((uv_handle_t *)&pool->async, pool_async_close_cb);
 }

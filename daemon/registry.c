@@ -298,6 +298,29 @@ static void file_take_verdict(ph_file *f, ph_scanned *it)
                 f->message = strdup(it->trust);
 }
 
+/* The file of a loaded plugin replaced by one the reader refuses (a
+ * truncated copy, say): the loaded version serves on, with the refusal as
+ * its last error and a FAILED event. Returns whether that applied. */
+static bool keep_serving(ph_registry *reg, ph_file *f, const ph_scanned *it)
+{
+        ph_plugin *p;
+        char *msg;
+
+        if (it->scan.reason == PH_REASON_OK || f->reason != PH_REASON_OK || f->untrusted ||
+            !(p = ph_registry_find(reg, f->meta->name)) || p->file != f ||
+            p->state != PH_PSTATE_LOADED)
+                return false;
+        if (asprintf(&msg, "%s: %s: %s; version %s serves on", f->path,
+                     ph_reason_name(it->scan.reason), it->scan.message, f->meta->version) < 0)
+                return false;
+        f->id = it->id;
+        free(p->last_error);
+        p->last_error = msg;
+        if (reg->emit)
+                reg->emit(PH_EVENT_FAILED, p, msg, reg->userdata);
+        return true;
+}
+
 /* Applies one listed file; returns 1 added, 2 changed, 0 unchanged. */
 static int apply_item(ph_registry *reg, unsigned dir_index, const char *dir, ph_scanned *it,
                       name_set *touched)
@@ -313,7 +336,11 @@ static int apply_item(ph_registry *reg, unsigned dir_index, const char *dir, ph_
         if (f) {
                 free(key.path);
                 f->seen = true;
-                if (it->keep || (id_equal(&f->id, &it->id) && f->dir_index == dir_index))
+                /* Unchanged: same identity, same directory, same trust
+                 * verdict (a directory's mode can change it alone). */
+                if (it->keep || (id_equal(&f->id, &it->id) && f->dir_index == dir_index &&
+                                 f->untrusted == (it->scan.reason == PH_REASON_OK && it->trust[0])) ||
+                    keep_serving(reg, f, it))
                         return 0;
                 candidate_remove(reg, f, touched);
                 what = 2;
@@ -348,7 +375,8 @@ static int name_cmp(const void *a, const void *b)
 
 static void decide_all(ph_registry *reg, name_set *touched)
 {
-        qsort(touched->names, touched->n, sizeof(char *), name_cmp);
+        if (touched->n > 0)     /* names is NULL then: qsort(NULL, 0) is undefined */
+                qsort(touched->names, touched->n, sizeof(char *), name_cmp);
         for (size_t i = 0; i < touched->n; i++) {
                 if (i == 0 || strcmp(touched->names[i], touched->names[i - 1]) != 0)
                         plugin_decide(reg, touched->names[i]);

@@ -92,9 +92,10 @@ typedef struct ph_scanned {
 } ph_scanned;
 
 /* Applies the full listing of directory dir_index (path dir): new files
- * are added, files whose identity changed get a new generation and verdict,
- * files not listed are removed. Takes what it keeps out of items. Counts
- * what changed. */
+ * are added, files whose identity changed get a new generation and verdict
+ * (but a loaded plugin's file that the reader now refuses keeps serving,
+ * with a FAILED event), files not listed are removed. Takes what it keeps
+ * out of items. Counts what changed. */
 void ph_registry_apply_dir(ph_registry *reg, unsigned dir_index, const char *dir,
                            ph_scanned *items, size_t n_items,
                            unsigned *ret_added, unsigned *ret_changed, unsigned *ret_removed);

@@ -163,6 +163,12 @@ static void scan_names(scan_job *job, int dirfd)
                 if (fstatat(dirfd, job->names[i], &st, AT_SYMLINK_NOFOLLOW) < 0 || S_ISDIR(st.st_mode))
                         continue;       /* gone */
                 job->present[i] = true;
+                if (job_keeps(job, job->names[i])) {
+                        /* Written again since the event: left as it is until closed. */
+                        job->items[i].name = strdup(job->names[i]);
+                        job->items[i].keep = true;
+                        continue;
+                }
                 scan_one(job, dirfd, job->names[i], &job->items[i]);
         }
         job->n_items = job->n_names;
@@ -248,6 +254,11 @@ static void scan_after_cb(uv_work_t *w, int status)
         unsigned added = 0, changed = 0, removed = 0;
 
         (void)status;
+        if (!d->reg) {
+                /* The stop did not wait for us (main.c): nothing to apply to. */
+                job_free(job);
+                return;
+        }
         scan_apply(job, &added, &changed, &removed);
         job_free(job);
         d->scan_running = false;

@@ -108,13 +108,15 @@ void ph_state_init_clear(const char *state_dir, const char *name)
 
 int ph_state_save_loaded(ph_daemon *d)
 {
-        json_t *list = json_array();
+        json_t *list = json_array(), *root;
         char *text;
         int r;
 
         for (size_t i = 0; i < d->n_wanted; i++)
                 json_array_append_new(list, json_string(d->wanted[i]));
-        text = json_dumps(json_pack("{s:o}", "loaded", list), JSON_COMPACT);
+        root = json_pack("{s:o}", "loaded", list);
+        text = json_dumps(root, JSON_COMPACT);
+        json_decref(root);
         if (!text)
                 return -ENOMEM;
         r = state_write(d->cfg.state_dir, STATE_LOADED, text);

@@ -5,9 +5,11 @@
  * or goes away, is tried again every WATCH_RETRY_MS; an event queue
  * overflow rescans everything. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "daemon.h"
@@ -46,18 +48,23 @@ static bool strv_has(char **v, size_t n, const char *s)
         return false;
 }
 
-static void strv_add(char ***v, size_t *n, const char *s)
+/* Returns false when s could not be kept (the list is full). */
+static bool strv_add(char ***v, size_t *n, const char *s)
 {
         char **grown;
 
-        if (strv_has(*v, *n, s) || *n >= WATCH_WRITING_MAX)
-                return;
+        if (strv_has(*v, *n, s))
+                return true;
+        if (*n >= WATCH_WRITING_MAX)
+                return false;
         grown = realloc(*v, (*n + 1) * sizeof(char *));
         if (!grown)
-                return;
+                return false;
         *v = grown;
-        if ((grown[*n] = strdup(s)))
-                (*n)++;
+        if (!(grown[*n] = strdup(s)))
+                return false;
+        (*n)++;
+        return true;
 }
 
 static void strv_del(char **v, size_t *n, const char *s)
@@ -122,6 +129,22 @@ static void watch_retry_cb(uv_timer_t *t)
                 uv_timer_stop(t);
 }
 
+/* A name that appeared with IN_CREATE: a new empty file is being written
+ * (its writer will close it); a symlink, or a hard link to an existing file
+ * (ln), is complete already and would see no close. One lstat of directory
+ * metadata, on the loop. A file copied in with cp -l or ln is the hard link. */
+static bool watch_created_complete(ph_watch *w, unsigned index, const char *name)
+{
+        char path[4096];
+        struct stat st;
+
+        snprintf(path, sizeof(path), "%s/%s", w->d->cfg.plugin_dirs[index], name);
+        if (lstat(path, &st) < 0)
+                return false;
+        /* Not "has data": a writer's first bytes may land before we look. */
+        return S_ISLNK(st.st_mode) || (S_ISREG(st.st_mode) && st.st_nlink > 1);
+}
+
 static watch_dir *watch_find(ph_watch *w, int wd, unsigned *ret_index)
 {
         for (size_t i = 0; i < w->n_dirs; i++)
@@ -158,9 +181,17 @@ static void watch_event(ph_watch *w, const struct inotify_event *ev)
                 uv_timer_start(&w->retry, watch_retry_cb, WATCH_RETRY_MS, WATCH_RETRY_MS);
                 return;
         }
+        if (!ev->len && (ev->mask & IN_ATTRIB)) {
+                /* The directory's own mode or owner: the trust verdict of
+                 * every file in it may change. */
+                wd->rescan = true;
+                return;
+        }
         if (!ev->len || (ev->mask & IN_ISDIR) || ph_scan_ignored_name(ev->name))
                 return;
-        if (ev->mask & (IN_CREATE | IN_MODIFY)) {
+        if ((ev->mask & IN_CREATE) && watch_created_complete(w, index, ev->name)) {
+                /* ln, ln -s: complete the moment they appear. */
+        } else if (ev->mask & (IN_CREATE | IN_MODIFY)) {
                 /* Being written: not ours until the writer closes it. */
                 strv_add(&wd->writing, &wd->n_writing, ev->name);
                 return;
@@ -169,7 +200,9 @@ static void watch_event(ph_watch *w, const struct inotify_event *ev)
                 strv_del(wd->writing, &wd->n_writing, ev->name);
         if ((ev->mask & IN_ATTRIB) && strv_has(wd->writing, wd->n_writing, ev->name))
                 return;
-        strv_add(&wd->pending, &wd->n_pending, ev->name);
+        /* More names in one read than we keep: the whole directory then. */
+        if (!wd->rescan && !strv_add(&wd->pending, &wd->n_pending, ev->name))
+                wd->rescan = true;
 }
 
 /* After a read: one scan per directory that had events. */

@@ -205,15 +205,23 @@ static int cache_fail(int r, char *err, size_t err_size, const char *fmt, ...)
         return r;
 }
 
-/* Opens, checks, loads and initialises; no lock held. */
+bool ph_cache_error_transient(int r)
+{
+        return r == -EACCES || r == -EMFILE || r == -ENFILE || r == -ENOMEM || r == -ENOSPC ||
+               r == -EAGAIN || r == -EINTR;
+}
+
+/* Opens, checks, loads and initialises; no lock held. *ret_transient: the
+ * load failed before init, for a reason of the host's. */
 static int cache_load(ph_cache *c, const ph_load_request *req, ph_instance **ret,
-                      char *err, size_t err_size)
+                      bool *ret_transient, char *err, size_t err_size)
 {
         ph_image_check check;
         ph_instance *inst;
         int fd, r;
 
         fd = ph_scan_open(req->dirfd, req->path);
+        *ret_transient = ph_cache_error_transient(fd);
         if (fd < 0)
                 return cache_fail(fd, err, err_size, "%s: open %s: %s", req->name, req->path,
                                   fd == -ELOOP ? "a symbolic link" : strerror(-fd));
@@ -230,6 +238,7 @@ static int cache_load(ph_cache *c, const ph_load_request *req, ph_instance **ret
         close(fd);
         fd = -1;
         if (r < 0) {
+                *ret_transient = ph_cache_error_transient(r);
                 free(inst);
                 return r;
         }
@@ -318,6 +327,7 @@ int ph_cache_get(ph_cache *c, const ph_load_request *req, ph_instance **ret,
         cache_slot *slot;
         cache_entry *e;
         ph_instance *inst = NULL, *retired = NULL;
+        bool transient = false;
         int r;
 
         if (!c || !req || !req->name || !req->path || !ret)
@@ -377,7 +387,7 @@ int ph_cache_get(ph_cache *c, const ph_load_request *req, ph_instance **ret,
         slot->entries = e;
         pthread_mutex_unlock(&sh->lock);
 
-        r = cache_load(c, req, &inst, err, err_size);
+        r = cache_load(c, req, &inst, &transient, err, err_size);
 
         pthread_mutex_lock(&sh->lock);
         if (r == 0) {
@@ -395,7 +405,8 @@ int ph_cache_get(ph_cache *c, const ph_load_request *req, ph_instance **ret,
         }
         /* Waiters run once we unlock; e lives until the last of them. */
         pthread_cond_broadcast(&e->done);
-        if (e->cancelled || (r == 0 && cache_has_newer_gen(slot, e->generation)))
+        /* A transient failure answers its waiters and is forgotten. */
+        if (e->cancelled || transient || (r == 0 && cache_has_newer_gen(slot, e->generation)))
                 cache_entry_unlink(slot, e, &retired);  /* serve our callers, then drain */
         else if (r == 0)
                 cache_retire_others(slot, e, &retired);

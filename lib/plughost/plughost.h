@@ -192,11 +192,18 @@ void ph_cache_free(ph_cache *c);
  * than one already ready. However many threads ask at once, one of them
  * loads and the others wait for it and get the same instance or the same
  * error. A failure is remembered for that generation and returned again
- * without a retry. On success, older generations of the name are retired:
- * they finish the calls in flight, then are finalised. Any thread; it may
- * block for the whole load. err gets a message on failure. */
+ * without a retry, unless it came before init with an error of the
+ * environment (see ph_cache_error_transient). On success, older generations
+ * of the name are retired: they finish the calls in flight, then are
+ * finalised. Any thread; it may block for the whole load. err gets a
+ * message on failure. */
 int ph_cache_get(ph_cache *c, const ph_load_request *req, ph_instance **ret,
                  char *err, size_t err_size);
+
+/* True for the errors of ph_cache_get that say more about the host than
+ * about the file version (no fd, no memory, no permission to open it):
+ * before init they are not remembered, and a later get tries again. */
+bool ph_cache_error_transient(int r);
 
 /* A new reference to the newest ready instance of name, without loading;
  * -ENOENT when there is none. */

@@ -2,16 +2,21 @@
 # The two Quick start commands of README.md, on a fresh Debian 12 machine as root:
 #   ./dev.sh run    install what is missing, build, run plughostd on run/ in the checkout
 #   ./dev.sh test   install what is missing, build, run the whole test suite
-# Builds live in build/ (normal, -Werror), build-asan/ (ASan+UBSan) and
-# build-tsan/ (TSan, for the threaded suites in TSAN_TESTS).
+# Builds live in build/ (normal, -Werror), build-asan/ (ASan+UBSan),
+# build-tsan/ (TSan, for the threaded suites in TSAN_TESTS) and build-fuzz/
+# (clang, libFuzzer: each fuzzer runs FUZZ_SECONDS, 60 by default).
 set -euo pipefail
 cd "$(dirname "$0")"
 top=$PWD
 
 PACKAGES=(gcc make binutils autoconf automake libtool pkg-config
-          libuv1-dev libjansson-dev check libinih-dev nettle-dev systemd socat)
+          libuv1-dev libjansson-dev check libinih-dev nettle-dev systemd socat
+          clang libclang-rt-14-dev)
 
 TSAN_TESTS="tests/test-cache"
+# The libFuzzer targets `make fuzz-check` runs, and how long each one runs.
+FUZZERS="fuzz-scan fuzz-meta fuzz-protocol"
+FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 
 log() { printf '==> %s\n' "$*"; }
 
@@ -88,13 +93,35 @@ check_dir() {
         done
 }
 
+# Runs `make fuzz-check` in a build dir and echoes its line for each fuzzer
+# ("fuzz-scan: N runs in S s, no crash (...)"); each fuzzer counts as one test.
+fuzz_dir() {
+        local dir=$1 label=$2 out t line
+        out=$(make -C "$dir" -s fuzz-check FUZZ_SECONDS="$FUZZ_SECONDS" 2>&1) || true
+        for t in $FUZZERS; do
+                line=$(grep -E "^$t: " <<<"$out" | tail -n 1 || true)
+                if [[ $line == "$t: "*", no crash"* ]]; then
+                        echo "[$label] $line"; passed=$((passed + 1))
+                elif [ -n "$line" ]; then
+                        # The FAIL line, then the report lines make indented under it.
+                        echo "[$label] $line"
+                        sed -n "/^$t: /,/^[^ ]/s/^  /[$label]   /p" <<<"$out"
+                        failed=$((failed + 1))
+                else
+                        echo "[$label] $t: did not run"; tail -n 20 <<<"$out" | sed "s/^/[$label]   /"
+                        failed=$((failed + 1))
+                fi
+        done
+}
+
 cmd_run() {
         install_deps
         build build --enable-werror
         mkdir -p run/plugins run/state
         # Atomic placement, as the daemon expects: copy to a dotfile, rename.
         for so in build/docs/examples/*.so; do
-                cp "$so" "run/plugins/.$(basename "$so")" && mv "run/plugins/.$(basename "$so")" run/plugins/
+                cp "$so" "run/plugins/.$(basename "$so")" &&
+                        mv "run/plugins/.$(basename "$so")" "run/plugins/$(basename "$so")"
         done
         log "plughostd on run/plughost.sock with the plugins in run/plugins (Ctrl-C stops it)"
         log "try: build/plughostctl --socket run/plughost.sock list"
@@ -119,6 +146,13 @@ cmd_test() {
                 check_dir build-tsan tsan "TESTS=$TSAN_TESTS"
         else
                 echo "[tsan] build failed"; failed=$((failed + 1))
+        fi
+        # The parsers (ELF reader, metadata, Varlink framing and requests)
+        # under libFuzzer, FUZZ_SECONDS each.
+        if build build-fuzz CC=clang --enable-fuzzing; then
+                fuzz_dir build-fuzz fuzz
+        else
+                echo "[fuzz] build failed"; failed=$((failed + 1))
         fi
         echo "test time: $((SECONDS - start)) s"
         echo "$passed passed, $failed failed"

@@ -89,7 +89,6 @@ typedef struct load {
         /* requests */
         uint64_t issued, replied, busy, by_kind[_K_MAX], versions[2];
         uint64_t issue_limit;
-        long long issue_until_ms;
         /* hot replacement */
         unsigned char *img[2];
         size_t img_size[2];
@@ -496,8 +495,8 @@ static void phase(load *L, uint64_t limit, long long until_ms, bool report)
                                 return;
                         if (!drain_deadline)
                                 drain_deadline = now + DRAIN_MS;
-                        ck_assert_msg(now < drain_deadline, "%llu replies never came",
-                                      (unsigned long long)(L->issued - L->replied));
+                        load_assert(L, now < drain_deadline, "%llu replies never came",
+                                    (unsigned long long)(L->issued - L->replied));
                 }
                 if (report && now >= next_report) {
                         progress(L, start, replied_before, now);

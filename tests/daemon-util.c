@@ -125,8 +125,12 @@ void du_start(du_daemon *d)
                         dup2(fd, STDERR_FILENO);
                 }
                 /* exe is libtool's wrapper script: it execs the daemon, same pid. */
-                execl(exe, exe, "-p", d->plugins, "-s", d->socket, "-S", d->state, "-c", d->config,
-                      "-l", "info", (char *)NULL);
+                if (d->dirs_from_config)
+                        execl(exe, exe, "-s", d->socket, "-S", d->state, "-c", d->config,
+                              "-l", "info", (char *)NULL);
+                else
+                        execl(exe, exe, "-p", d->plugins, "-s", d->socket, "-S", d->state,
+                              "-c", d->config, "-l", "info", (char *)NULL);
                 _exit(127);
         }
         deadline = now_ms() + DU_TIMEOUT_MS;

@@ -20,6 +20,7 @@ typedef struct du_daemon {
         char *config;                   /* dir/plughostd.conf (empty unless written) */
         char *log;                      /* dir/plughostd.log: the daemon's stderr */
         pid_t pid;                      /* 0 when not running */
+        bool dirs_from_config;          /* start without -p: the config's directories */
 } du_daemon;
 
 /* One client connection with its read buffer. */

@@ -37,87 +37,10 @@ void du2_nap_ms(long ms)
                 ;
 }
 
-/* True once something accepts on the socket and answers a Status. */
-static bool du2_answers(du_daemon *d)
-{
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        du_conn *c;
-        json_t *reply;
-        int fd;
-
-        ck_assert_uint_lt(strlen(d->socket), sizeof(sa.sun_path));
-        strcpy(sa.sun_path, d->socket);
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        ck_assert_int_ge(fd, 0);
-        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-                close(fd);
-                return false;
-        }
-        c = calloc(1, sizeof(*c));
-        ck_assert_ptr_nonnull(c);
-        c->fd = fd;
-        du_send(c, "{\"method\":\"io.plughost.Status\"}");
-        reply = du_recv(c);
-        du_close(c);
-        ck_assert_ptr_nonnull(reply);
-        ck_assert_ptr_null(du_error(reply));
-        json_decref(reply);
-        return true;
-}
-
-static void du2_dump_log(const du_daemon *d)
-{
-        char buf[4096];
-        size_t n;
-        FILE *f = fopen(d->log, "re");
-
-        if (!f)
-                return;
-        fprintf(stderr, "---- %s ----\n", d->log);
-        while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
-                fwrite(buf, 1, n, stderr);
-        fclose(f);
-}
-
 void du2_start_from_config(du_daemon *d)
 {
-        const char *builddir = getenv("PH_BUILDDIR");
-        char exe[4096];
-        long long deadline;
-        int status;
-        pid_t parent = getpid();
-
-        ck_assert_msg(builddir != NULL, "PH_BUILDDIR is not set (run through make check)");
-        snprintf(exe, sizeof(exe), "%s/plughostd", builddir);
-        d->pid = fork();
-        ck_assert_int_ge(d->pid, 0);
-        if (d->pid == 0) {
-                int fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-
-                prctl(PR_SET_PDEATHSIG, SIGKILL);
-                if (getppid() != parent)
-                        _exit(127);
-                if (fd >= 0) {
-                        dup2(fd, STDOUT_FILENO);
-                        dup2(fd, STDERR_FILENO);
-                }
-                execl(exe, exe, "-s", d->socket, "-S", d->state, "-c", d->config, "-l", "info",
-                      (char *)NULL);
-                _exit(127);
-        }
-        deadline = du2_now_ms() + DU_TIMEOUT_MS;
-        while (!du2_answers(d)) {
-                if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
-                        d->pid = 0;
-                        du2_dump_log(d);
-                        ck_abort_msg("plughostd exited during start-up (status 0x%x)", status);
-                }
-                if (du2_now_ms() > deadline) {
-                        du2_dump_log(d);
-                        ck_abort_msg("plughostd did not open %s in time", d->socket);
-                }
-                du2_nap_ms(DU2_POLL_MS);
-        }
+        d->dirs_from_config = true;
+        du_start(d);
 }
 
 int du2_wait_exit(du_daemon *d, int ms)

@@ -19,7 +19,6 @@
 #include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
-#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,7 +26,9 @@
 #include "plughost/abi.h"
 #include "plughost/plughost.h"
 
-#define PATH_SIZE 64u
+#include "bench-util.h"
+
+#define PATH_SIZE BU_PATH_SIZE
 #define PLUGIN_SO "plugin.so"           /* in the scratch directory */
 #define PLUGIN_NAME "bench-00"          /* names bench-00 .. bench-15: same length */
 #define NAME_KEY "\"name\":\"" PLUGIN_NAME "\""
@@ -84,24 +85,9 @@ static const char plugin_source[] =
         "                .init = bench_init, .call = bench_call, .fini = bench_fini);\n";
 
 static char bench_dir[] = "/tmp/ph-bench-cache.XXXXXX";
-static volatile sig_atomic_t bench_dir_made;
-static pid_t bench_owner;
 static long n_cpus;
 
 typedef char bench_path[PATH_SIZE];
-
-static const char *met(bool ok)
-{
-        return ok ? "met" : "NOT met";
-}
-
-static uint64_t now_ns(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static uint64_t cpu_now_ns(void)
 {
@@ -118,202 +104,7 @@ static __attribute__((noreturn)) void die(const char *what, int r)
         exit(1);
 }
 
-/* ---- scratch directory ------------------------------------------------------ */
-
-/* Removes what the directory open on fd holds, going one level down into
- * any subdirectory (none is made now that loads name their memfd, but a
- * stray one is still cleaned up). Only getdents64, openat, unlinkat and
- * close: safe in a signal handler. */
-static void dir_empty(int fd, unsigned depth)
-{
-        static char dbuf[2][16384] __attribute__((aligned(8)));
-        int removed;
-
-        do {
-                ssize_t n;
-
-                removed = 0;
-                lseek(fd, 0, SEEK_SET);
-                while ((n = getdents64(fd, dbuf[depth], sizeof(dbuf[depth]))) > 0) {
-                        for (ssize_t at = 0; at < n;) {
-                                struct dirent64 *d = (struct dirent64 *)(void *)(dbuf[depth] + at);
-                                const char *name = d->d_name;
-                                int sub;
-
-                                at += d->d_reclen;
-                                if (name[0] == '.' && (name[1] == '\0' ||
-                                                       (name[1] == '.' && name[2] == '\0')))
-                                        continue;
-                                if (unlinkat(fd, name, 0) == 0) {
-                                        removed++;
-                                        continue;
-                                }
-                                if (errno != EISDIR || depth > 0)
-                                        continue;
-                                sub = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                                if (sub >= 0) {
-                                        dir_empty(sub, depth + 1);
-                                        close(sub);
-                                }
-                                if (unlinkat(fd, name, AT_REMOVEDIR) == 0)
-                                        removed++;
-                        }
-                }
-        } while (removed > 0);
-}
-
-/* Empties and removes the scratch directory. Children (the compiler) leave
- * it alone. */
-static void dir_remove(void)
-{
-        int fd;
-
-        if (!bench_dir_made || getpid() != bench_owner)
-                return;
-        fd = open(bench_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd >= 0) {
-                dir_empty(fd, 0);
-                close(fd);
-        }
-        rmdir(bench_dir);
-        bench_dir_made = 0;
-}
-
-static void on_signal(int sig)
-{
-        dir_remove();
-        signal(sig, SIG_DFL);
-        raise(sig);
-}
-
-static int dir_make(void)
-{
-        static const int sigs[] = {
-                SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL,
-        };
-
-        bench_owner = getpid();
-        if (!mkdtemp(bench_dir))
-                return -errno;
-        bench_dir_made = 1;
-        atexit(dir_remove);
-        for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-                signal(sigs[i], on_signal);
-        return 0;
-}
-
-static void dir_path(char *buf, size_t size, const char *name)
-{
-        snprintf(buf, size, "%s/%s", bench_dir, name);
-}
-
-/* ---- files ------------------------------------------------------------------- */
-
-static int fd_write_all(int fd, const void *buf, size_t size)
-{
-        const char *p = buf;
-
-        while (size > 0) {
-                ssize_t n = write(fd, p, size);
-
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                p += n;
-                size -= (size_t)n;
-        }
-        return 0;
-}
-
-static int file_put(const char *path, const void *buf, size_t size)
-{
-        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
-        int r;
-
-        if (fd < 0)
-                return -errno;
-        r = fd_write_all(fd, buf, size);
-        if (close(fd) < 0 && r == 0)
-                r = -errno;
-        return r;
-}
-
-/* Reads the whole (small) file into a malloc'd buffer the caller frees. */
-static int file_get(const char *path, unsigned char **ret, size_t *ret_size)
-{
-        struct stat st;
-        unsigned char *buf;
-        ssize_t n;
-        int fd;
-
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        if (fstat(fd, &st) < 0) {
-                close(fd);
-                return -errno;
-        }
-        buf = malloc((size_t)st.st_size + 1);
-        if (!buf) {
-                close(fd);
-                return -ENOMEM;
-        }
-        n = pread(fd, buf, (size_t)st.st_size, 0);
-        close(fd);
-        if (n != st.st_size) {
-                free(buf);
-                return -EIO;
-        }
-        *ret = buf;
-        *ret_size = (size_t)n;
-        return 0;
-}
-
 /* ---- the small plugin ------------------------------------------------------------ */
-
-/* Compiles the generated plugin with $CC as a plugin author would. CC may
- * hold arguments ("ccache gcc"), so the shell splits it; our arguments go
- * through "$@" unsplit. */
-static int plugin_build(const char *srcdir, const char *src, const char *out)
-{
-        char inc[4096];
-        int status;
-        pid_t pid;
-
-        snprintf(inc, sizeof(inc), "-I%s/lib", srcdir);
-        pid = fork();
-        if (pid < 0)
-                return -errno;
-        if (pid == 0) {
-                execl("/bin/sh", "sh", "-c", "exec ${CC:-cc} \"$@\"", "sh",
-                      "-O2", "-fPIC", "-shared", inc, "-o", out, src, (char *)NULL);
-                _exit(127);
-        }
-        if (waitpid(pid, &status, 0) < 0)
-                return -errno;
-        return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -ENOEXEC;
-}
-
-static int plugin_make(unsigned char **ret_img, size_t *ret_size)
-{
-        const char *srcdir = getenv("PH_SRCDIR");
-        char src[PATH_SIZE], out[PATH_SIZE];
-        int r;
-
-        if (!srcdir)
-                srcdir = ".";
-        dir_path(src, sizeof(src), "plugin.c");
-        dir_path(out, sizeof(out), PLUGIN_SO);
-        r = file_put(src, plugin_source, sizeof(plugin_source) - 1);
-        if (r < 0)
-                return r;
-        r = plugin_build(srcdir, src, out);
-        if (r < 0)
-                return r;
-        return file_get(out, ret_img, ret_size);
-}
 
 /* Writes the plugin renamed bench-NN: the name in the embedded JSON keeps
  * its length, so only two digits change and the note stays valid. */
@@ -333,7 +124,7 @@ static int plugin_put_named(const unsigned char *img, size_t size, unsigned nn, 
         }
         at[key - 3] = (unsigned char)('0' + nn / 10 % 10);
         at[key - 2] = (unsigned char)('0' + nn % 10);
-        r = file_put(path, copy, size);
+        r = bu_file_put(path, copy, size, 0755);
         free(copy);
         return r;
 }
@@ -346,29 +137,12 @@ static int copies_make(const unsigned char *img, size_t size, const char *prefix
                 int r;
 
                 snprintf(name, sizeof(name), "%s%04u.so", prefix, i);
-                dir_path(paths[i], sizeof(paths[i]), name);
-                r = file_put(paths[i], img, size);
+                bu_dir_path(paths[i], sizeof(paths[i]), name);
+                r = bu_file_put(paths[i], img, size, 0755);
                 if (r < 0)
                         return r;
         }
         return 0;
-}
-
-/* Reads every file once, whole, so that both contenders find them cached. */
-static void copies_warm(bench_path *paths, unsigned n, size_t size)
-{
-        unsigned char buf[64 * 1024];
-
-        for (unsigned i = 0; i < n; i++) {
-                int fd = open(paths[i], O_RDONLY | O_CLOEXEC);
-
-                if (fd < 0)
-                        continue;
-                for (off_t off = 0; off < (off_t)size; off += (off_t)sizeof(buf))
-                        if (pread(fd, buf, sizeof(buf), off) <= 0)
-                                break;
-                close(fd);
-        }
 }
 
 /* lib/cache.c's shard of a name (FNV-1a 64, 16 shards), replicated here
@@ -455,7 +229,7 @@ static void *hot_thread_main(void *arg)
         uint64_t w0, c0;
 
         pthread_barrier_wait(&t->run->start);
-        w0 = now_ns();
+        w0 = bu_now_ns();
         c0 = cpu_now_ns();
         while (!atomic_load_explicit(&t->run->stop, memory_order_relaxed)) {
                 int r = hot_batch(t);
@@ -467,7 +241,7 @@ static void *hot_thread_main(void *arg)
                 t->ops += HOT_CHECK;
         }
         t->cpu_ns = cpu_now_ns() - c0;
-        t->wall_ns = now_ns() - w0;
+        t->wall_ns = bu_now_ns() - w0;
         return NULL;
 }
 
@@ -501,7 +275,7 @@ static hot_result hot_once(hot_op op, ph_cache *c, unsigned n, const hot_targets
                 started++;
         }
         pthread_barrier_wait(&run.start);
-        end = now_ns() + HOT_NS;
+        end = bu_now_ns() + HOT_NS;
         until.tv_sec = (time_t)(end / 1000000000ull);
         until.tv_nsec = (long)(end % 1000000000ull);
         while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, NULL) == EINTR)
@@ -567,7 +341,7 @@ static void hot_collapse_line(const char *label, const hot_result *r, const hot_
         double ratio = base->ops_s > 0 ? r->ops_s / base->ops_s : 0;
 
         printf("   %-48s %6.2f x   target >= %.2fx (no collapse): %s\n", label, ratio,
-               TARGET_COLLAPSE, met(!r->error && !base->error && ratio >= TARGET_COLLAPSE));
+               TARGET_COLLAPSE, bu_met(!r->error && !base->error && ratio >= TARGET_COLLAPSE));
 }
 
 static void bench_hot_get(ph_cache *c, const ph_load_request *reqs, unsigned n_names)
@@ -599,7 +373,7 @@ static void bench_hot_get(ph_cache *c, const ph_load_request *reqs, unsigned n_n
         snprintf(label, sizeof(label), "16 threads, %u plugins (%u shards)", n_names, n_shards);
         hot_row(label, &r16d, &r1);
         printf("   %-48s %6.1f ns  target < %.0f ns: %s\n", "uncontended get + release (1 thread)",
-               r1.wall_ns_op, TARGET_HOT_NS, met(!r1.error && r1.wall_ns_op < TARGET_HOT_NS));
+               r1.wall_ns_op, TARGET_HOT_NS, bu_met(!r1.error && r1.wall_ns_op < TARGET_HOT_NS));
         printf("   Collapse criterion: aggregate get + release throughput on 16 threads below\n"
                "   %.0f%% of the 1-thread throughput. (With %ld CPUs, threads beyond %ld only\n"
                "   time-share: per-thread wall ns/op grows with the thread count by itself.)\n",
@@ -680,7 +454,7 @@ static uint64_t load_cache_round(bench_path *paths, unsigned n, uint64_t *ret_un
                 die("ph_cache_new", r);
 
         for (unsigned i = 0; i < n; i += LOAD_BATCH) {
-                t0 = now_ns();
+                t0 = bu_now_ns();
                 for (unsigned j = i; j < i + LOAD_BATCH && j < n; j++) {
                         ph_load_request req = {
                                 .name = PLUGIN_NAME, .generation = ++gen,
@@ -695,15 +469,15 @@ static uint64_t load_cache_round(bench_path *paths, unsigned n, uint64_t *ret_un
                         ph_instance_unref(inst);
                         ok++;
                 }
-                timed += now_ns() - t0;
-                t0 = now_ns();
+                timed += bu_now_ns() - t0;
+                t0 = bu_now_ns();
                 ph_cache_reap(c);
-                unload += now_ns() - t0;
+                unload += bu_now_ns() - t0;
         }
-        t0 = now_ns();
+        t0 = bu_now_ns();
         ph_cache_unload(c, PLUGIN_NAME);
         ph_cache_reap(c);
-        unload += now_ns() - t0;
+        unload += bu_now_ns() - t0;
         ph_cache_free(c);
         *ret_unload_ns = unload;
         *ret_ok = ok;
@@ -720,7 +494,7 @@ static uint64_t load_bare_round(bench_path *paths, unsigned n, uint64_t *ret_unl
         for (unsigned i = 0; i < n; i += LOAD_BATCH) {
                 unsigned k = 0;
 
-                t0 = now_ns();
+                t0 = bu_now_ns();
                 for (unsigned j = i; j < i + LOAD_BATCH && j < n; j++) {
                         void *h = dlopen(paths[j], RTLD_NOW | RTLD_LOCAL);
 
@@ -730,11 +504,11 @@ static uint64_t load_bare_round(bench_path *paths, unsigned n, uint64_t *ret_unl
                                 ok++;
                         handles[k++] = h;
                 }
-                timed += now_ns() - t0;
-                t0 = now_ns();
+                timed += bu_now_ns() - t0;
+                t0 = bu_now_ns();
                 while (k > 0)
                         dlclose(handles[--k]);
-                unload += now_ns() - t0;
+                unload += bu_now_ns() - t0;
         }
         *ret_unload_ns = unload;
         *ret_ok = ok;
@@ -849,7 +623,7 @@ static int replica_copy(int fd, int memfd, const struct stat *st)
 /* Adds the time since *t to acc[step] and moves *t on. */
 static void step_end(uint64_t *acc, load_step step, uint64_t *t)
 {
-        uint64_t now = now_ns();
+        uint64_t now = bu_now_ns();
 
         acc[step] += now - *t;
         *t = now;
@@ -859,7 +633,7 @@ static void step_end(uint64_t *acc, load_step step, uint64_t *t)
 static int replica_load(const char *path, replica_mode mode, uint64_t *acc, replica *rp)
 {
         const struct plughost_plugin *e;
-        uint64_t t = now_ns();
+        uint64_t t = bu_now_ns();
         char proc[64];
         struct stat st;
         ph_scan scan;
@@ -996,7 +770,7 @@ static double meta_parse_ns(const char *path)
                 return 0;
         len = strlen(json);
         for (unsigned round = 0; round < LOAD_ROUNDS; round++) {
-                uint64_t t0 = now_ns(), t;
+                uint64_t t0 = bu_now_ns(), t;
 
                 for (unsigned i = 0; i < N_COPIES; i++) {
                         ph_meta *m;
@@ -1004,7 +778,7 @@ static double meta_parse_ns(const char *path)
                         if (ph_meta_parse(json, len, &m, NULL, 0) == 0)
                                 ph_meta_free(m);
                 }
-                t = now_ns() - t0;
+                t = bu_now_ns() - t0;
                 if (t < best)
                         best = t;
         }
@@ -1091,8 +865,8 @@ static void bench_first_load(const unsigned char *img, size_t size)
                 r = copies_make(img, size, "d", dpaths, N_COPIES);
         if (r < 0)
                 die("copying the plugin", r);
-        copies_warm(cpaths, N_COPIES, size);
-        copies_warm(dpaths, N_COPIES, size);
+        bu_files_warm(cpaths, N_COPIES, size);
+        bu_files_warm(dpaths, N_COPIES, size);
         if (ph_scan_path(AT_FDCWD, cpaths[0], &s) == 0)
                 reads = s.reads;
         ph_scan_clear(&s);
@@ -1121,7 +895,7 @@ static void bench_first_load(const unsigned char *img, size_t size)
         load_row("bare   dlopen(NOW|LOCAL) + dlsym, distinct file", &bare, N_COPIES);
         printf("   %-48s %8.2f x        target <= %.1fx: %s\n", "ratio  cache / bare", ratio,
                TARGET_LOAD_RATIO,
-               met(ratio <= TARGET_LOAD_RATIO && cache.ok == N_COPIES && bare.ok == N_COPIES));
+               bu_met(ratio <= TARGET_LOAD_RATIO && cache.ok == N_COPIES && bare.ok == N_COPIES));
         printf("   %-48s %8.2f us  (cache: reap, i.e. fini + dlclose + free)\n", "unload, untimed",
                (double)cache.unload_ns / N_COPIES / 1e3);
         printf("   %-48s %8.2f us  (bare: dlclose)\n", "", (double)bare.unload_ns / N_COPIES / 1e3);
@@ -1131,26 +905,6 @@ static void bench_first_load(const unsigned char *img, size_t size)
 }
 
 /* ---- main ------------------------------------------------------------------------------ */
-
-static void print_header(void)
-{
-        char buf[4096], *model = NULL;
-        struct utsname u;
-        FILE *f;
-
-        uname(&u);
-        f = fopen("/proc/cpuinfo", "re");
-        while (f && fgets(buf, sizeof(buf), f))
-                if (strncmp(buf, "model name", 10) == 0 && (model = strchr(buf, ':'))) {
-                        model += 2;
-                        model[strcspn(model, "\n")] = '\0';
-                        break;
-                }
-        if (f)
-                fclose(f);
-        printf("plughost bench-cache on %s: nproc %ld, %s %s %s%s%s\n", u.nodename, n_cpus,
-               u.sysname, u.release, u.machine, model ? ", " : "", model ? model : "");
-}
 
 /* Loads bench-00 .. bench-NN, one file each, for the hot loops. */
 static void names_load(ph_cache *c, const unsigned char *img, size_t size, bench_path *paths,
@@ -1162,7 +916,7 @@ static void names_load(ph_cache *c, const unsigned char *img, size_t size, bench
         for (unsigned i = 0; i < n; i++) {
                 snprintf(file, sizeof(file), "n%02u.so", i);
                 snprintf(names[i], sizeof(names[i]), "bench-%02u", i);
-                dir_path(paths[i], sizeof(paths[i]), file);
+                bu_dir_path(paths[i], sizeof(paths[i]), file);
                 r = plugin_put_named(img, size, i, paths[i]);
                 if (r < 0)
                         die("writing a named plugin", r);
@@ -1193,11 +947,11 @@ int main(void)
 
         setvbuf(stdout, NULL, _IOLBF, 0);
         n_cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        print_header();
-        r = dir_make();
+        bu_print_header("bench-cache", n_cpus);
+        r = bu_dir_make(bench_dir, 1, NULL, 0, NULL);
         if (r < 0)
                 die("mkdtemp", r);
-        r = plugin_make(&img, &size);
+        r = bu_plugin_make(plugin_source, &img, &size);
         if (r < 0)
                 die("building the plugin with $CC (see above)", r);
         printf("scratch %s, plugin built with $CC -O2 -fPIC -shared: %zu bytes\n", bench_dir, size);
@@ -1209,8 +963,8 @@ int main(void)
         bench_hot_get(c, reqs, MAX_THREADS);
         bench_first_load(img, size);
 
-        dir_path(raw_path, sizeof(raw_path), "raw.so");
-        r = file_put(raw_path, img, size);
+        bu_dir_path(raw_path, sizeof(raw_path), "raw.so");
+        r = bu_file_put(raw_path, img, size, 0755);
         if (r < 0)
                 die("writing the raw copy", r);
         raw = dlopen(raw_path, RTLD_NOW | RTLD_LOCAL);
@@ -1224,6 +978,6 @@ int main(void)
                 ph_instance_unref(insts[i]);
         ph_cache_free(c);
         free(img);
-        dir_remove();
+        bu_dir_remove();
         return 0;
 }

@@ -20,10 +20,11 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "bench-util.h"
 
 #define N_CONNS 50u
 #define DEPTH_PIPELINED 16u
@@ -102,26 +103,11 @@ static const char plugin_source[] =
 #define PLUGIN_NAME_FMT "p%05u"
 
 static char bench_dir[] = "/tmp/ph-benchd.XXXXXX";
-static volatile sig_atomic_t bench_dir_made;
-static pid_t bench_owner;
 /* Servers we started, stopped on every exit path. */
 static volatile pid_t child_daemon, child_redis;
 
 static char daemon_bin[PATH_SIZE], daemon_libdir[PATH_SIZE];
 static bool daemon_direct;              /* the real binary, not libtool's wrapper */
-
-static const char *met(bool ok)
-{
-        return ok ? "met" : "NOT met";
-}
-
-static uint64_t now_ns(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static void sleep_us(unsigned us)
 {
@@ -145,7 +131,7 @@ static void children_kill(void)
 {
         pid_t pids[2] = { child_daemon, child_redis };
 
-        if (getpid() != bench_owner)
+        if (!bu_is_owner())
                 return;
         child_daemon = child_redis = 0;
         for (unsigned i = 0; i < 2; i++)
@@ -155,175 +141,23 @@ static void children_kill(void)
                 }
 }
 
-/* Empties directory fd, going down into subdirectories (depth bounded).
- * Only getdents64, openat, unlinkat and close: safe in a signal handler. */
-static void dir_empty(int fd, unsigned depth)
-{
-        char dbuf[8192] __attribute__((aligned(8)));
-        int removed;
-
-        do {
-                ssize_t n;
-
-                removed = 0;
-                lseek(fd, 0, SEEK_SET);
-                while ((n = getdents64(fd, dbuf, sizeof(dbuf))) > 0) {
-                        for (ssize_t at = 0; at < n;) {
-                                struct dirent64 *d = (struct dirent64 *)(void *)(dbuf + at);
-                                int sub;
-
-                                at += d->d_reclen;
-                                if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0)
-                                        continue;
-                                if (unlinkat(fd, d->d_name, 0) == 0) {
-                                        removed++;
-                                        continue;
-                                }
-                                if (depth == 0)
-                                        continue;
-                                sub = openat(fd, d->d_name,
-                                             O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                                if (sub < 0)
-                                        continue;
-                                dir_empty(sub, depth - 1);
-                                close(sub);
-                                if (unlinkat(fd, d->d_name, AT_REMOVEDIR) == 0)
-                                        removed++;
-                        }
-                }
-        } while (removed > 0);
-}
-
-static void dir_remove(void)
-{
-        int fd;
-
-        if (!bench_dir_made || getpid() != bench_owner)
-                return;
-        fd = open(bench_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd >= 0) {
-                dir_empty(fd, 3);
-                close(fd);
-        }
-        rmdir(bench_dir);
-        bench_dir_made = 0;
-}
-
 static void cleanup(void)
 {
         children_kill();
-        dir_remove();
-}
-
-static void on_signal(int sig)
-{
-        static const char timeout_msg[] = "bench-daemon: watchdog: the run took too long\n";
-
-        if (sig == SIGALRM && getpid() == bench_owner && write(STDERR_FILENO, timeout_msg,
-                                                                sizeof(timeout_msg) - 1) < 0) {
-                /* Nowhere to say it. */
-        }
-        cleanup();
-        signal(sig, SIG_DFL);
-        raise(sig);
-}
-
-static int dir_make(void)
-{
-        static const int sigs[] = {
-                SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL,
-                SIGALRM,
-        };
-
-        bench_owner = getpid();
-        if (!mkdtemp(bench_dir))
-                return -errno;
-        bench_dir_made = 1;
-        atexit(cleanup);
-        for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-                signal(sigs[i], on_signal);
-        alarm(WATCHDOG_SEC);
-        return 0;
-}
-
-static void dir_path(char *buf, size_t size, const char *name)
-{
-        snprintf(buf, size, "%s/%s", bench_dir, name);
+        bu_dir_remove();
 }
 
 /* ---- files ------------------------------------------------------------------- */
-
-static int fd_write_all(int fd, const void *buf, size_t size)
-{
-        const char *p = buf;
-
-        while (size > 0) {
-                ssize_t n = write(fd, p, size);
-
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                p += n;
-                size -= (size_t)n;
-        }
-        return 0;
-}
-
-static int file_put(const char *path, const void *buf, size_t size, mode_t mode)
-{
-        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-        int r;
-
-        if (fd < 0)
-                return -errno;
-        r = fd_write_all(fd, buf, size);
-        if (close(fd) < 0 && r == 0)
-                r = -errno;
-        return r;
-}
-
-/* Reads the whole (small) file into a malloc'd buffer the caller frees. */
-static int file_get(const char *path, unsigned char **ret, size_t *ret_size)
-{
-        struct stat st;
-        unsigned char *buf;
-        ssize_t n;
-        int fd;
-
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        if (fstat(fd, &st) < 0) {
-                close(fd);
-                return -errno;
-        }
-        buf = malloc((size_t)st.st_size + 1);
-        if (!buf) {
-                close(fd);
-                return -ENOMEM;
-        }
-        n = pread(fd, buf, (size_t)st.st_size, 0);
-        close(fd);
-        if (n != st.st_size) {
-                free(buf);
-                return -EIO;
-        }
-        *ret = buf;
-        *ret_size = (size_t)n;
-        return 0;
-}
 
 static int file_copy(const char *from, const char *to)
 {
         unsigned char *img;
         size_t size;
-        int r = file_get(from, &img, &size);
+        int r = bu_file_get(from, &img, &size);
 
         if (r < 0)
                 return r;
-        r = file_put(to, img, size, 0755);
+        r = bu_file_put(to, img, size, 0755);
         free(img);
         return r;
 }
@@ -374,13 +208,13 @@ static pid_t daemon_start(const char *tag, const char *plugin_dir)
         int r;
 
         snprintf(name, sizeof(name), "%s.sock", tag);
-        dir_path(sock, sizeof(sock), name);
+        bu_dir_path(sock, sizeof(sock), name);
         snprintf(name, sizeof(name), "%s.state", tag);
-        dir_path(state, sizeof(state), name);
+        bu_dir_path(state, sizeof(state), name);
         snprintf(name, sizeof(name), "%s.log", tag);
-        dir_path(log, sizeof(log), name);
-        dir_path(conf, sizeof(conf), "plughostd.conf");
-        r = file_put(conf, "", 0, 0644);
+        bu_dir_path(log, sizeof(log), name);
+        bu_dir_path(conf, sizeof(conf), "plughostd.conf");
+        r = bu_file_put(conf, "", 0, 0644);
         if (r < 0)
                 return r;
         fflush(stdout);
@@ -410,7 +244,7 @@ static pid_t redis_start(const char *sock)
         char log[PATH_SIZE];
         pid_t pid;
 
-        dir_path(log, sizeof(log), "redis.log");
+        bu_dir_path(log, sizeof(log), "redis.log");
         fflush(stdout);
         pid = fork();
         if (pid < 0)
@@ -452,7 +286,7 @@ static bool child_ended(pid_t pid, char *buf, size_t size)
 static void child_stop(volatile pid_t *slot, char *buf, size_t size)
 {
         pid_t pid = *slot;
-        uint64_t deadline = now_ns() + STOP_TIMEOUT_MS * 1000000ull;
+        uint64_t deadline = bu_now_ns() + STOP_TIMEOUT_MS * 1000000ull;
         int status;
 
         *slot = 0;
@@ -462,7 +296,7 @@ static void child_stop(volatile pid_t *slot, char *buf, size_t size)
         }
         kill(pid, SIGTERM);
         while (waitpid(pid, &status, WNOHANG) == 0) {
-                if (now_ns() > deadline) {
+                if (bu_now_ns() > deadline) {
                         kill(pid, SIGKILL);
                         waitpid(pid, &status, 0);
                         snprintf(buf, size, "did not stop within %u ms of SIGTERM; killed",
@@ -530,7 +364,7 @@ static int sock_connect(const char *path)
 static int fd_wait(int fd, short events, uint64_t deadline)
 {
         struct pollfd pfd = { .fd = fd, .events = events };
-        uint64_t now = now_ns();
+        uint64_t now = bu_now_ns();
         int n;
 
         if (now >= deadline)
@@ -548,7 +382,7 @@ static int fd_wait(int fd, short events, uint64_t deadline)
  * what follows the terminator would be lost. */
 static long exchange(int fd, const struct proto *p, char *buf, size_t size, int timeout_ms)
 {
-        uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000ull;
+        uint64_t deadline = bu_now_ns() + (uint64_t)timeout_ms * 1000000ull;
         size_t sent = 0, got = 0;
         char *end = NULL;
         int r;
@@ -595,7 +429,7 @@ static long exchange(int fd, const struct proto *p, char *buf, size_t size, int 
 static int server_wait(const char *path, const struct proto *p, pid_t pid, const char *label)
 {
         static char buf[READ_BUF];
-        uint64_t deadline = now_ns() + READY_TIMEOUT_MS * 1000000ull;
+        uint64_t deadline = bu_now_ns() + READY_TIMEOUT_MS * 1000000ull;
         char how[128];
         long n = -ECONNREFUSED;
         int fd;
@@ -612,7 +446,7 @@ static int server_wait(const char *path, const struct proto *p, pid_t pid, const
                                 return fd;
                         close(fd);
                 }
-                if (now_ns() > deadline) {
+                if (bu_now_ns() > deadline) {
                         if (n == -EBADMSG)
                                 fprintf(stderr, "bench-daemon: %s still answers: %.200s\n", label, buf);
                         die(label, -ETIMEDOUT);
@@ -799,7 +633,7 @@ static void load_close(struct load *l)
 static void load_loop(struct load *l, unsigned depth, struct load_result *res)
 {
         struct epoll_event evs[64];
-        uint64_t t0 = now_ns();
+        uint64_t t0 = bu_now_ns();
         uint64_t t_count = t0 + WARMUP_MS * 1000000ull;
         uint64_t t_stop = t_count + RUN_MS * 1000000ull;
         uint64_t t_give_up = t_stop + DRAIN_MS * 1000000ull;
@@ -810,7 +644,7 @@ static void load_loop(struct load *l, unsigned depth, struct load_result *res)
                 conn_flush(l, &l->conns[i]);
         }
         for (;;) {
-                uint64_t now = now_ns(), next;
+                uint64_t now = bu_now_ns(), next;
                 unsigned owed = 0;
                 int n;
 
@@ -825,7 +659,7 @@ static void load_loop(struct load *l, unsigned depth, struct load_result *res)
                 n = epoll_wait(l->ep, evs, 64, (int)((next - now) / 1000000u) + 1);
                 if (n < 0 && errno != EINTR)
                         die("epoll_wait", -errno);
-                now = now_ns();
+                now = bu_now_ns();
                 for (int i = 0; i < n; i++) {
                         struct conn *c = evs[i].data.ptr;
                         unsigned done = 0;
@@ -899,13 +733,6 @@ struct rtt_result {
         int failure;                    /* negative errno that ended the run early */
 };
 
-static int u64_cmp(const void *a, const void *b)
-{
-        uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-        return x < y ? -1 : x > y;
-}
-
 /* warmup + n requests, each sent when the previous answer is in. */
 static void rtt_measure(const char *path, const struct proto *p, unsigned n, unsigned warmup,
                         struct rtt_result *res)
@@ -922,9 +749,9 @@ static void rtt_measure(const char *path, const struct proto *p, unsigned n, uns
         if (fd < 0)
                 die("connecting for round trips", fd);
         for (unsigned i = 0; i < warmup + n; i++) {
-                uint64_t t0 = now_ns();
+                uint64_t t0 = bu_now_ns();
                 long r = exchange(fd, p, buf, sizeof(buf), REPLY_TIMEOUT_MS);
-                uint64_t t = now_ns() - t0;
+                uint64_t t = bu_now_ns() - t0;
 
                 if (r == -EBADMSG) {
                         res->bad++;
@@ -940,7 +767,7 @@ static void rtt_measure(const char *path, const struct proto *p, unsigned n, uns
         close(fd);
         res->n = got;
         if (got > 0) {
-                qsort(lat, got, sizeof(*lat), u64_cmp);
+                qsort(lat, got, sizeof(*lat), bu_u64_cmp);
                 res->p50_us = lat[got / 2] / 1e3;
                 res->p99_us = lat[(size_t)got * 99 / 100] / 1e3;
                 res->p999_us = lat[(size_t)got * 999 / 1000] / 1e3;
@@ -1157,7 +984,7 @@ static void print_load(const struct figures *f)
                                TARGET_P99_US);
                 else
                         printf("   %-44s %8.1f us   target <= %.0f us: %s\n", label, r->p99_us,
-                               TARGET_P99_US, met(r->n == RTT_REQUESTS && r->bad == 0 &&
+                               TARGET_P99_US, bu_met(r->n == RTT_REQUESTS && r->bad == 0 &&
                                                   r->p99_us <= TARGET_P99_US));
         }
         if (!clean)
@@ -1170,7 +997,7 @@ static void ratio_row(const char *label, const struct load_result *ours,
         printf("   %-44s %10.2f x", label, ours->rps / ref->rps);
         if (target > 0)
                 printf("      target >= %.1fx: %s\n", target,
-                       met(ours->rps >= target * ref->rps && load_clean(ours) && load_clean(ref)));
+                       bu_met(ours->rps >= target * ref->rps && load_clean(ours) && load_clean(ref)));
         else
                 printf("      (for information)\n");
 }
@@ -1224,7 +1051,7 @@ static void redis_setup(struct redis *rs)
                 return;
         }
         redis_version(rs->version, sizeof(rs->version));
-        dir_path(rs->sock, sizeof(rs->sock), "redis.sock");
+        bu_dir_path(rs->sock, sizeof(rs->sock), "redis.sock");
         r = redis_start(rs->sock);
         if (r < 0)
                 die("starting redis-server", r);
@@ -1244,7 +1071,7 @@ static void bench_load(void)
         int r;
 
         snprintf(hello, sizeof(hello), "%s/docs/examples/hello.so", getenv("PH_BUILDDIR"));
-        dir_path(plugins, sizeof(plugins), "plugins");
+        bu_dir_path(plugins, sizeof(plugins), "plugins");
         if (mkdir(plugins, 0755) < 0)
                 die("mkdir", -errno);
         snprintf(to, sizeof(to), "%s/hello.so", plugins);
@@ -1254,7 +1081,7 @@ static void bench_load(void)
         r = daemon_start("plughostd", plugins);
         if (r < 0)
                 die("starting plughostd", r);
-        dir_path(dsock, sizeof(dsock), "plughostd.sock");
+        bu_dir_path(dsock, sizeof(dsock), "plughostd.sock");
         close(server_wait(dsock, &proto_info, child_daemon, "plughostd"));
         printf("plughostd: pid %d, %s%s, plugin dir with hello.so, on %s\n", (int)child_daemon,
                daemon_bin, daemon_direct ? " (LD_LIBRARY_PATH=lib/.libs)" : "", dsock);
@@ -1272,7 +1099,7 @@ static void bench_load(void)
                 child_stop(&child_daemon, how_d, sizeof(how_d));
                 printf("   plughostd stopped by SIGTERM: %s\n", how_d);
         }
-        dir_path(log, sizeof(log), "plughostd.log");
+        bu_dir_path(log, sizeof(log), "plughostd.log");
         log_summary("plughostd", log, daemon_bad_marks);
         if (rs.have) {
                 child_stop(&child_redis, how_r, sizeof(how_r));
@@ -1282,49 +1109,15 @@ static void bench_load(void)
 
 /* ---- 3: start-up with 10,000 plugins ------------------------------------------------------- */
 
-/* Compiles the generated plugin with $CC as a plugin author would. CC may
- * hold arguments ("ccache gcc"), so the shell splits it; our arguments go
- * through "$@" unsplit. */
-static int plugin_build(const char *srcdir, const char *src, const char *out)
-{
-        char inc[PATH_SIZE + 8];
-        int status;
-        pid_t pid;
-
-        snprintf(inc, sizeof(inc), "-I%s/lib", srcdir);
-        fflush(stdout);
-        pid = fork();
-        if (pid < 0)
-                return -errno;
-        if (pid == 0) {
-                execl("/bin/sh", "sh", "-c", "exec ${CC:-cc} \"$@\"", "sh",
-                      "-O2", "-fPIC", "-shared", inc, "-o", out, src, (char *)NULL);
-                _exit(127);
-        }
-        if (waitpid(pid, &status, 0) < 0)
-                return -errno;
-        return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -ENOEXEC;
-}
-
 /* Builds the plugin and finds where its name is, to patch copies. */
 static int plugin_make(unsigned char **ret_img, size_t *ret_size, size_t *ret_name_off)
 {
-        const char *srcdir = getenv("PH_SRCDIR");
         static const char key[] = PLUGIN_NAME_KEY PLUGIN_NAME_0;
-        char src[PATH_SIZE], out[PATH_SIZE];
         unsigned char *img, *m;
         size_t size;
         int r;
 
-        dir_path(src, sizeof(src), "plugin.c");
-        dir_path(out, sizeof(out), "plugin.so");
-        r = file_put(src, plugin_source, sizeof(plugin_source) - 1, 0644);
-        if (r < 0)
-                return r;
-        r = plugin_build(srcdir ? srcdir : ".", src, out);
-        if (r < 0)
-                return r;
-        r = file_get(out, &img, &size);
+        r = bu_plugin_make(plugin_source, &img, &size);
         if (r < 0)
                 return r;
         /* Exactly one place names it, or the copies would not be distinct. */
@@ -1349,7 +1142,7 @@ static int copies_make(const char *dir, unsigned char *img, size_t size, size_t 
                 snprintf(name, sizeof(name), PLUGIN_NAME_FMT, i);
                 memcpy(img + name_off, name, strlen(PLUGIN_NAME_0));
                 snprintf(path, sizeof(path), "%s/%s.so", dir, name);
-                r = file_put(path, img, size, 0755);
+                r = bu_file_put(path, img, size, 0755);
                 if (r < 0)
                         return r;
         }
@@ -1421,7 +1214,7 @@ static void startup_run(const char *dir, unsigned run, struct startup *s)
         s->plugins = s->rejected = -1;
         snprintf(tag, sizeof(tag), "startup%u", run);
         snprintf(sock, sizeof(sock), "%s/%s.sock", bench_dir, tag);
-        t0 = now_ns();
+        t0 = bu_now_ns();
         deadline = t0 + STARTUP_TIMEOUT_MS * 1000000ull;
         pid = daemon_start(tag, dir);
         if (pid < 0)
@@ -1434,7 +1227,7 @@ static void startup_run(const char *dir, unsigned run, struct startup *s)
                         snprintf(s->failure, sizeof(s->failure), "plughostd ended: %s", how);
                         return;
                 }
-                if (now_ns() > deadline) {
+                if (bu_now_ns() > deadline) {
                         snprintf(s->failure, sizeof(s->failure),
                                  "not ready after %u ms (last Status: %ld plugins)", STARTUP_TIMEOUT_MS,
                                  s->plugins);
@@ -1452,10 +1245,10 @@ static void startup_run(const char *dir, unsigned run, struct startup *s)
                         continue;
                 }
                 if (s->listen_ms == 0)
-                        s->listen_ms = (double)(now_ns() - t0) / 1e6;
+                        s->listen_ms = (double)(bu_now_ns() - t0) / 1e6;
                 status_parse(buf, &s->plugins, &s->rejected);
                 if (s->plugins == (long)N_PLUGINS) {
-                        s->ready_ms = (double)(now_ns() - t0) / 1e6;
+                        s->ready_ms = (double)(bu_now_ns() - t0) / 1e6;
                         s->ok = true;
                         break;
                 }
@@ -1495,10 +1288,10 @@ static void bench_startup(void)
         r = plugin_make(&img, &size, &name_off);
         if (r < 0)
                 die("building the plugin with $CC, or finding its name in it", r);
-        dir_path(dir, sizeof(dir), "many");
+        bu_dir_path(dir, sizeof(dir), "many");
         if (mkdir(dir, 0755) < 0)
                 die("mkdir", -errno);
-        t0 = now_ns();
+        t0 = bu_now_ns();
         r = copies_make(dir, img, size, name_off);
         free(img);
         if (r < 0)
@@ -1507,7 +1300,7 @@ static void bench_startup(void)
         printf("\n3. Start-up with %u plugins: copies of a %zu-byte plugin built with $CC, each with\n"
                "   its own name patched into the note (p00000..p%05u; written in %.0f ms, cache warm);\n"
                "   time from fork+exec until Status answers plugins == %u (polled every %u us)\n",
-               N_PLUGINS, size, N_PLUGINS - 1, (double)(now_ns() - t0) / 1e6, N_PLUGINS,
+               N_PLUGINS, size, N_PLUGINS - 1, (double)(bu_now_ns() - t0) / 1e6, N_PLUGINS,
                STARTUP_POLL_US);
         printf("   %-8s %14s %14s %8s %10s %12s %12s  %s\n", "run", "first answer", "all plugins",
                "polls", "rejected", "VmRSS", "VmHWM", "process");
@@ -1531,9 +1324,9 @@ static void bench_startup(void)
         median = ok_runs ? ready[ok_runs / 2] : 0;
         printf("   %-44s %10.1f ms    target < %.0f ms: %s\n", "start-up to all plugins (median)",
                median, TARGET_STARTUP_MS,
-               met(all_ok && ok_runs == STARTUP_RUNS && median < TARGET_STARTUP_MS));
+               bu_met(all_ok && ok_runs == STARTUP_RUNS && median < TARGET_STARTUP_MS));
         printf("   %-44s %10ld KiB   target < %ld MiB: %s\n", "VmRSS, all registered (highest)",
-               rss_max, TARGET_RSS_KIB / 1024, met(all_ok && is_daemon && rss_max >= 0 &&
+               rss_max, TARGET_RSS_KIB / 1024, bu_met(all_ok && is_daemon && rss_max >= 0 &&
                                                    rss_max < TARGET_RSS_KIB));
         printf("   %-44s %10ld KiB   (for information)\n", "VmHWM, peak so far (highest)", hwm_max);
         if (!is_daemon)
@@ -1548,35 +1341,15 @@ static void bench_startup(void)
 
 /* ---- main ------------------------------------------------------------------------------ */
 
-static void print_header(void)
-{
-        char buf[4096], *model = NULL;
-        struct utsname u;
-        FILE *f;
-
-        uname(&u);
-        f = fopen("/proc/cpuinfo", "re");
-        while (f && fgets(buf, sizeof(buf), f))
-                if (strncmp(buf, "model name", 10) == 0 && (model = strchr(buf, ':'))) {
-                        model += 2;
-                        model[strcspn(model, "\n")] = '\0';
-                        break;
-                }
-        if (f)
-                fclose(f);
-        printf("plughost bench-daemon on %s: nproc %ld, %s %s %s%s%s\n", u.nodename,
-               sysconf(_SC_NPROCESSORS_ONLN), u.sysname, u.release, u.machine,
-               model ? ", " : "", model ? model : "");
-}
-
 int main(void)
 {
         int r;
 
         setvbuf(stdout, NULL, _IOLBF, 0);
-        print_header();
+        bu_print_header("bench-daemon", sysconf(_SC_NPROCESSORS_ONLN));
         daemon_locate();
-        r = dir_make();
+        r = bu_dir_make(bench_dir, 3, cleanup, WATCHDOG_SEC,
+                        "bench-daemon: watchdog: the run took too long\n");
         if (r < 0)
                 die("mkdtemp", r);
         printf("scratch %s\n", bench_dir);

@@ -16,7 +16,6 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,13 +23,15 @@
 #include "plughost/abi.h"
 #include "plughost/plughost.h"
 
+#include "bench-util.h"
+
 #define KIB 1024ull
 #define MIB (1024ull * KIB)
 #define GIB (1024ull * MIB)
 
 #define N_PLUGINS 10000u
 #define DISCOVERY_ROUNDS 5u
-#define PATH_SIZE 64u
+#define PATH_SIZE BU_PATH_SIZE
 #define PLUGIN_SO "plugin.so"           /* in the scratch directory */
 #define CHUNK (64u * 1024u)             /* what the reader's search feeds */
 #define RANDOM_SIZE (256u * MIB)
@@ -68,153 +69,12 @@ static const char plugin_source[] =
         "                .call = bench_call);\n";
 
 static char bench_dir[] = "/tmp/ph-bench.XXXXXX";
-static volatile sig_atomic_t bench_dir_made;
-static pid_t bench_owner;
-
-static const char *met(bool ok)
-{
-        return ok ? "met" : "NOT met";
-}
-
-static uint64_t now_ns(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static __attribute__((noreturn)) void die(const char *what, int r)
 {
         fflush(stdout);
         fprintf(stderr, "bench-scan: %s: %s\n", what, strerror(-r));
         exit(1);
-}
-
-/* ---- scratch directory ------------------------------------------------------ */
-
-/* Empties and removes the scratch directory. Only getdents64, unlinkat and
- * rmdir: safe in a signal handler. Children (forked probes) leave it alone. */
-static void dir_remove(void)
-{
-        static char dbuf[16384] __attribute__((aligned(8)));
-        int fd, removed;
-
-        if (!bench_dir_made || getpid() != bench_owner)
-                return;
-        fd = open(bench_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd >= 0) {
-                do {
-                        ssize_t n;
-
-                        removed = 0;
-                        lseek(fd, 0, SEEK_SET);
-                        while ((n = getdents64(fd, dbuf, sizeof(dbuf))) > 0) {
-                                for (ssize_t at = 0; at < n;) {
-                                        struct dirent64 *d = (struct dirent64 *)(void *)(dbuf + at);
-
-                                        at += d->d_reclen;
-                                        if (unlinkat(fd, d->d_name, 0) == 0)
-                                                removed++;
-                                }
-                        }
-                } while (removed > 0);
-                close(fd);
-        }
-        rmdir(bench_dir);
-        bench_dir_made = 0;
-}
-
-static void on_signal(int sig)
-{
-        dir_remove();
-        signal(sig, SIG_DFL);
-        raise(sig);
-}
-
-static int dir_make(void)
-{
-        static const int sigs[] = {
-                SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL,
-        };
-
-        bench_owner = getpid();
-        if (!mkdtemp(bench_dir))
-                return -errno;
-        bench_dir_made = 1;
-        atexit(dir_remove);
-        for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-                signal(sigs[i], on_signal);
-        return 0;
-}
-
-static void dir_path(char *buf, size_t size, const char *name)
-{
-        snprintf(buf, size, "%s/%s", bench_dir, name);
-}
-
-/* ---- files ------------------------------------------------------------------- */
-
-static int fd_write_all(int fd, const void *buf, size_t size)
-{
-        const char *p = buf;
-
-        while (size > 0) {
-                ssize_t n = write(fd, p, size);
-
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                p += n;
-                size -= (size_t)n;
-        }
-        return 0;
-}
-
-static int file_put(const char *path, const void *buf, size_t size)
-{
-        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
-        int r;
-
-        if (fd < 0)
-                return -errno;
-        r = fd_write_all(fd, buf, size);
-        if (close(fd) < 0 && r == 0)
-                r = -errno;
-        return r;
-}
-
-/* Reads the whole (small) file into a malloc'd buffer the caller frees. */
-static int file_get(const char *path, unsigned char **ret, size_t *ret_size)
-{
-        struct stat st;
-        unsigned char *buf;
-        ssize_t n;
-        int fd;
-
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        if (fstat(fd, &st) < 0) {
-                close(fd);
-                return -errno;
-        }
-        buf = malloc((size_t)st.st_size + 1);
-        if (!buf) {
-                close(fd);
-                return -ENOMEM;
-        }
-        n = pread(fd, buf, (size_t)st.st_size, 0);
-        close(fd);
-        if (n != st.st_size) {
-                free(buf);
-                return -EIO;
-        }
-        *ret = buf;
-        *ret_size = (size_t)n;
-        return 0;
 }
 
 /* ---- random bytes (splitmix64: fast and reproducible) ------------------------- */
@@ -339,17 +199,17 @@ static void probe_child(const struct probe_job *job, struct probe *p)
         p->hwm_reset = rss_peak_reset();
         before = rss_peak_kib();
         probe_scan(job->warm_path, &warm);
-        now_ns();               /* the vDSO is the harness's, not the reader's */
+        bu_now_ns();               /* the vDSO is the harness's, not the reader's */
         p->warmup_kib = rss_peak_kib() - before;
 
         rss_peak_reset();
         before = rss_peak_kib();
         for (unsigned r = 0; r < job->rounds; r++) {
-                uint64_t t0 = now_ns(), t;
+                uint64_t t0 = bu_now_ns(), t;
 
                 for (unsigned i = 0; i < job->iters; i++)
                         probe_scan(job->path, p);
-                t = (now_ns() - t0) / job->iters;
+                t = (bu_now_ns() - t0) / job->iters;
                 if (t < p->best_ns)
                         p->best_ns = t;
         }
@@ -378,7 +238,7 @@ static int probe_run(const struct probe_job *job, struct probe *ret)
 
                 close(fds[0]);
                 probe_child(job, &p);
-                _exit(fd_write_all(fds[1], &p, sizeof(p)) < 0 ? 1 : 0);
+                _exit(bu_fd_write_all(fds[1], &p, sizeof(p)) < 0 ? 1 : 0);
         }
         close(fds[1]);
         do
@@ -392,50 +252,6 @@ static int probe_run(const struct probe_job *job, struct probe *ret)
         return 0;
 }
 
-/* ---- the small plugin ------------------------------------------------------------ */
-
-/* Compiles the generated plugin with $CC as a plugin author would. CC may
- * hold arguments ("ccache gcc"), so the shell splits it; our arguments go
- * through "$@" unsplit. */
-static int plugin_build(const char *srcdir, const char *src, const char *out)
-{
-        char inc[4096];
-        int status;
-        pid_t pid;
-
-        snprintf(inc, sizeof(inc), "-I%s/lib", srcdir);
-        pid = fork();
-        if (pid < 0)
-                return -errno;
-        if (pid == 0) {
-                execl("/bin/sh", "sh", "-c", "exec ${CC:-cc} \"$@\"", "sh",
-                      "-O2", "-fPIC", "-shared", inc, "-o", out, src, (char *)NULL);
-                _exit(127);
-        }
-        if (waitpid(pid, &status, 0) < 0)
-                return -errno;
-        return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -ENOEXEC;
-}
-
-static int plugin_make(unsigned char **ret_img, size_t *ret_size)
-{
-        const char *srcdir = getenv("PH_SRCDIR");
-        char src[PATH_SIZE], out[PATH_SIZE];
-        int r;
-
-        if (!srcdir)
-                srcdir = ".";
-        dir_path(src, sizeof(src), "plugin.c");
-        dir_path(out, sizeof(out), PLUGIN_SO);
-        r = file_put(src, plugin_source, sizeof(plugin_source) - 1);
-        if (r < 0)
-                return r;
-        r = plugin_build(srcdir, src, out);
-        if (r < 0)
-                return r;
-        return file_get(out, ret_img, ret_size);
-}
-
 /* ---- 1 and 2: discovery over many small plugins --------------------------------- */
 
 typedef char bench_path[PATH_SIZE];
@@ -447,29 +263,12 @@ static int copies_make(const unsigned char *img, size_t size, bench_path *paths,
                 int r;
 
                 snprintf(name, sizeof(name), "p%05u.so", i);
-                dir_path(paths[i], sizeof(paths[i]), name);
-                r = file_put(paths[i], img, size);
+                bu_dir_path(paths[i], sizeof(paths[i]), name);
+                r = bu_file_put(paths[i], img, size, 0755);
                 if (r < 0)
                         return r;
         }
         return 0;
-}
-
-/* Reads every file once, whole, so both contenders find them cached. */
-static void copies_warm(bench_path *paths, unsigned n, size_t size)
-{
-        unsigned char buf[64 * 1024];
-
-        for (unsigned i = 0; i < n; i++) {
-                int fd = open(paths[i], O_RDONLY | O_CLOEXEC);
-
-                if (fd < 0)
-                        continue;
-                for (off_t off = 0; off < (off_t)size; off += (off_t)sizeof(buf))
-                        if (pread(fd, buf, sizeof(buf), off) <= 0)
-                                break;
-                close(fd);
-        }
 }
 
 /* With dirfd AT_FDCWD the reader gets the same absolute path as dlopen;
@@ -478,7 +277,7 @@ static void copies_warm(bench_path *paths, unsigned n, size_t size)
 static uint64_t discover_reader(bench_path *paths, unsigned n, int dirfd, unsigned *ret_ok)
 {
         size_t skip = dirfd == AT_FDCWD ? 0 : strlen(bench_dir) + 1;
-        uint64_t t0 = now_ns();
+        uint64_t t0 = bu_now_ns();
         unsigned ok = 0;
 
         for (unsigned i = 0; i < n; i++) {
@@ -489,12 +288,12 @@ static uint64_t discover_reader(bench_path *paths, unsigned n, int dirfd, unsign
                 ph_scan_clear(&s);
         }
         *ret_ok = ok;
-        return now_ns() - t0;
+        return bu_now_ns() - t0;
 }
 
 static uint64_t discover_dlopen(bench_path *paths, unsigned n, unsigned *ret_ok)
 {
-        uint64_t t0 = now_ns();
+        uint64_t t0 = bu_now_ns();
         unsigned ok = 0;
 
         for (unsigned i = 0; i < n; i++) {
@@ -507,7 +306,7 @@ static uint64_t discover_dlopen(bench_path *paths, unsigned n, unsigned *ret_ok)
                 dlclose(h);
         }
         *ret_ok = ok;
-        return now_ns() - t0;
+        return bu_now_ns() - t0;
 }
 
 struct contender {
@@ -538,7 +337,7 @@ static void bench_discovery(bench_path *paths, unsigned n, size_t size)
         dirfd = open(bench_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dirfd < 0)
                 die("opening the scratch directory", -errno);
-        copies_warm(paths, n, size);
+        bu_files_warm(paths, n, size);
         for (unsigned round = 0; round < DISCOVERY_ROUNDS; round++) {
                 uint64_t t = discover_reader(paths, n, AT_FDCWD, &ok);
 
@@ -559,7 +358,7 @@ static void bench_discovery(bench_path *paths, unsigned n, size_t size)
         contender_row("loader  dlopen(NOW|LOCAL)+dlsym+dlclose", &dl, n);
         printf("   %-44s %10.1f x        target >= %.0fx: %s\n",
                "ratio   dlopen / reader (same path)", ratio, TARGET_DISCOVERY_RATIO,
-               met(ratio >= TARGET_DISCOVERY_RATIO && abs.ok == n && dl.ok == n));
+               bu_met(ratio >= TARGET_DISCOVERY_RATIO && abs.ok == n && dl.ok == n));
         printf("   %-44s %10.1f x        (for information)\n",
                "ratio   dlopen / reader (dirfd, name)", ratio_rel);
 }
@@ -587,7 +386,7 @@ static void bench_cost(const char *path, size_t size)
 
 static int sized_make(const char *path, const unsigned char *img, size_t size, uint64_t target)
 {
-        int r = file_put(path, img, size);
+        int r = bu_file_put(path, img, size, 0755);
 
         if (r < 0)
                 return r;
@@ -619,7 +418,7 @@ static void bench_sizes(const unsigned char *img, size_t size, const char *warm)
         printf("   %-10s %15s %12s %7s %14s   %s\n", "size", "time/scan", "bytes read",
                "preads", "RSS growth", "via / verdict");
         for (unsigned i = 0; i < 4; i++) {
-                dir_path(path, sizeof(path), "sized.so");
+                bu_dir_path(path, sizeof(path), "sized.so");
                 r = sized_make(path, img, size, sizes[i].size);
                 if (r < 0)
                         die("making a sized plugin", r);
@@ -636,10 +435,10 @@ static void bench_sizes(const unsigned char *img, size_t size, const char *warm)
                (double)p[3].best_ns <= SAME_COST_SLACK * (double)p[0].best_ns;
         printf("   %-44s %10.2f x   target same cost (bytes, preads equal; time within %.0f%%): %s\n",
                "time 1 GiB / 16 KiB", (double)p[3].best_ns / (double)p[0].best_ns,
-               (SAME_COST_SLACK - 1) * 100, met(same));
+               (SAME_COST_SLACK - 1) * 100, bu_met(same));
         printf("   %-44s %10ld KiB  target < 1 MiB as for 16 KiB (%ld KiB): %s\n",
                "RSS growth at 1 GiB", p[3].rss_growth_kib, p[0].rss_growth_kib,
-               met(p[3].rss_growth_kib < TARGET_SIZE_RSS_KIB &&
+               bu_met(p[3].rss_growth_kib < TARGET_SIZE_RSS_KIB &&
                    p[0].rss_growth_kib < TARGET_SIZE_RSS_KIB));
         printf("   (the warm-up scan, first in a fresh child, grew VmHWM by %ld KiB: mostly shared\n"
                "   library pages the parent already maps, faulted into the child; peak via %s)\n",
@@ -680,10 +479,10 @@ static double search_gbps(const unsigned char *buf, size_t size, const void *nee
         if (r < 0)
                 die("ph_search_new", r);
         for (unsigned i = 0; i < rounds; i++) {
-                uint64_t t0 = now_ns(), t;
+                uint64_t t0 = bu_now_ns(), t;
 
                 *ret_matches = search_run(s, buf, size);
-                t = now_ns() - t0;
+                t = bu_now_ns() - t0;
                 if (t < best)
                         best = t;
         }
@@ -712,10 +511,10 @@ static double naive_gbps(const unsigned char *buf, size_t size, const unsigned c
         uint64_t best = UINT64_MAX;
 
         for (unsigned i = 0; i < rounds; i++) {
-                uint64_t t0 = now_ns(), t;
+                uint64_t t0 = bu_now_ns(), t;
 
                 *ret_found = naive_search(buf, size, needle, needle_size);
-                t = now_ns() - t0;
+                t = bu_now_ns() - t0;
                 if (t < best)
                         best = t;
         }
@@ -728,11 +527,11 @@ static double memmem_gbps(const unsigned char *buf, size_t size, const void *nee
         uint64_t best = UINT64_MAX;
 
         for (unsigned i = 0; i < rounds; i++) {
-                uint64_t t0 = now_ns(), t;
+                uint64_t t0 = bu_now_ns(), t;
                 void *volatile found = memmem(buf, size, needle, needle_size);
 
                 (void)found;
-                t = now_ns() - t0;
+                t = bu_now_ns() - t0;
                 if (t < best)
                         best = t;
         }
@@ -757,7 +556,7 @@ static void bench_search_random(void)
                RANDOM_SIZE / MIB, CHUNK / 1024);
         printf("   %-44s %10.2f GB/s  (%ld matches)   target >= %.0f GB/s: %s\n",
                "ph_search_feed", ours, matches, TARGET_RANDOM_GBPS,
-               met(ours >= TARGET_RANDOM_GBPS));
+               bu_met(ours >= TARGET_RANDOM_GBPS));
         printf("   %-44s %10.2f GB/s  (reference, one call)\n", "glibc memmem", ref);
 }
 
@@ -782,7 +581,7 @@ static void bench_search_adversarial(void)
                ADV_SIZE / MIB, ADV_NEEDLE_SIZE);
         printf("   %-44s %10.3f GB/s  (%ld matches)   target >= %.2f GB/s: %s\n",
                "ph_search_feed", ours, matches, TARGET_ADV_GBPS,
-               met(ours >= TARGET_ADV_GBPS && matches == 0));
+               bu_met(ours >= TARGET_ADV_GBPS && matches == 0));
         snprintf(label, sizeof(label), "naive nested loop (%llu MiB haystack)", ADV_NAIVE_SIZE / MIB);
         printf("   %-44s %10.3f GB/s  (%s)\n", label, naive, found < 0 ? "no match" : "MATCH?");
         printf("   %-44s %10.1f x\n", "ratio ph_search / naive", ours / naive);
@@ -834,15 +633,15 @@ static int fallback_write(int fd, const unsigned char *img, size_t size, const u
         if (!block)
                 return -ENOMEM;
         rng_fill(block, FILL_BLOCK);
-        r = fd_write_all(fd, img, size);
+        r = bu_fd_write_all(fd, img, size);
         while (r == 0 && left > 0) {
                 size_t n = left < FILL_BLOCK ? (size_t)left : FILL_BLOCK;
 
-                r = fd_write_all(fd, block, n);
+                r = bu_fd_write_all(fd, block, n);
                 left -= n;
         }
         if (r == 0)
-                r = fd_write_all(fd, desc, desc_size);
+                r = bu_fd_write_all(fd, desc, desc_size);
         free(block);
         return r;
 }
@@ -892,7 +691,7 @@ static void bench_search_file(const struct probe *p)
         printf("   %-44s %10.2f GB/s  (%llu bytes in %u preads)\n", "throughput", gbps,
                (unsigned long long)p->bytes_read, p->reads);
         printf("   %-44s %10ld KiB   target < 4 MiB: %s\n", "peak RSS growth (child, after warm-up)",
-               p->rss_growth_kib, met(p->ok && p->rss_growth_kib < TARGET_FALLBACK_RSS_KIB));
+               p->rss_growth_kib, bu_met(p->ok && p->rss_growth_kib < TARGET_FALLBACK_RSS_KIB));
         if (!p->ok)
                 printf("   verdict: %s\n", p->message);
 }
@@ -905,7 +704,7 @@ static void bench_search(const unsigned char *img, size_t size, const char *warm
         int r;
 
         /* The 1 GiB file first, so its child forks from a small parent. */
-        dir_path(path, sizeof(path), "fallback.so");
+        bu_dir_path(path, sizeof(path), "fallback.so");
         job.path = path;
         r = fallback_make(path, img, size);
         if (r == 0)
@@ -922,27 +721,6 @@ static void bench_search(const unsigned char *img, size_t size, const char *warm
 
 /* ---- main ------------------------------------------------------------------------------ */
 
-static void print_header(void)
-{
-        char buf[4096], *model = NULL;
-        struct utsname u;
-        FILE *f;
-
-        uname(&u);
-        f = fopen("/proc/cpuinfo", "re");
-        while (f && fgets(buf, sizeof(buf), f))
-                if (strncmp(buf, "model name", 10) == 0 && (model = strchr(buf, ':'))) {
-                        model += 2;
-                        model[strcspn(model, "\n")] = '\0';
-                        break;
-                }
-        if (f)
-                fclose(f);
-        printf("plughost bench-scan on %s: nproc %ld, %s %s %s%s%s\n", u.nodename,
-               sysconf(_SC_NPROCESSORS_ONLN), u.sysname, u.release, u.machine,
-               model ? ", " : "", model ? model : "");
-}
-
 int main(void)
 {
         unsigned char *img = NULL;
@@ -952,11 +730,11 @@ int main(void)
         int r;
 
         setvbuf(stdout, NULL, _IOLBF, 0);
-        print_header();
-        r = dir_make();
+        bu_print_header("bench-scan", sysconf(_SC_NPROCESSORS_ONLN));
+        r = bu_dir_make(bench_dir, 0, NULL, 0, NULL);
         if (r < 0)
                 die("mkdtemp", r);
-        r = plugin_make(&img, &size);
+        r = bu_plugin_make(plugin_source, &img, &size);
         if (r < 0)
                 die("building the plugin with $CC (see above)", r);
         printf("scratch %s, plugin built with $CC -O2 -fPIC -shared: %zu bytes\n", bench_dir, size);
@@ -971,10 +749,10 @@ int main(void)
         bench_cost(paths[0], size);
         free(paths);
 
-        dir_path(warm, sizeof(warm), PLUGIN_SO);
+        bu_dir_path(warm, sizeof(warm), PLUGIN_SO);
         bench_sizes(img, size, warm);
         bench_search(img, size, warm);
         free(img);
-        dir_remove();
+        bu_dir_remove();
         return 0;
 }

@@ -19,10 +19,11 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "bench-util.h"
 
 #define ADD_WARMUP 50u
 #define ADD_ROUNDS 600u                 /* hot-add samples, each a fresh name */
@@ -50,19 +51,6 @@ static pid_t bench_owner;
 static volatile pid_t child_daemon;
 static char daemon_bin[PATH_SIZE], daemon_libdir[PATH_SIZE];
 static bool daemon_direct;
-
-static const char *met(bool ok)
-{
-        return ok ? "met" : "NOT met";
-}
-
-static uint64_t now_ns(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static void sleep_ms(unsigned ms)
 {
@@ -295,13 +283,13 @@ static void daemon_start(const char *plugin_dir, const char *sock)
 static void daemon_stop(void)
 {
         pid_t pid = child_daemon;
-        uint64_t deadline = now_ns() + STOP_TIMEOUT_MS * 1000000ull;
+        uint64_t deadline = bu_now_ns() + STOP_TIMEOUT_MS * 1000000ull;
         int status;
 
         child_daemon = 0;
         kill(pid, SIGTERM);
         while (waitpid(pid, &status, WNOHANG) == 0) {
-                if (now_ns() > deadline) {
+                if (bu_now_ns() > deadline) {
                         kill(pid, SIGKILL);
                         waitpid(pid, &status, 0);
                         printf("plughostd did not stop within %d ms of SIGTERM\n", STOP_TIMEOUT_MS);
@@ -375,7 +363,7 @@ static void conn_send(conn *c, const char *msg)
  * time its bytes were read. NULL on timeout or when the daemon hung up. */
 static const char *conn_next(conn *c, int timeout_ms, uint64_t *ret_at)
 {
-        uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000ull;
+        uint64_t deadline = bu_now_ns() + (uint64_t)timeout_ms * 1000000ull;
         char *nul;
 
         if (c->consumed) {
@@ -383,18 +371,18 @@ static const char *conn_next(conn *c, int timeout_ms, uint64_t *ret_at)
                 c->len -= c->consumed;
                 c->consumed = 0;
         }
-        *ret_at = now_ns();
+        *ret_at = bu_now_ns();
         while (!(nul = c->len ? memchr(c->buf, '\0', c->len) : NULL)) {
                 struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
-                int64_t left = (int64_t)(deadline - now_ns()) / 1000000;
+                int64_t left = (int64_t)(deadline - bu_now_ns()) / 1000000;
                 ssize_t n;
 
-                if ((int64_t)(deadline - now_ns()) <= 0 || c->len == BUF_SIZE)
+                if ((int64_t)(deadline - bu_now_ns()) <= 0 || c->len == BUF_SIZE)
                         return NULL;
                 if (poll(&pfd, 1, (int)(left > 0 ? left : 1)) < 0 && errno != EINTR)
                         die("poll", -errno);
                 n = read(c->fd, c->buf + c->len, BUF_SIZE - c->len);
-                *ret_at = now_ns();
+                *ret_at = bu_now_ns();
                 if (n == 0)
                         return NULL;
                 if (n < 0 && errno != EAGAIN && errno != EINTR)
@@ -417,7 +405,7 @@ static const char *conn_call(conn *c, const char *msg)
 /* Waits for the daemon's socket and a good Status. */
 static void daemon_wait(const char *sock)
 {
-        uint64_t deadline = now_ns() + READY_TIMEOUT_MS * 1000000ull;
+        uint64_t deadline = bu_now_ns() + READY_TIMEOUT_MS * 1000000ull;
 
         for (;;) {
                 conn c;
@@ -434,7 +422,7 @@ static void daemon_wait(const char *sock)
                         child_daemon = 0;
                         die("plughostd exited during start-up", -ECHILD);
                 }
-                if (now_ns() > deadline)
+                if (bu_now_ns() > deadline)
                         die("plughostd did not start in time", -ETIMEDOUT);
                 sleep_ms(1);
         }
@@ -468,13 +456,6 @@ static uint64_t wait_event(conn *m, const char *kind, const char *name)
 
 /* ---- figures -------------------------------------------------------------------- */
 
-static int cmp_u64(const void *a, const void *b)
-{
-        uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-        return x < y ? -1 : x > y;
-}
-
 /* Nearest-rank percentile of sorted samples, in microseconds. */
 static double pct_us(const uint64_t *v, size_t n, unsigned pct)
 {
@@ -485,7 +466,7 @@ static double pct_us(const uint64_t *v, size_t n, unsigned pct)
 
 static void row(const char *label, uint64_t *v, size_t n, double *ret_p50, double *ret_p99)
 {
-        qsort(v, n, sizeof(*v), cmp_u64);
+        qsort(v, n, sizeof(*v), bu_u64_cmp);
         *ret_p50 = pct_us(v, n, 50);
         *ret_p99 = pct_us(v, n, 99);
         printf("  %-34s n %4zu  min %8.1f  p50 %8.1f  p90 %8.1f  p99 %8.1f  max %8.1f us\n", label,
@@ -513,14 +494,14 @@ static void bench_floor(void)
         join(to, sizeof(to), floor_dir, "floor.so");
         file_put(from, "x", 1);
         for (unsigned i = 0; i < FLOOR_WARMUP + FLOOR_ROUNDS; i++) {
-                uint64_t t0 = now_ns();
+                uint64_t t0 = bu_now_ns();
 
                 if (rename(from, to) < 0)
                         die("rename", -errno);
                 if (read(fd, buf, sizeof(buf)) <= 0)
                         die("inotify read", -errno);
                 if (i >= FLOOR_WARMUP)
-                        v[i - FLOOR_WARMUP] = now_ns() - t0;
+                        v[i - FLOOR_WARMUP] = bu_now_ns() - t0;
                 if (rename(to, from) < 0)
                         die("rename", -errno);
         }
@@ -563,7 +544,7 @@ static void bench_hot_add(const unsigned char *img, size_t size)
                 snprintf(file, sizeof(file), "%s.so", name);
                 join(from, sizeof(from), stage_dir, file);
                 join(to, sizeof(to), plugin_dir, file);
-                t0 = now_ns();
+                t0 = bu_now_ns();
                 if (rename(from, to) < 0)
                         die("rename", -errno);
                 t1 = wait_event(&m, "added", name);
@@ -576,7 +557,7 @@ static void bench_hot_add(const unsigned char *img, size_t size)
         conn_close(&m);
         row("rename -> 'added' event", v, ADD_ROUNDS, &p50, &p99);
         printf("    target p50 <= %.0f us: %s; p99 <= %.0f us: %s\n", TARGET_ADD_P50_US,
-               met(p50 <= TARGET_ADD_P50_US), TARGET_ADD_P99_US, met(p99 <= TARGET_ADD_P99_US));
+               bu_met(p50 <= TARGET_ADD_P50_US), TARGET_ADD_P99_US, bu_met(p99 <= TARGET_ADD_P99_US));
         free(v);
 }
 
@@ -603,12 +584,12 @@ static void bench_replace(const unsigned char *v1, size_t v1_size, const unsigne
         if (rename(next, live) < 0)
                 die("rename", -errno);
         /* Until the daemon has it, Load says NoSuchPlugin. */
-        for (uint64_t deadline = now_ns() + EVENT_TIMEOUT_MS * 1000000ull;;) {
+        for (uint64_t deadline = bu_now_ns() + EVENT_TIMEOUT_MS * 1000000ull;;) {
                 reply = conn_call(&c, "{\"method\":\"io.plughost.Load\",\"parameters\":"
                                       "{\"name\":\"" FIXTURE_NAME "\"}}");
                 if (reply && strstr(reply, "\"state\":\"loaded\""))
                         break;
-                if (now_ns() > deadline)
+                if (bu_now_ns() > deadline)
                         die("Load " FIXTURE_NAME, -ETIMEDOUT);
                 sleep_ms(1);
         }
@@ -618,7 +599,7 @@ static void bench_replace(const unsigned char *v1, size_t v1_size, const unsigne
                 uint64_t t0, deadline;
 
                 file_put(next, to_v2 ? v2 : v1, to_v2 ? v2_size : v1_size);
-                t0 = now_ns();
+                t0 = bu_now_ns();
                 if (rename(next, live) < 0)
                         die("rename", -errno);
                 for (deadline = t0 + EVENT_TIMEOUT_MS * 1000000ull;;) {
@@ -633,40 +614,19 @@ static void bench_replace(const unsigned char *v1, size_t v1_size, const unsigne
                         } else if (strstr(reply, want)) {
                                 break;
                         }
-                        if (now_ns() > deadline)
+                        if (bu_now_ns() > deadline)
                                 die("the new version never answered", -ETIMEDOUT);
                 }
                 if (i >= REPLACE_WARMUP)
-                        v[i - REPLACE_WARMUP] = now_ns() - t0;
+                        v[i - REPLACE_WARMUP] = bu_now_ns() - t0;
         }
         conn_close(&c);
         row("rename over -> first new answer", v, REPLACE_ROUNDS, &p50, &p99);
         printf("    %lu calls, %lu failed\n", calls, failed);
         printf("    target p99 <= %.0f us: %s%s\n", TARGET_REPLACE_P99_US,
-               met(p99 <= TARGET_REPLACE_P99_US && failed == 0),
+               bu_met(p99 <= TARGET_REPLACE_P99_US && failed == 0),
                failed ? " (calls failed)" : "");
         free(v);
-}
-
-static void print_header(void)
-{
-        char buf[4096], *model = NULL;
-        struct utsname u;
-        FILE *f;
-
-        uname(&u);
-        f = fopen("/proc/cpuinfo", "re");
-        while (f && fgets(buf, sizeof(buf), f))
-                if (strncmp(buf, "model name", 10) == 0 && (model = strchr(buf, ':'))) {
-                        model += 2;
-                        model[strcspn(model, "\n")] = '\0';
-                        break;
-                }
-        if (f)
-                fclose(f);
-        printf("plughost bench-watch on %s: nproc %ld, %s %s %s%s%s\n", u.nodename,
-               sysconf(_SC_NPROCESSORS_ONLN), u.sysname, u.release, u.machine,
-               model ? ", " : "", model ? model : "");
 }
 
 int main(void)
@@ -677,7 +637,7 @@ int main(void)
         size_t v1_size, v2_size;
 
         setvbuf(stdout, NULL, _IOLBF, 0);
-        print_header();
+        bu_print_header("bench-watch", sysconf(_SC_NPROCESSORS_ONLN));
         if (!fixtures)
                 die("PH_FIXTURES is not set (run me with `make bench`)", -EINVAL);
         daemon_locate();

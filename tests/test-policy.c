@@ -318,6 +318,27 @@ START_TEST(test_permission_change_noticed)
 }
 END_TEST
 
+/* A change of the plugin directory's own mode re-judges the files in it,
+ * though none of them changed. */
+START_TEST(test_directory_mode_change_noticed)
+{
+        json_t *item;
+        int i;
+
+        start_with(tu_example("hello.so"), "hello.so", NULL);
+        du_start(&d);
+        ck_assert_str_eq(plugin_state("hello"), "discovered");
+        ck_assert_int_eq(chmod(d.plugins, 0777), 0);
+        assert_rejected("hello.so", "untrusted", "writable by group or others");
+        ck_assert_int_eq(chmod(d.plugins, 0755), 0);
+        for (i = 0; i < 200 && (item = rejected("hello.so")); i++) {
+                json_decref(item);
+                nap_ms(20);
+        }
+        ck_assert_str_eq(plugin_state("hello"), "discovered");
+}
+END_TEST
+
 int main(void)
 {
         Suite *s = suite_create("policy");
@@ -341,6 +362,7 @@ int main(void)
         tcase_add_test(tc, test_allowed_group_member);
         tcase_add_test(tc, test_per_plugin_override);
         tcase_add_test(tc, test_permission_change_noticed);
+        tcase_add_test(tc, test_directory_mode_change_noticed);
         suite_add_tcase(s, tc);
         return tu_run_suite(s) ? EXIT_FAILURE : EXIT_SUCCESS;
 }

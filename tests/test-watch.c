@@ -134,6 +134,34 @@ START_TEST(test_rename_into_place)
 }
 END_TEST
 
+/* A hard link made with ln is complete when it appears: no writer will
+ * close it, and it must not wait as a file being written. */
+START_TEST(test_hard_link_into_place)
+{
+        du_daemon d;
+        du_conn *m;
+        json_t *ev;
+        char *staged, *path;
+
+        du_init(&d);
+        du_start(&d);
+        m = du2_monitor(&d);
+        /* Staged beside the plugin directory: same file system for link(2). */
+        staged = tu_path(d.dir, "staged.so");
+        tu_copy_file(tu_fixture("counted-v1.so"), staged);
+        path = plugin_path(&d, "counted.so");
+        ck_assert_int_eq(link(staged, path), 0);
+        ev = wait_event(m, "added", "counted");
+        ck_assert_str_eq(du_str(ev, "version"), "1.0.0");
+        json_decref(ev);
+        assert_call_answers(&d, "1.0.0");
+        free(path);
+        free(staged);
+        du_close(m);
+        du_stop(&d);
+}
+END_TEST
+
 #define SLOW_CHUNKS 4
 #define SLOW_PAUSE_MS 100
 
@@ -854,6 +882,7 @@ int main(void)
 
         tcase_set_timeout(tc, 120);
         tcase_add_test(tc, test_rename_into_place);
+        tcase_add_test(tc, test_hard_link_into_place);
         tcase_add_test(tc, test_slow_copy_in_place);
         tcase_add_test(tc, test_replace_under_calls);
         tcase_add_test(tc, test_replace_broken);

@@ -315,6 +315,9 @@ static void signal_cb(uv_signal_t *s, int signum)
         ph_daemon *d = s->data;
 
         if (signum == SIGHUP) {
+                /* A SIGHUP handled after SIGTERM (both in one loop pass). */
+                if (d->stopping)
+                        return;
                 ph_notify_reloading();
                 daemon_reload(d);
                 return;

@@ -308,6 +308,8 @@ int ph_watch_new(ph_daemon *d, ph_watch **ret)
 
 void ph_watch_reconfigure(ph_watch *w)
 {
+        if (!w)
+                return;
         watch_dirs_free(w);
         if (watch_dirs_alloc(w) < 0)
                 return;

@@ -239,23 +239,12 @@ static void plugin_decide(ph_registry *reg, const char *name)
 
 struct dir_walk {
         unsigned dir_index;
-        bool at_least;              /* match dir_index >= instead of == */
         ph_file **list;
         size_t n, cap;
 };
 
-static __thread struct dir_walk *walk_ctx;
-
-static void dir_walk_cb(const void *node, VISIT v, int depth)
+static void dir_walk_push(struct dir_walk *w, ph_file *f)
 {
-        ph_file *f = *(ph_file *const *)node;
-        struct dir_walk *w = walk_ctx;
-
-        (void)depth;
-        if (v != postorder && v != leaf)
-                return;
-        if (w->at_least ? f->dir_index < w->dir_index : f->dir_index != w->dir_index)
-                return;
         if (w->n == w->cap) {
                 size_t cap = w->cap ? w->cap * 2 : 64;
                 ph_file **grown = realloc(w->list, cap * sizeof(*grown));
@@ -267,7 +256,22 @@ static void dir_walk_cb(const void *node, VISIT v, int depth)
         w->list[w->n++] = f;
 }
 
-/* Files of one directory (or of every directory from dir_index on). */
+static __thread struct dir_walk *walk_ctx;
+
+static void dir_walk_cb(const void *node, VISIT v, int depth)
+{
+        ph_file *f = *(ph_file *const *)node;
+        struct dir_walk *w = walk_ctx;
+
+        (void)depth;
+        if (v != postorder && v != leaf)
+                return;
+        if (f->dir_index != w->dir_index)
+                return;
+        dir_walk_push(w, f);
+}
+
+/* Files of one directory. */
 static void files_of_dir(ph_registry *reg, struct dir_walk *w)
 {
         walk_ctx = w;
@@ -472,15 +476,7 @@ static void remap_cb(const void *node, VISIT v, int depth)
                 f->dir_index = (unsigned)remap_map[f->dir_index];
                 return;
         }
-        if (w->n == w->cap) {
-                size_t cap = w->cap ? w->cap * 2 : 64;
-                ph_file **grown = realloc(w->list, cap * sizeof(*grown));
-                if (!grown)
-                        return;
-                w->list = grown;
-                w->cap = cap;
-        }
-        w->list[w->n++] = f;
+        dir_walk_push(w, f);
 }
 
 void ph_registry_remap_dirs(ph_registry *reg, const int *map, unsigned n_old)

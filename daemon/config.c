@@ -10,6 +10,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "vec.h"
 
 struct config_parse {
         ph_config *cfg;
@@ -21,16 +22,14 @@ struct config_parse {
         int failed;
 };
 
-static int strv_push(char ***v, size_t *n, const char *s)
+static int strv_push(char ***v, size_t *n, size_t *cap, const char *s)
 {
-        char **grown = realloc(*v, (*n + 1) * sizeof(char *));
+        char *copy = strdup(s);
 
-        if (!grown)
+        if (!copy || ph__vec_push((void **)v, n, cap, sizeof(char *), &copy) < 0) {
+                free(copy);
                 return -ENOMEM;
-        *v = grown;
-        if (!(grown[*n] = strdup(s)))
-                return -ENOMEM;
-        (*n)++;
+        }
         return 0;
 }
 
@@ -60,23 +59,17 @@ static int parse_uint(const char *value, unsigned long max, unsigned long *ret)
 
 static ph_plugin_conf *plugin_conf(ph_config *cfg, const char *name)
 {
-        ph_plugin_conf *grown;
+        ph_plugin_conf pc = { 0 };
 
         for (size_t i = 0; i < cfg->n_plugins; i++)
                 if (strcmp(cfg->plugins[i].name, name) == 0)
                         return &cfg->plugins[i];
-        grown = realloc(cfg->plugins, (cfg->n_plugins + 1) * sizeof(*grown));
-        if (!grown)
+        if (!(pc.name = strdup(name)) ||
+            ph__vec_push((void **)&cfg->plugins, &cfg->n_plugins, &cfg->cap_plugins, sizeof(pc), &pc) < 0) {
+                free(pc.name);
                 return NULL;
-        cfg->plugins = grown;
-        grown = &cfg->plugins[cfg->n_plugins];
-        grown->name = strdup(name);
-        grown->config_json = NULL;
-        memset(&grown->acl, 0, sizeof(grown->acl));
-        if (!grown->name)
-                return NULL;
-        cfg->n_plugins++;
-        return grown;
+        }
+        return &cfg->plugins[cfg->n_plugins - 1];
 }
 
 /* [Daemon] keys. Returns 0, -EINVAL (bad value) or -ENOENT (unknown key). */
@@ -288,9 +281,15 @@ int ph_config_load(ph_config *cfg, const char *path, bool must_exist, char *err,
         return 0;
 }
 
-int ph_config_defaults(ph_config *cfg)
+static void config_free(ph_config *cfg);
+
+int ph_config_new(ph_config **ret)
 {
-        memset(cfg, 0, sizeof(*cfg));
+        ph_config *cfg = calloc(1, sizeof(*cfg));
+
+        if (!cfg)
+                return -ENOMEM;
+        atomic_init(&cfg->refs, 1);
         cfg->socket_mode = 0660;
         cfg->log_level = PH_LOG_INFO;
         cfg->call_timeout_sec = 30;
@@ -302,10 +301,25 @@ int ph_config_defaults(ph_config *cfg)
         if (set_string(&cfg->socket_path, PH_DEFAULT_SOCKET) < 0 ||
             set_string(&cfg->state_dir, PH_DEFAULT_STATE_DIR) < 0 ||
             set_string(&cfg->socket_group, "plughost") < 0 ||
-            strv_push(&cfg->plugin_dirs, &cfg->n_plugin_dirs, LIBDIR "/plughost/plugins") < 0 ||
-            strv_push(&cfg->plugin_dirs, &cfg->n_plugin_dirs, SYSCONFDIR "/plughost/plugins.d") < 0)
+            strv_push(&cfg->plugin_dirs, &cfg->n_plugin_dirs, &cfg->cap_plugin_dirs, LIBDIR "/plughost/plugins") < 0 ||
+            strv_push(&cfg->plugin_dirs, &cfg->n_plugin_dirs, &cfg->cap_plugin_dirs, SYSCONFDIR "/plughost/plugins.d") < 0) {
+                config_free(cfg);
                 return -ENOMEM;
+        }
+        *ret = cfg;
         return 0;
+}
+
+ph_config *ph_config_ref(ph_config *cfg)
+{
+        atomic_fetch_add_explicit(&cfg->refs, 1, memory_order_relaxed);
+        return cfg;
+}
+
+void ph_config_unref(ph_config *cfg)
+{
+        if (cfg && atomic_fetch_sub_explicit(&cfg->refs, 1, memory_order_acq_rel) == 1)
+                config_free(cfg);
 }
 
 int ph_config_add_dir(ph_config *cfg, const char *dir, bool *replaced)
@@ -316,7 +330,7 @@ int ph_config_add_dir(ph_config *cfg, const char *dir, bool *replaced)
                 cfg->n_plugin_dirs = 0;
                 *replaced = true;
         }
-        return strv_push(&cfg->plugin_dirs, &cfg->n_plugin_dirs, dir);
+        return strv_push(&cfg->plugin_dirs, &cfg->n_plugin_dirs, &cfg->cap_plugin_dirs, dir);
 }
 
 const char *ph_config_plugin_json(const ph_config *cfg, const char *name)
@@ -335,7 +349,7 @@ const ph_acl *ph_config_plugin_acl(const ph_config *cfg, const char *name)
         return &cfg->acl;
 }
 
-void ph_config_clear(ph_config *cfg)
+static void config_free(ph_config *cfg)
 {
         for (size_t i = 0; i < cfg->n_plugin_dirs; i++)
                 free(cfg->plugin_dirs[i]);
@@ -351,5 +365,6 @@ void ph_config_clear(ph_config *cfg)
         free(cfg->socket_path);
         free(cfg->socket_group);
         free(cfg->state_dir);
-        memset(cfg, 0, sizeof(*cfg));
+        ph_digests_unref(cfg->digests);
+        free(cfg);
 }

@@ -3,6 +3,7 @@
 #ifndef PH_CONFIG_H
 #define PH_CONFIG_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -19,9 +20,14 @@ typedef struct ph_plugin_conf {
         ph_acl acl;                 /* who may Load/Unload/Call it, if set */
 } ph_plugin_conf;
 
+/* A configuration is built once (ph_config_new, then ph_config_load and
+ * the command line), then published and never changed: a reload builds a
+ * new one and swaps the pointer on the loop. Whoever reads it off the loop
+ * (a load on a plugin thread) holds a reference. */
 typedef struct ph_config {
+        atomic_int refs;
         char **plugin_dirs;         /* in precedence order */
-        size_t n_plugin_dirs;
+        size_t n_plugin_dirs, cap_plugin_dirs;
         char *socket_path;
         mode_t socket_mode;
         char *socket_group;         /* NULL: leave the group alone */
@@ -33,14 +39,19 @@ typedef struct ph_config {
         unsigned max_connections_per_uid;
         size_t max_message;
         ph_plugin_conf *plugins;
-        size_t n_plugins;
+        size_t n_plugins, cap_plugins;
         ph_acl acl;                 /* [Policy] AllowUsers=, AllowGroups= */
         char *digests_file;         /* [Policy] DigestsFile=; NULL: no pinning */
+        ph_digests *digests;        /* its pins, read when the config is built */
         unsigned max_calls_per_uid; /* [Policy] MaxCallsPerUser= */
 } ph_config;
 
-/* Fills cfg with the built-in defaults. Returns 0 or -ENOMEM. */
-int ph_config_defaults(ph_config *cfg);
+/* A new configuration with the built-in defaults and one reference.
+ * Returns 0 or -ENOMEM. */
+int ph_config_new(ph_config **ret);
+ph_config *ph_config_ref(ph_config *cfg);
+/* Any thread; the last reference frees it. Accepts NULL. */
+void ph_config_unref(ph_config *cfg);
 
 /* Reads path (and path.d/\*.conf, in name order) into cfg. A missing file
  * is an error only if must_exist. On a syntax or value error returns
@@ -58,6 +69,5 @@ const ph_acl *ph_config_plugin_acl(const ph_config *cfg, const char *name);
  * the file gave. */
 int ph_config_add_dir(ph_config *cfg, const char *dir, bool *replaced);
 
-void ph_config_clear(ph_config *cfg);
 
 #endif

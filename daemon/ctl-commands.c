@@ -148,6 +148,14 @@ static void print_info(const ctl_opts *opts, json_t *params)
         field("File:", str(p, "file"));
         fieldf("Generation:", "%lld", num(p, "generation"));
         field("Last error:", str(p, "lastError"));
+        if (json_is_object(json_object_get(p, "pending"))) {
+                json_t *n = json_object_get(p, "pending");
+
+                fieldf("Pending:", "%s (generation %lld, %s)", str(n, "version") ? str(n, "version") : "?",
+                       num(n, "generation"), str(n, "state") ? str(n, "state") : "?");
+                if (str(n, "error"))
+                        field("Pending error:", str(n, "error"));
+        }
         print_counters(json_object_get(params, "counters"));
         free(ifaces);
 }

@@ -11,7 +11,9 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "lifecycle.h"
 #include "log.h"
+#include "vec.h"
 
 /* How long a stop waits for calls in flight before finalising anyway. */
 #define STOP_DRAIN_MS 10000
@@ -41,40 +43,68 @@ static void usage(FILE *out)
                 PH_CONFIG_DEFAULT_PATH, PH_DEFAULT_SOCKET, PH_DEFAULT_STATE_DIR);
 }
 
-/* What the command line said, applied again on every configuration reload. */
+/* What the command line said, applied again on every configuration reload.
+ * Paths are made absolute at start: nothing later depends on the working
+ * directory (a plugin may chdir). */
 static struct {
-        const char *config;
+        char *config;
         char **dirs;
-        size_t n_dirs;
-        const char *socket_path, *state_dir;
+        size_t n_dirs, cap_dirs;
+        char *socket_path, *state_dir;
         int log_level;                  /* -1: from the file */
 } cli = { .log_level = -1 };
 
+/* path made absolute against the working directory, without resolving
+ * links (a socket or state directory need not exist yet). */
+static char *absolute(const char *path)
+{
+        char cwd[4096], *abs;
+
+        if (path[0] == '/')
+                return strdup(path);
+        if (!getcwd(cwd, sizeof(cwd)) || asprintf(&abs, "%s/%s", cwd, path) < 0)
+                return NULL;
+        return abs;
+}
+
 /* Builds a configuration from defaults, the file and the command line. */
-static int config_build(ph_config *cfg, char *err, size_t err_size)
+static int config_build(ph_config **ret, char *err, size_t err_size)
 {
         bool replaced = false;
+        ph_config *cfg;
         int r;
 
-        r = ph_config_defaults(cfg);
-        if (r == 0)
-                r = ph_config_load(cfg, cli.config ? cli.config : PH_CONFIG_DEFAULT_PATH,
-                                   cli.config != NULL, err, err_size);
+        r = ph_config_new(&cfg);
+        if (r < 0) {
+                snprintf(err, err_size, "out of memory");
+                return r;
+        }
+        r = ph_config_load(cfg, cli.config ? cli.config : PH_CONFIG_DEFAULT_PATH, cli.config != NULL,
+                           err, err_size);
         for (size_t i = 0; i < cli.n_dirs && r == 0; i++)
                 r = ph_config_add_dir(cfg, cli.dirs[i], &replaced);
         if (r == 0 && cli.socket_path &&
             (free(cfg->socket_path), !(cfg->socket_path = strdup(cli.socket_path))))
                 r = -ENOMEM;
-        if (r == 0 && cli.state_dir &&
-            (free(cfg->state_dir), !(cfg->state_dir = strdup(cli.state_dir))))
+        if (r == 0 && cli.state_dir && (free(cfg->state_dir), !(cfg->state_dir = strdup(cli.state_dir))))
                 r = -ENOMEM;
         if (cli.log_level >= 0)
                 cfg->log_level = cli.log_level;
         if (r == -ENOMEM)
                 snprintf(err, err_size, "out of memory");
-        if (r < 0)
-                ph_config_clear(cfg);
-        return r;
+        if (r == 0 && cfg->digests_file &&
+            (r = ph_digests_load(cfg->digests_file, &cfg->digests, err, err_size)) < 0) {
+                char why[1024];
+
+                snprintf(why, sizeof(why), "DigestsFile=: %s", err);
+                snprintf(err, err_size, "%s", why);
+        }
+        if (r < 0) {
+                ph_config_unref(cfg);
+                return r;
+        }
+        *ret = cfg;
+        return 0;
 }
 
 static int parse_args(ph_daemon *d, int argc, char **argv)
@@ -95,26 +125,29 @@ static int parse_args(ph_daemon *d, int argc, char **argv)
         while ((c = getopt_long(argc, argv, "c:p:s:S:l:hV", opts, NULL)) != -1) {
                 switch (c) {
                 case 'c':
-                        cli.config = optarg;
+                        if (!(cli.config = absolute(optarg)))
+                                return -ENOMEM;
                         break;
                 case 'p': {
                         /* Resolved once: a symlinked directory is followed
                          * now, never again. One that does not exist yet is
                          * watched for. */
-                        char *abs = realpath(optarg, NULL), **grown;
+                        char *abs = realpath(optarg, NULL);
 
-                        grown = realloc(cli.dirs, (cli.n_dirs + 1) * sizeof(char *));
-                        if (!grown || !(grown[cli.n_dirs] = abs ? abs : strdup(optarg)))
+                        if (!abs)
+                                abs = absolute(optarg);
+                        if (!abs || ph__vec_push((void **)&cli.dirs, &cli.n_dirs, &cli.cap_dirs,
+                                                 sizeof(char *), &abs) < 0)
                                 return -ENOMEM;
-                        cli.dirs = grown;
-                        cli.n_dirs++;
                         break;
                 }
                 case 's':
-                        cli.socket_path = optarg;
+                        if (!(cli.socket_path = absolute(optarg)))
+                                return -ENOMEM;
                         break;
                 case 'S':
-                        cli.state_dir = optarg;
+                        if (!(cli.state_dir = absolute(optarg)))
+                                return -ENOMEM;
                         break;
                 case 'l':
                         cli.log_level = ph_log_level_from_string(optarg);
@@ -144,34 +177,33 @@ static int parse_args(ph_daemon *d, int argc, char **argv)
         return r;
 }
 
-static void reload_done(ph_daemon *d, unsigned added, unsigned changed, unsigned removed, void *ud)
+/* Every module reads the current configuration through its own pointer. */
+static void daemon_publish(ph_daemon *d, ph_config *cfg)
 {
-        (void)added;
-        (void)changed;
-        (void)removed;
-        (void)ud;
-        ph_notify_reloaded(d);
+        ph_config *old = d->cfg;
+
+        d->cfg = cfg;
+        ph_ops_set_config(d->ops, cfg);
+        ph_server_set_config(d->server, cfg);
+        ph_scanner_set_config(d->scanner, cfg);
+        ph_watch_set_config(d->watch, cfg);
+        ph_log_set_level(cfg->log_level);
+        ph_config_unref(old);
 }
 
-/* The pins of DigestsFile=, or NULL without one. */
-static int daemon_load_digests(ph_daemon *d, ph_digests **ret)
+static void reload_done(void *userdata, const ph_scan_result *res)
 {
-        char err[1024];
-        int r;
+        ph_daemon *d = userdata;
 
-        *ret = NULL;
-        if (!d->cfg.digests_file)
-                return 0;
-        r = ph_digests_load(d->cfg.digests_file, ret, err, sizeof(err));
-        if (r < 0)
-                log_err("DigestsFile=: %s", err);
-        return r;
+        (void)res;
+        if (!d->stopping)
+                ph_notify_reloaded(d);
 }
 
 /* SIGHUP: a new configuration, or the old one if the new one is wrong. */
 static void daemon_reload(ph_daemon *d)
 {
-        ph_config next;
+        ph_config *next, *old = d->cfg;
         char err[1024];
         int *map;
 
@@ -180,114 +212,63 @@ static void daemon_reload(ph_daemon *d)
                 ph_notify_reloaded(d);
                 return;
         }
-        if (strcmp(next.socket_path, d->cfg.socket_path) != 0)
-                log_notice("reload: Socket= changes take effect at restart");
-        map = calloc(d->cfg.n_plugin_dirs + 1, sizeof(int));
+        map = calloc(old->n_plugin_dirs + 1, sizeof(int));
         if (!map) {
-                ph_config_clear(&next);
+                log_err("reload: out of memory; keeping the running configuration");
+                ph_config_unref(next);
+                ph_notify_reloaded(d);
                 return;
         }
-        for (size_t i = 0; i < d->cfg.n_plugin_dirs; i++) {
+        /* The socket stays as bound, the state where it is. */
+        if (strcmp(next->socket_path, old->socket_path) != 0)
+                log_notice("reload: Socket= changes take effect at restart");
+        if (strcmp(next->state_dir, old->state_dir) != 0)
+                log_notice("reload: StateDirectory= changes take effect at restart");
+        free(next->socket_path);
+        free(next->state_dir);
+        if (!(next->socket_path = strdup(old->socket_path)) ||
+            !(next->state_dir = strdup(old->state_dir))) {
+                log_err("reload: out of memory; keeping the running configuration");
+                ph_config_unref(next);
+                free(map);
+                ph_notify_reloaded(d);
+                return;
+        }
+        for (size_t i = 0; i < old->n_plugin_dirs; i++) {
                 map[i] = -1;
-                for (size_t j = 0; j < next.n_plugin_dirs; j++)
-                        if (strcmp(d->cfg.plugin_dirs[i], next.plugin_dirs[j]) == 0)
+                for (size_t j = 0; j < next->n_plugin_dirs; j++)
+                        if (strcmp(old->plugin_dirs[i], next->plugin_dirs[j]) == 0)
                                 map[i] = (int)j;
         }
-        /* The socket stays as it was bound. */
-        free(next.socket_path);
-        next.socket_path = d->cfg.socket_path;
-        d->cfg.socket_path = NULL;
-        /* Queued scans stay queued: their batches answer Rescans and end
-         * reloads, and scan_apply ignores a directory that moved or left. */
-        {
-                unsigned n_old = (unsigned)d->cfg.n_plugin_dirs;
-
-                ph_config_clear(&d->cfg);
-                d->cfg = next;
-                ph_registry_remap_dirs(d->reg, map, n_old);
-        }
+        ph_config_ref(old);
+        daemon_publish(d, next);
+        ph_registry_remap_dirs(d->reg, map, (unsigned)old->n_plugin_dirs);
+        ph_life_config_changed(d, old, next);
+        ph_config_unref(old);
         free(map);
-        {
-                ph_digests *dg, *old;
-
-                if (daemon_load_digests(d, &dg) < 0)
-                        log_err("reload: keeping the previous digests");
-                else {
-                        pthread_mutex_lock(&d->digests_lock);
-                        old = d->digests;
-                        d->digests = dg;
-                        pthread_mutex_unlock(&d->digests_lock);
-                        ph_digests_unref(old);
-                }
-        }
-        ph_log_set_level(d->cfg.log_level);
-        ph_watch_reconfigure(d->watch);
-        ph_scan_all(d, reload_done, NULL);
-        log_info("reloaded: %zu plugin directories", d->cfg.n_plugin_dirs);
-}
-
-/* ---- garbage: finalising retired instances on the plugin pool ---- */
-
-typedef struct reap_job {
-        ph_job job;
-        ph_daemon *d;
-} reap_job;
-
-static void reap_work(ph_job *job)
-{
-        ph_cache_reap(((reap_job *)job)->d->cache);
-}
-
-static void reap_done(ph_job *job)
-{
-        reap_job *rj = (reap_job *)job;
-
-        rj->d->reap_running = false;
-        free(rj);
-}
-
-static void reap_async_cb(uv_async_t *a)
-{
-        ph_daemon *d = a->data;
-        reap_job *rj;
-
-        /* One reap at a time; a later signal finds the next batch. */
-        if (d->reap_running || !(rj = calloc(1, sizeof(*rj))))
-                return;
-        rj->d = d;
-        rj->job.work = reap_work;
-        rj->job.done = reap_done;
-        if (ph_pool_submit(d->pool, &rj->job) < 0) {
-                free(rj);
-                return;
-        }
-        d->reap_running = true;
-}
-
-void ph_daemon_garbage_cb(void *ud)
-{
-        ph_daemon *d = ud;
-
-        uv_async_send(&d->reap_async);
+        if (ph_scan_all(d->scanner, reload_done, d) < 0)
+                ph_notify_reloaded(d);
+        log_info("reloaded: %zu plugin directories", d->cfg->n_plugin_dirs);
 }
 
 /* ---- start and stop ---- */
 
-static void first_scan_done(ph_daemon *d, unsigned added, unsigned changed, unsigned removed, void *ud)
+static void first_scan_done(void *userdata, const ph_scan_result *res)
 {
-        size_t loaded, rejected, n = ph_registry_count(d->reg, &loaded, &rejected);
+        ph_daemon *d = userdata;
+        size_t rejected, n = ph_registry_count(d->reg, &rejected);
 
-        (void)added;
-        (void)changed;
-        (void)removed;
-        (void)ud;
+        (void)res;
+        /* A stop that came first wins: no READY=1 after STOPPING=1. */
+        if (d->stopping)
+                return;
         d->ready = true;
         /* What clients had loaded before a stop or a crash is loaded again. */
-        ph_methods_restore(d);
+        ph_life_restore(d);
         ph_server_start(d->server);
         ph_notify_ready(d);
         log_info("ready: %zu plugins, %zu files refused or shadowed, listening on %s", n, rejected,
-                 ph_server_activated(d->server) ? "the socket passed by systemd" : d->cfg.socket_path);
+                 ph_server_activated(d->server) ? "the socket passed by systemd" : d->cfg->socket_path);
 }
 
 static uint64_t stop_deadline;
@@ -295,17 +276,15 @@ static uint64_t stop_deadline;
 static void stop_poll_cb(uv_timer_t *t)
 {
         ph_daemon *d = t->data;
+        bool busy = ph_pool_busy(d->pool) > 0 || ph_scanner_busy(d->scanner);
 
-        /* A scan applies its listing to the registry when it ends: it must
-         * not end after the registry is freed. */
-        if ((ph_pool_busy(d->pool) > 0 || d->scan_running) && uv_now(d->loop) < stop_deadline) {
+        if (busy && uv_now(d->loop) < stop_deadline) {
                 /* Draining slow calls: tell systemd how much longer. */
                 ph_notify_extend((stop_deadline - uv_now(d->loop) + 1000) * 1000);
                 return;
         }
-        if (ph_pool_busy(d->pool) > 0)
-                log_warning("stopping with %u operations still running in plugin code",
-                            ph_pool_busy(d->pool));
+        /* Whoever still waits is answered before we go. */
+        ph_life_stop(d);
         uv_timer_stop(t);
         uv_stop(d->loop);
 }
@@ -331,39 +310,68 @@ static void signal_cb(uv_signal_t *s, int signum)
         ph_server_stop(d->server);
         ph_watch_free(d->watch);
         d->watch = NULL;
-        ph_scan_drop_queue(d);
+        ph_scanner_stop(d->scanner);
         stop_deadline = uv_now(d->loop) + STOP_DRAIN_MS;
         uv_timer_start(&d->stop_timer, stop_poll_cb, 0, 50);
 }
 
+static void scan_apply_hook(void *userdata, unsigned dir_index, const char *dir, bool full,
+                            ph_scanned *items, size_t n_items, ph_apply_counts *counts)
+{
+        ph_daemon *d = userdata;
+
+        ph_registry_apply(d->reg, dir_index, dir, full, items, n_items, counts);
+}
+
+static void scan_writing_hook(void *userdata, unsigned dir_index, char ***ret_names, size_t *ret_n)
+{
+        ph_watch_writing(((ph_daemon *)userdata)->watch, dir_index, ret_names, ret_n);
+}
+
+static void watch_scan_dir_hook(void *userdata, unsigned dir_index)
+{
+        ph_scan_dir(((ph_daemon *)userdata)->scanner, dir_index);
+}
+
+static void watch_scan_names_hook(void *userdata, unsigned dir_index, char **names, size_t n)
+{
+        ph_scan_names(((ph_daemon *)userdata)->scanner, dir_index, names, n);
+}
+
 static int daemon_start(ph_daemon *d)
 {
-        ph_cache_config cc = { .garbage_cb = ph_daemon_garbage_cb, .init_cb = ph_daemon_init_cb,
-                               .check_cb = ph_daemon_check_cb, .userdata = d };
+        ph_cache_config cc = { .garbage_cb = ph_life_garbage_cb, .init_cb = ph_ops_init_cb,
+                               .check_cb = ph_ops_check_cb, .userdata = d };
+        ph_scanner_hooks sh = { .apply = scan_apply_hook, .writing = scan_writing_hook,
+                                .userdata = d };
+        ph_watch_hooks wh = { .scan_dir = watch_scan_dir_hook,
+                              .scan_names = watch_scan_names_hook, .userdata = d };
         int r;
 
         d->loop = uv_default_loop();
         d->started_ms = ph_now_ms();
-        pthread_mutex_init(&d->digests_lock, NULL);
-        r = daemon_load_digests(d, &d->digests);
-        if (r < 0)
-                return r;
         ph_notify_start(d);
-        if (mkdir(d->cfg.state_dir, 0750) < 0 && errno != EEXIST)
-                log_warning("state directory %s: %s", d->cfg.state_dir, strerror(errno));
         if ((r = ph_cache_new(&cc, &d->cache)) < 0 ||
-            (r = ph_registry_new(ph_methods_on_event, d, &d->reg)) < 0 ||
-            (r = ph_pool_new(d->loop, d->cfg.workers, POOL_QUEUE_MAX, &d->pool)) < 0) {
+            (r = ph_registry_new(ph_life_registry_event, ph_life_held, d, &d->reg)) < 0 ||
+            (r = ph_pool_new(d->loop, d->cfg->workers, POOL_QUEUE_MAX, &d->pool)) < 0 ||
+            (r = ph_ops_new(d->loop, d->pool, d, &d->ops)) < 0 ||
+            (r = ph_life_reaper_init(d)) < 0 ||
+            (r = ph_scanner_new(d->loop, d->cfg, &sh, &d->scanner)) < 0) {
                 log_err("cannot start: %s", strerror(-r));
                 return r;
         }
-        uv_async_init(d->loop, &d->reap_async, reap_async_cb);
-        d->reap_async.data = d;
-        ph_state_load(d);
-        r = ph_server_new(d, &d->server);
+        ph_ops_set_config(d->ops, d->cfg);
+        r = ph_server_new(d->loop, d->cfg, ph_methods_dispatch, d, &d->server);
         if (r < 0)
                 return r;
-        r = ph_watch_new(d, &d->watch);
+        /* After the socket: a second daemon on the same state is refused
+         * before it touches the files. */
+        r = ph_state_open(d->cfg->state_dir, &d->state);
+        if (r < 0) {
+                log_err("cannot start: %s", strerror(-r));
+                return r;
+        }
+        r = ph_watch_new(d->loop, d->cfg, &wh, &d->watch);
         if (r < 0)
                 log_warning("cannot watch the plugin directories: %s; use Rescan", strerror(-r));
         uv_timer_init(d->loop, &d->stop_timer);
@@ -375,7 +383,7 @@ static int daemon_start(ph_daemon *d)
         uv_signal_start(&d->sigterm, signal_cb, SIGTERM);
         uv_signal_start(&d->sigint, signal_cb, SIGINT);
         uv_signal_start(&d->sighup, signal_cb, SIGHUP);
-        return ph_scan_all(d, first_scan_done, NULL);
+        return ph_scan_all(d->scanner, first_scan_done, d);
 }
 
 static void close_walk_cb(uv_handle_t *h, void *arg)
@@ -388,7 +396,6 @@ static void close_walk_cb(uv_handle_t *h, void *arg)
 int main(int argc, char **argv)
 {
         ph_daemon d = { 0 };
-        bool stuck;
         int r;
 
         signal(SIGPIPE, SIG_IGN);
@@ -397,38 +404,40 @@ int main(int argc, char **argv)
         ph_log_init(PH_LOG_INFO);
         if (parse_args(&d, argc, argv) < 0)
                 return EXIT_FAILURE;
-        ph_log_set_level(d.cfg.log_level);
+        /* Nothing depends on the directory we started in (paths are
+         * absolute), and no mount is kept busy by us. */
+        if (chdir("/") < 0)
+                log_warning("chdir /: %s", strerror(errno));
+        ph_log_set_level(d.cfg->log_level);
         r = daemon_start(&d);
-        if (r < 0) {
-                ph_config_clear(&d.cfg);
+        if (r < 0)
                 return EXIT_FAILURE;
-        }
         uv_run(d.loop, UV_RUN_DEFAULT);
 
+        if (ph_pool_busy(d.pool) > 0 || ph_scanner_busy(d.scanner)) {
+                /* Threads still inside plugin code (or a scan) use the
+                 * registry, the cache, the configuration and the code of
+                 * their plugins: nothing can be freed or finalised under
+                 * them, and exit() would run destructors they may be in. */
+                ph_ops_log_running(d.ops, "stopping anyway");
+                log_info("stopped, leaving %u operations in plugin code", ph_ops_running(d.ops));
+                _exit(EXIT_SUCCESS);
+        }
         /* Finalise what is loaded: drop the registry's plugins from the
          * cache and run fini here, on this thread, outside any plugin code. */
         ph_server_free(d.server);
         d.server = NULL;
-        /* A thread stuck in plugin code still holds its instance (and may
-         * be checking digests): then those are left to the exit rather than
-         * freed under it. */
-        stuck = ph_pool_busy(d.pool) > 0;
-        if (!stuck)
-                ph_cache_free(d.cache);
-        ph_pool_free(d.pool);
+        ph_life_shutdown(&d);
         ph_registry_free(d.reg);
-        for (size_t i = 0; i < d.n_wanted; i++)
-                free(d.wanted[i]);
-        free(d.wanted);
-        json_decref(d.quarantine);
-        free(d.uid_calls);
-        if (!stuck)
-                ph_digests_unref(d.digests);
-        d.reg = NULL;           /* for a scan that outlived the drain (scan.c) */
+        ph_cache_free(d.cache);
+        ph_pool_free(d.pool);
+        ph_scanner_free(d.scanner);
+        ph_state_free(d.state);
+        ph_ops_free(d.ops);
         uv_walk(d.loop, close_walk_cb, NULL);
         uv_run(d.loop, UV_RUN_DEFAULT);
         uv_loop_close(d.loop);
-        ph_config_clear(&d.cfg);
+        ph_config_unref(d.cfg);
         log_info("stopped");
         return EXIT_SUCCESS;
 }

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "daemon.h"
+#include "lifecycle.h"
 #include "log.h"
 
 /* How often STATUS= is refreshed while nothing else changes. */
@@ -13,7 +14,7 @@
 
 static void notify_status_text(ph_daemon *d, char *buf, size_t size)
 {
-        size_t loaded, rejected, n = ph_registry_count(d->reg, &loaded, &rejected);
+        size_t rejected, n = ph_registry_count(d->reg, &rejected), loaded = ph_life_loaded_count(d);
 
         snprintf(buf, size, "STATUS=%zu plugins (%zu loaded, %zu rejected), %u clients", n, loaded,
                  rejected, d->server ? ph_server_clients(d->server) : 0);

@@ -12,20 +12,9 @@
 #include <unistd.h>
 
 #include "policy.h"
+#include "vec.h"
 
 /* ---- clients ---- */
-
-static int acl_push(void **v, size_t *n, size_t size, const void *item)
-{
-        void *grown = realloc(*v, (*n + 1) * size);
-
-        if (!grown)
-                return -ENOMEM;
-        memcpy((char *)grown + *n * size, item, size);
-        *v = grown;
-        (*n)++;
-        return 0;
-}
 
 static int parse_id(const char *word, unsigned long *ret)
 {
@@ -62,10 +51,10 @@ static int acl_add(ph_acl *acl, const char *value, bool groups, char *err, size_
                 }
                 if (groups) {
                         gid_t g = (gid_t)id;
-                        r = acl_push((void **)&acl->gids, &acl->n_gids, sizeof(g), &g);
+                        r = ph__vec_push((void **)&acl->gids, &acl->n_gids, &acl->cap_gids, sizeof(g), &g);
                 } else {
                         uid_t u = (uid_t)id;
-                        r = acl_push((void **)&acl->uids, &acl->n_uids, sizeof(u), &u);
+                        r = ph__vec_push((void **)&acl->uids, &acl->n_uids, &acl->cap_uids, sizeof(u), &u);
                 }
         }
         free(copy);
@@ -171,7 +160,7 @@ int ph_policy_check_dir(const char *dir, char *err, size_t err_size)
 struct ph_digests {
         atomic_int refs;
         unsigned char (*sums)[SHA256_DIGEST_SIZE];
-        size_t n;
+        size_t n, cap;
 };
 
 static int hex_value(char c)
@@ -209,7 +198,6 @@ int ph_digests_load(const char *path, ph_digests **ret, char *err, size_t err_si
         }
         while (fgets(line, sizeof(line), f)) {
                 unsigned char sum[SHA256_DIGEST_SIZE];
-                void *grown;
                 int i;
 
                 lineno++;
@@ -227,14 +215,11 @@ int ph_digests_load(const char *path, ph_digests **ret, char *err, size_t err_si
                         digests_free(d);
                         return -EINVAL;
                 }
-                grown = realloc(d->sums, (d->n + 1) * sizeof(*d->sums));
-                if (!grown) {
+                if (ph__vec_push((void **)&d->sums, &d->n, &d->cap, sizeof(sum), sum) < 0) {
                         fclose(f);
                         digests_free(d);
                         return -ENOMEM;
                 }
-                d->sums = grown;
-                memcpy(d->sums[d->n++], sum, sizeof(sum));
         }
         fclose(f);
         atomic_init(&d->refs, 1);

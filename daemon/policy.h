@@ -11,9 +11,9 @@
 /* Users and groups allowed to use the changing methods. */
 typedef struct ph_acl {
         uid_t *uids;
-        size_t n_uids;
+        size_t n_uids, cap_uids;
         gid_t *gids;
-        size_t n_gids;
+        size_t n_gids, cap_gids;
         bool set;                       /* configured (else: the default) */
 } ph_acl;
 

@@ -140,6 +140,25 @@ int ph_pool_submit(ph_pool *pool, ph_job *job)
         return r;
 }
 
+int ph_pool_cancel(ph_pool *pool, ph_job *job)
+{
+        ph_job **at, *prev = NULL;
+        int r = -EBUSY;
+
+        pthread_mutex_lock(&pool->lock);
+        for (at = &pool->queue_head; *at; prev = *at, at = &(*at)->next)
+                if (*at == job) {
+                        *at = job->next;
+                        if (pool->queue_tail == job)
+                                pool->queue_tail = prev;
+                        pool->queued--;
+                        r = 0;
+                        break;
+                }
+        pthread_mutex_unlock(&pool->lock);
+        return r;
+}
+
 unsigned ph_pool_busy(const ph_pool *cpool)
 {
         ph_pool *pool = (ph_pool *)cpool;

@@ -23,6 +23,10 @@ int ph_pool_new(uv_loop_t *loop, unsigned max_threads, unsigned max_queue, ph_po
  * -EAGAIN when the queue is full (the job is not taken). Loop thread. */
 int ph_pool_submit(ph_pool *pool, ph_job *job);
 
+/* Takes back a job that has not started: 0, or -EBUSY when it runs (or
+ * ran) already. Its done() is not called. Loop thread. */
+int ph_pool_cancel(ph_pool *pool, ph_job *job);
+
 /* Jobs queued or running. */
 unsigned ph_pool_busy(const ph_pool *pool);
 unsigned ph_pool_threads(const ph_pool *pool);

@@ -1,5 +1,6 @@
 /* The registry: every file found in the plugin directories, its verdict,
- * and one plugin per name (the winning file). Owned by the loop thread. */
+ * and one plugin per name (the winning file). It decides names and reports
+ * what changed; what is loaded is lifecycle.c's business. Loop thread. */
 #ifndef PH_REGISTRY_H
 #define PH_REGISTRY_H
 
@@ -8,17 +9,9 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "events.h"
 #include "plughost/plughost.h"
-
-typedef enum ph_pstate {
-        PH_PSTATE_DISCOVERED,
-        PH_PSTATE_LOADING,
-        PH_PSTATE_LOADED,
-        PH_PSTATE_FAILED,
-        PH_PSTATE_QUARANTINED,
-} ph_pstate;
-
-const char *ph_pstate_name(ph_pstate s);
+#include "tree.h"
 
 /* Identity of a file version: any change means a new generation. */
 typedef struct ph_file_id {
@@ -29,82 +22,69 @@ typedef struct ph_file_id {
 } ph_file_id;
 
 typedef struct ph_file {
+        RB_ENTRY(ph_file) node;
         char *path;                 /* absolute: directory + "/" + name */
         unsigned dir_index;         /* lower wins a tie */
         ph_file_id id;
         uint64_t generation;
-        ph_reason reason;           /* from the reader */
-        char *message;              /* reader's message, or why it is shadowed */
+        ph_reason reason;           /* the reader's, or PH_REASON_UNTRUSTED */
+        char *message;              /* why it is refused or shadowed */
         ph_meta *meta;              /* reason == OK only */
         bool shadowed;              /* OK, but another file won the name */
-        bool untrusted;             /* OK, but refused by the trust policy (message) */
-        bool seen;                  /* scan bookkeeping */
+        bool seen;                  /* apply bookkeeping */
 } ph_file;
 
-typedef struct ph_plugin_counters {
-        uint64_t calls, calls_failed, loads, load_failures, unloads;
-        int64_t in_flight;
-} ph_plugin_counters;
+struct ph_life;
 
 typedef struct ph_plugin {
+        RB_ENTRY(ph_plugin) node;
         char *name;
+        uint64_t id;                /* this incarnation of the name, never reused */
         ph_file *file;              /* the winner; never NULL */
         ph_file **candidates;       /* every OK file claiming this name */
-        size_t n_candidates;
-        ph_pstate state;
-        uint64_t loaded_generation; /* generation of the instance serving calls */
-        uint64_t failed_generation; /* its load failed: answered without a retry */
-        void *loading;              /* the Load in flight, which others join */
-        char *last_error;
-        bool wanted;                /* a client loaded it: keep loaded */
+        size_t n_candidates, cap_candidates;
         bool fresh;                 /* created by this apply: report it as added */
-        ph_plugin_counters counters;
+        struct ph_life *life;       /* lifecycle.c's; the registry never looks inside */
 } ph_plugin;
 
-typedef enum ph_event_kind {
-        PH_EVENT_ADDED,
-        PH_EVENT_CHANGED,
-        PH_EVENT_REMOVED,
-        PH_EVENT_LOADED,
-        PH_EVENT_UNLOADED,
-        PH_EVENT_FAILED,
-} ph_event_kind;
-
-const char *ph_event_kind_name(ph_event_kind k);
-
-/* Called for every change, on the loop thread. plugin may be freed right
- * after a REMOVED event. */
-typedef void (*ph_registry_event_fn)(ph_event_kind kind, ph_plugin *plugin,
-                                     const char *message, void *userdata);
+/* Told of every change, on the loop thread: ADDED, CHANGED, REMOVED
+ * (plugin is freed right after), and FAILED when a held plugin's file was
+ * refused by the reader (message says why; the plugin keeps its file). */
+typedef void (*ph_registry_event_fn)(ph_event_kind kind, ph_plugin *plugin, const char *message,
+                                     void *userdata);
+/* Whether a plugin is held (an instance serves it): a reader refusal of
+ * its file then leaves it as it is, serving (a truncated copy written over
+ * a loaded plugin must not take it away). */
+typedef bool (*ph_registry_held_fn)(const ph_plugin *plugin, void *userdata);
 
 typedef struct ph_registry ph_registry;
 
-int ph_registry_new(ph_registry_event_fn fn, void *userdata, ph_registry **ret);
+int ph_registry_new(ph_registry_event_fn event, ph_registry_held_fn held, void *userdata,
+                    ph_registry **ret);
+/* Frees everything; no events. */
 void ph_registry_free(ph_registry *reg);
 
 /* One scanned file, handed over by a scan job. */
 typedef struct ph_scanned {
         char *name;                 /* file name inside the directory */
+        bool present;               /* false: the file is gone */
         bool keep;                  /* still being written: leave its entry as it is */
-        char trust[256];            /* why the trust policy refuses it; "" if it does not */
         ph_file_id id;
-        ph_scan scan;               /* verdict; meta owned until taken */
+        ph_scan scan;               /* verdict (PH_REASON_UNTRUSTED: message says why);
+                                     * meta owned until taken */
 } ph_scanned;
 
-/* Applies the full listing of directory dir_index (path dir): new files
- * are added, files whose identity changed get a new generation and verdict
- * (but a loaded plugin's file that the reader now refuses keeps serving,
- * with a FAILED event), files not listed are removed. Takes what it keeps
- * out of items. Counts what changed. */
-void ph_registry_apply_dir(ph_registry *reg, unsigned dir_index, const char *dir,
-                           ph_scanned *items, size_t n_items,
-                           unsigned *ret_added, unsigned *ret_changed, unsigned *ret_removed);
+typedef struct ph_apply_counts {
+        unsigned added, changed, removed;
+} ph_apply_counts;
 
-/* Applies what a scan of one file found: item is NULL when the file is
- * gone. Counts like ph_registry_apply_dir. */
-void ph_registry_apply_file(ph_registry *reg, unsigned dir_index, const char *dir, const char *name,
-                            ph_scanned *item, unsigned *ret_added, unsigned *ret_changed,
-                            unsigned *ret_removed);
+/* Applies a scan of directory dir_index (path dir), deciding every name it
+ * touched once, at the end: a rename inside the directory is one change.
+ * With full, items is the whole listing and files not in it leave; else
+ * items are the only names looked at (present or gone). Takes what it
+ * keeps out of items; adds what changed to *counts. */
+void ph_registry_apply(ph_registry *reg, unsigned dir_index, const char *dir, bool full,
+                       ph_scanned *items, size_t n_items, ph_apply_counts *counts);
 
 /* After a configuration change: map[i] is the new index of old directory
  * i, or -1 when it is gone (its files leave). */
@@ -112,16 +92,22 @@ void ph_registry_remap_dirs(ph_registry *reg, const int *map, unsigned n_old);
 
 ph_plugin *ph_registry_find(ph_registry *reg, const char *name);
 
-/* Visits plugins in name order; stops when fn returns non-zero. */
-void ph_registry_foreach(ph_registry *reg, int (*fn)(ph_plugin *p, void *ud), void *ud);
-/* Visits files that are not the winner of a name (refused or shadowed). */
-void ph_registry_foreach_rejected(ph_registry *reg, int (*fn)(ph_file *f, void *ud), void *ud);
+/* Plugins in name order: the first, the next, and the first whose name
+ * sorts after `after` (NULL: the first). */
+ph_plugin *ph_registry_first(ph_registry *reg);
+ph_plugin *ph_registry_next(ph_registry *reg, ph_plugin *p);
+ph_plugin *ph_registry_after(ph_registry *reg, const char *after);
 
-size_t ph_registry_count(const ph_registry *reg, size_t *ret_loaded, size_t *ret_rejected);
+/* Files that are not the winner of a name (refused or shadowed), in path
+ * order. */
+ph_file *ph_registry_rejected_first(ph_registry *reg);
+ph_file *ph_registry_rejected_next(ph_registry *reg, ph_file *f);
 
-/* Sets state and last error (message may be NULL) and emits the matching
- * event (LOADED, UNLOADED, FAILED) when emit is set. */
-void ph_registry_set_state(ph_registry *reg, ph_plugin *p, ph_pstate state, const char *message,
-                           bool emit);
+/* Names, and files refused or shadowed. */
+size_t ph_registry_count(const ph_registry *reg, size_t *ret_rejected);
+
+/* The machine name of a file's refusal ("shadowed", "untrusted", the
+ * reader's reason). */
+const char *ph_file_reason_name(const ph_file *f);
 
 #endif

@@ -1,41 +1,80 @@
-/* Directory and file scans on libuv's thread pool, one job at a time in
- * request order (so an older listing never lands after a newer one); each
- * result is applied to the registry on the loop thread. */
+/* Directory scans on libuv's pool.
+ *
+ * DESIGN: each configured directory has one slot of pending work: "the
+ * whole listing" or a set of names, and the batches (Rescan, reload, the
+ * first scan) waiting for its next full scan. Requests merge into the slot,
+ * so work is bounded by the number of directories. One job runs at a time
+ * (an older listing never lands after a newer one); it takes a slot's work
+ * whole, scans on a pool thread touching only the job, and is applied on
+ * the loop. The only shared state is the cancel flag (atomic). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "daemon.h"
 #include "log.h"
 #include "policy.h"
+#include "scan.h"
+#include "vec.h"
+
+/* Names of one directory merged into a slot before it becomes a full scan. */
+#define SCAN_NAMES_MAX 1024u
 
 typedef struct scan_batch {
         ph_scan_done_fn done;
-        void *ud;
-        unsigned pending, added, changed, removed;
+        void *userdata;
+        unsigned pending;               /* slots and jobs still holding it */
+        bool answered;
+        ph_scan_result res;
 } scan_batch;
 
-struct scan_job {
-        uv_work_t work;
-        ph_daemon *d;
-        scan_job *next;
-        scan_batch *batch;              /* NULL for watcher jobs */
+typedef struct batch_list {
+        scan_batch **v;
+        size_t n, cap;
+} batch_list;
+
+typedef struct dir_work {
+        bool full;
+        char **names;
+        size_t n_names, cap_names;
+        batch_list batches;
+} dir_work;
+
+typedef struct scan_job {
+        uv_work_t req;
+        ph_scanner *s;
         unsigned dir_index;
         char *dir;
-        bool full;                      /* the whole directory, else names[] */
-        char **names;
+        bool full;
+        char **names;                   /* names mode: what to look at */
         size_t n_names;
         char **keep;                    /* being written: leave as they are */
         size_t n_keep;
-        int error;                      /* opendir failure, -errno */
+        batch_list batches;
+        uint64_t max_size;
+        /* results */
+        int error;                      /* the directory could not be read, -errno */
+        bool cancelled;
         char dir_trust[256];            /* the directory chain fails the policy */
-        ph_scanned *items;              /* full: what is there; else one per name */
-        size_t n_items;
-        bool *present;                  /* files: whether names[i] exists */
+        ph_scanned *items;
+        size_t n_items, cap_items;
+} scan_job;
+
+struct ph_scanner {
+        uv_loop_t *loop;
+        const ph_config *cfg;
+        ph_scanner_hooks hooks;
+        dir_work *work;                 /* one per configured directory */
+        size_t n_work;
+        unsigned next_dir;              /* where the next pick starts: fairness */
+        scan_job *running;
+        atomic_int cancel;
+        bool stopped;
 };
 
 bool ph_scan_ignored_name(const char *name)
@@ -56,6 +95,55 @@ bool ph_scan_ignored_name(const char *name)
         return false;
 }
 
+/* ---- batches ---- */
+
+static void batch_answer(scan_batch *b)
+{
+        if (!b->answered) {
+                b->answered = true;
+                if (b->done)
+                        b->done(b->userdata, &b->res);
+        }
+}
+
+/* One holder of b is done with it. */
+static void batch_release(scan_batch *b)
+{
+        if (--b->pending > 0)
+                return;
+        batch_answer(b);
+        free(b);
+}
+
+static void batches_release(batch_list *l)
+{
+        for (size_t i = 0; i < l->n; i++)
+                batch_release(l->v[i]);
+        free(l->v);
+        memset(l, 0, sizeof(*l));
+}
+
+static void strv_free(char **v, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                free(v[i]);
+        free(v);
+}
+
+static void work_clear(dir_work *w)
+{
+        strv_free(w->names, w->n_names);
+        batches_release(&w->batches);
+        memset(w, 0, sizeof(*w));
+}
+
+/* ---- the scan itself, on a pool thread ---- */
+
+static int scan_cancelled(void *userdata)
+{
+        return atomic_load_explicit(&((ph_scanner *)userdata)->cancel, memory_order_relaxed);
+}
+
 static void id_from_stat(ph_file_id *id, const struct stat *st)
 {
         id->dev = st->st_dev;
@@ -65,13 +153,23 @@ static void id_from_stat(ph_file_id *id, const struct stat *st)
         id->ctime = st->st_ctim;
 }
 
-static void scan_one(const scan_job *job, int dirfd, const char *name, ph_scanned *it)
+static void refuse_untrusted(ph_scanned *it, const char *why)
 {
-        struct stat st;
-        int fd;
+        it->scan.reason = PH_REASON_UNTRUSTED;
+        snprintf(it->scan.message, sizeof(it->scan.message), "%s", why);
+}
 
-        memset(it, 0, sizeof(*it));
-        it->name = strdup(name);
+/* The verdict on one name. The trust policy is judged on what was opened
+ * (not on the path), and before a byte of it is read. */
+static void scan_one(scan_job *job, int dirfd, const char *name, ph_scanned *it)
+{
+        ph_scan_opts opts = { .max_size = job->max_size, .cancelled = scan_cancelled,
+                              .userdata = job->s };
+        char why[256];
+        struct stat st;
+        int fd, r;
+
+        it->present = true;
         fd = ph_scan_open(dirfd, name);
         if (fd < 0) {
                 /* A symlink, unreadable: the verdict says which. */
@@ -80,18 +178,22 @@ static void scan_one(const scan_job *job, int dirfd, const char *name, ph_scanne
                         id_from_stat(&it->id, &st);
                 return;
         }
-        if (fstat(fd, &st) == 0)
-                id_from_stat(&it->id, &st);
-        if (ph_scan_fd(fd, &it->scan) < 0) {
+        if (fstat(fd, &st) < 0) {
                 it->scan.reason = PH_REASON_IO;
-                strcpy(it->scan.message, "out of memory");
+                snprintf(it->scan.message, sizeof(it->scan.message), "fstat: %s", strerror(errno));
+                close(fd);
+                return;
         }
-        /* The trust policy, on what was opened (not on the path). */
-        if (it->scan.reason == PH_REASON_OK) {
-                if (job->dir_trust[0])
-                        snprintf(it->trust, sizeof(it->trust), "%s", job->dir_trust);
-                else
-                        ph_policy_check_file(&st, it->trust, sizeof(it->trust));
+        id_from_stat(&it->id, &st);
+        if (job->dir_trust[0]) {
+                refuse_untrusted(it, job->dir_trust);
+        } else if (S_ISREG(st.st_mode) && ph_policy_check_file(&st, why, sizeof(why)) < 0) {
+                refuse_untrusted(it, why);
+        } else if ((r = ph_scan_fd_opts(fd, &opts, &it->scan)) < 0) {
+                if (r == -ECANCELED)
+                        job->cancelled = true;
+                it->scan.reason = PH_REASON_IO;
+                snprintf(it->scan.message, sizeof(it->scan.message), "%s", strerror(-r));
         }
         close(fd);
 }
@@ -104,16 +206,39 @@ static bool job_keeps(const scan_job *job, const char *name)
         return false;
 }
 
-static bool is_dir(int dirfd, const char *name)
+static ph_scanned *job_item(scan_job *job, const char *name)
 {
-        struct stat st;
+        ph_scanned *it;
 
-        return fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+        if (ph__vec_reserve((void **)&job->items, &job->cap_items, job->n_items + 1,
+                            sizeof(*job->items)) < 0)
+                return NULL;
+        it = &job->items[job->n_items];
+        memset(it, 0, sizeof(*it));
+        if (!(it->name = strdup(name)))
+                return NULL;
+        job->n_items++;
+        return it;
+}
+
+static void scan_item(scan_job *job, int dirfd, const char *name)
+{
+        ph_scanned *it = job_item(job, name);
+
+        if (!it) {
+                job->error = -ENOMEM;
+                return;
+        }
+        if (job_keeps(job, name)) {
+                /* Written again since the event: left as it is until closed. */
+                it->present = it->keep = true;
+                return;
+        }
+        scan_one(job, dirfd, name, it);
 }
 
 static void scan_listing(scan_job *job, int dirfd)
 {
-        size_t cap = 0;
         struct dirent *de;
         DIR *dir = fdopendir(dirfd);
 
@@ -122,71 +247,59 @@ static void scan_listing(scan_job *job, int dirfd)
                 close(dirfd);
                 return;
         }
-        while ((de = readdir(dir))) {
-                ph_scanned *it;
-
-                if (ph_scan_ignored_name(de->d_name) || de->d_type == DT_DIR ||
-                    (de->d_type == DT_UNKNOWN && is_dir(dirfd, de->d_name)))
+        errno = 0;
+        while (!job->cancelled && job->error == 0 && (de = readdir(dir))) {
+                if (ph_scan_ignored_name(de->d_name) || de->d_type == DT_DIR)
                         continue;
-                if (job->n_items == cap) {
-                        size_t ncap = cap ? cap * 2 : 64;
-                        ph_scanned *grown = realloc(job->items, ncap * sizeof(*grown));
-                        if (!grown)
-                                break;
-                        job->items = grown;
-                        cap = ncap;
+                if (de->d_type == DT_UNKNOWN) {
+                        struct stat st;
+
+                        if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                            S_ISDIR(st.st_mode))
+                                continue;
                 }
-                it = &job->items[job->n_items++];
-                if (job_keeps(job, de->d_name)) {
-                        memset(it, 0, sizeof(*it));
-                        it->name = strdup(de->d_name);
-                        it->keep = true;
-                } else {
-                        scan_one(job, dirfd, de->d_name, it);
-                }
+                scan_item(job, dirfd, de->d_name);
+                job->cancelled |= scan_cancelled(job->s);
+                errno = 0;
         }
+        /* A listing cut short is not a listing: applying it would remove
+         * every file not reached yet. */
+        if (errno && job->error == 0)
+                job->error = -errno;
         closedir(dir);
 }
 
 static void scan_names(scan_job *job, int dirfd)
 {
-        job->items = calloc(job->n_names, sizeof(*job->items));
-        job->present = calloc(job->n_names, sizeof(bool));
-        if (!job->items || !job->present) {
-                job->error = -ENOMEM;
-                close(dirfd);
-                return;
-        }
-        for (size_t i = 0; i < job->n_names; i++) {
+        for (size_t i = 0; i < job->n_names && !job->cancelled && job->error == 0; i++) {
                 struct stat st;
+                ph_scanned *it;
 
-                if (fstatat(dirfd, job->names[i], &st, AT_SYMLINK_NOFOLLOW) < 0 || S_ISDIR(st.st_mode))
-                        continue;       /* gone */
-                job->present[i] = true;
-                if (job_keeps(job, job->names[i])) {
-                        /* Written again since the event: left as it is until closed. */
-                        job->items[i].name = strdup(job->names[i]);
-                        job->items[i].keep = true;
-                        continue;
+                if (fstatat(dirfd, job->names[i], &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                    !S_ISDIR(st.st_mode)) {
+                        scan_item(job, dirfd, job->names[i]);
+                } else if ((it = job_item(job, job->names[i]))) {
+                        it->present = false;    /* gone */
+                } else {
+                        job->error = -ENOMEM;
                 }
-                scan_one(job, dirfd, job->names[i], &job->items[i]);
+                job->cancelled |= scan_cancelled(job->s);
         }
-        job->n_items = job->n_names;
         close(dirfd);
 }
 
-static void scan_work_cb(uv_work_t *w)
+static void scan_work_cb(uv_work_t *req)
 {
-        scan_job *job = w->data;
+        scan_job *job = req->data;
         int dirfd = open(job->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
         if (dirfd < 0) {
                 job->error = -errno;
                 return;
         }
-        if (ph_policy_check_dir(job->dir, job->dir_trust, sizeof(job->dir_trust)) == -EPERM)
-                ; /* every plugin in it is refused, with this reason */
-        else
+        /* Every plugin in a directory that fails the policy is refused,
+         * with this reason, unread. */
+        if (ph_policy_check_dir(job->dir, job->dir_trust, sizeof(job->dir_trust)) != -EPERM)
                 job->dir_trust[0] = '\0';
         if (job->full)
                 scan_listing(job, dirfd);
@@ -194,7 +307,7 @@ static void scan_work_cb(uv_work_t *w)
                 scan_names(job, dirfd);
 }
 
-static void scan_next(ph_daemon *d);
+/* ---- on the loop ---- */
 
 static void job_free(scan_job *job)
 {
@@ -202,189 +315,255 @@ static void job_free(scan_job *job)
                 free(job->items[i].name);
                 ph_scan_clear(&job->items[i].scan);
         }
-        for (size_t i = 0; i < job->n_names; i++)
-                free(job->names[i]);
-        for (size_t i = 0; i < job->n_keep; i++)
-                free(job->keep[i]);
-        free(job->names);
-        free(job->keep);
         free(job->items);
-        free(job->present);
+        strv_free(job->names, job->n_names);
+        strv_free(job->keep, job->n_keep);
         free(job->dir);
         free(job);
 }
 
-static void scan_apply(scan_job *job, unsigned *added, unsigned *changed, unsigned *removed)
-{
-        ph_daemon *d = job->d;
-        unsigned a, c, r;
+static void scan_next(ph_scanner *s);
 
-        /* A directory that is gone is an empty one: its plugins leave. */
-        if (job->error < 0 && job->error != -ENOENT && job->error != -ENOTDIR)
-                log_warning("plugin directory %s: %s", job->dir, strerror(-job->error));
-        if (job->dir_index >= d->cfg.n_plugin_dirs ||
-            strcmp(d->cfg.plugin_dirs[job->dir_index], job->dir) != 0)
-                return;         /* the configuration changed meanwhile */
-        if (job->error < 0) {
-                /* Unreadable: what we know stays until it can be read again. */
-                if (job->error == -ENOENT || job->error == -ENOTDIR)
-                        ph_registry_apply_dir(d->reg, job->dir_index, job->dir, NULL, 0,
-                                              added, changed, removed);
-                return;
-        }
-        if (job->full) {
-                ph_registry_apply_dir(d->reg, job->dir_index, job->dir, job->items, job->n_items,
-                                      added, changed, removed);
-                return;
-        }
-        for (size_t i = 0; i < job->n_names; i++) {
-                ph_registry_apply_file(d->reg, job->dir_index, job->dir, job->names[i],
-                                       job->present[i] ? &job->items[i] : NULL, &a, &c, &r);
-                *added += a;
-                *changed += c;
-                *removed += r;
-        }
+static bool dir_current(const ph_scanner *s, unsigned index, const char *dir)
+{
+        return index < s->cfg->n_plugin_dirs && strcmp(s->cfg->plugin_dirs[index], dir) == 0;
 }
 
-static void scan_after_cb(uv_work_t *w, int status)
+static void scan_after_cb(uv_work_t *req, int status)
 {
-        scan_job *job = w->data;
-        ph_daemon *d = job->d;
-        scan_batch *b = job->batch;
-        unsigned added = 0, changed = 0, removed = 0;
+        scan_job *job = req->data;
+        ph_scanner *s = job->s;
+        ph_apply_counts counts = { 0 };
+        bool current = dir_current(s, job->dir_index, job->dir);
+        int error = job->error;
 
-        (void)status;
-        if (!d->reg) {
-                /* The stop did not wait for us (main.c): nothing to apply to. */
-                job_free(job);
-                return;
+        s->running = NULL;
+        if (status < 0 || job->cancelled || s->stopped)
+                error = error ? error : -ECANCELED;
+        if (error == -ENOENT || error == -ENOTDIR) {
+                /* A directory that is gone is an empty one: its plugins leave. */
+                if (current && !s->stopped)
+                        s->hooks.apply(s->hooks.userdata, job->dir_index, job->dir, true, NULL, 0,
+                                       &counts);
+                error = 0;
+        } else if (error < 0) {
+                /* Unreadable: what we know stays until it can be read again. */
+                if (error != -ECANCELED)
+                        log_warning("plugin directory %s: %s", job->dir, strerror(-error));
+        } else if (current) {
+                s->hooks.apply(s->hooks.userdata, job->dir_index, job->dir, job->full, job->items,
+                               job->n_items, &counts);
         }
-        scan_apply(job, &added, &changed, &removed);
-        job_free(job);
-        d->scan_running = false;
-        if (b) {
-                b->added += added;
-                b->changed += changed;
-                b->removed += removed;
-                if (--b->pending == 0) {
-                        if (b->done)
-                                b->done(d, b->added, b->changed, b->removed, b->ud);
-                        free(b);
+        for (size_t i = 0; i < job->batches.n; i++) {
+                ph_scan_result *res = &job->batches.v[i]->res;
+
+                res->counts.added += counts.added;
+                res->counts.changed += counts.changed;
+                res->counts.removed += counts.removed;
+                if (error < 0 && res->error == 0) {
+                        res->error = error;
+                        snprintf(res->error_dir, sizeof(res->error_dir), "%s", job->dir);
                 }
         }
-        scan_next(d);
+        batches_release(&job->batches);
+        job_free(job);
+        scan_next(s);
 }
 
-/* Starts the next queued job if none runs. */
-static void scan_next(ph_daemon *d)
+static bool work_pending(const dir_work *w)
 {
-        scan_job *job = d->scanq_head;
+        return w->full || w->n_names > 0 || w->batches.n > 0;
+}
 
-        if (d->scan_running || !job)
+/* Starts a job for the next directory with work, if none runs. */
+static void scan_next(ph_scanner *s)
+{
+        dir_work *w = NULL;
+        scan_job *job;
+        unsigned i;
+
+        if (s->running || s->stopped)
                 return;
-        d->scanq_head = job->next;
-        if (!d->scanq_head)
-                d->scanq_tail = NULL;
-        /* What is being written right now is left alone. */
-        ph_watch_writing(d->watch, job->dir_index, &job->keep, &job->n_keep);
-        job->work.data = job;
-        d->scan_running = true;
-        if (uv_queue_work(d->loop, &job->work, scan_work_cb, scan_after_cb) < 0) {
-                d->scan_running = false;
-                job->error = -EAGAIN;
-                scan_after_cb(&job->work, 0);
+        for (size_t k = 0; k < s->n_work && !w; k++) {
+                i = (unsigned)((s->next_dir + k) % s->n_work);
+                if (work_pending(&s->work[i]))
+                        w = &s->work[i];
         }
-}
-
-static scan_job *job_new(ph_daemon *d, unsigned dir_index)
-{
-        scan_job *job = calloc(1, sizeof(*job));
-
-        if (!job)
-                return NULL;
-        job->d = d;
-        job->dir_index = dir_index;
-        job->dir = strdup(d->cfg.plugin_dirs[dir_index]);
-        if (!job->dir) {
+        if (!w)
+                return;
+        s->next_dir = i + 1;
+        job = calloc(1, sizeof(*job));
+        if (!job || !(job->dir = strdup(s->cfg->plugin_dirs[i]))) {
                 free(job);
-                return NULL;
+                log_err("scan of %s: out of memory", s->cfg->plugin_dirs[i]);
+                work_clear(w);
+                return;
         }
-        return job;
+        job->s = s;
+        job->dir_index = i;
+        job->max_size = PH_LOAD_MAX;
+        /* A slot with batches is a full scan: a batch asks for the truth. */
+        job->full = w->full || w->batches.n > 0;
+        if (job->full) {
+                strv_free(w->names, w->n_names);
+        } else {
+                job->names = w->names;
+                job->n_names = w->n_names;
+        }
+        job->batches = w->batches;
+        memset(w, 0, sizeof(*w));
+        /* What is being written right now is left alone. */
+        if (s->hooks.writing)
+                s->hooks.writing(s->hooks.userdata, i, &job->keep, &job->n_keep);
+        job->req.data = job;
+        s->running = job;
+        if (uv_queue_work(s->loop, &job->req, scan_work_cb, scan_after_cb) < 0) {
+                job->error = -EAGAIN;
+                scan_after_cb(&job->req, 0);
+        }
 }
 
-static void job_enqueue(ph_daemon *d, scan_job *job)
+static int batch_list_add(batch_list *l, scan_batch *b)
 {
-        if (d->scanq_tail)
-                d->scanq_tail->next = job;
-        else
-                d->scanq_head = job;
-        d->scanq_tail = job;
-        scan_next(d);
+        return ph__vec_push((void **)&l->v, &l->n, &l->cap, sizeof(scan_batch *), &b);
 }
 
-int ph_scan_all(ph_daemon *d, ph_scan_done_fn done, void *ud)
+int ph_scan_all(ph_scanner *s, ph_scan_done_fn done, void *userdata)
 {
         scan_batch *b = calloc(1, sizeof(*b));
 
         if (!b)
                 return -ENOMEM;
         b->done = done;
-        b->ud = ud;
-        b->pending = 1;         /* held until every job is queued */
-        for (unsigned i = 0; i < d->cfg.n_plugin_dirs; i++) {
-                scan_job *job = job_new(d, i);
-
-                if (!job)
-                        continue;
-                job->full = true;
-                job->batch = b;
-                b->pending++;
-                job_enqueue(d, job);
-        }
-        if (--b->pending == 0) {
-                if (done)
-                        done(d, 0, 0, 0, ud);
-                free(b);
-        }
+        b->userdata = userdata;
+        b->pending = 1;         /* held until every slot has it */
+        if (s->stopped)
+                b->res.error = -ECANCELED;
+        for (size_t i = 0; i < s->n_work && !s->stopped; i++)
+                if (batch_list_add(&s->work[i].batches, b) == 0)
+                        b->pending++;
+                else if (b->res.error == 0)
+                        b->res.error = -ENOMEM;
+        batch_release(b);
+        scan_next(s);
         return 0;
 }
 
-int ph_scan_dir(ph_daemon *d, unsigned dir_index)
+void ph_scan_dir(ph_scanner *s, unsigned dir_index)
 {
-        scan_job *job = dir_index < d->cfg.n_plugin_dirs ? job_new(d, dir_index) : NULL;
+        dir_work *w;
 
-        if (!job)
-                return -ENOMEM;
-        job->full = true;
-        job_enqueue(d, job);
-        return 0;
+        if (dir_index >= s->n_work || s->stopped)
+                return;
+        w = &s->work[dir_index];
+        w->full = true;
+        strv_free(w->names, w->n_names);
+        w->names = NULL;
+        w->n_names = w->cap_names = 0;
+        scan_next(s);
 }
 
-int ph_scan_files(ph_daemon *d, unsigned dir_index, char **names, size_t n_names)
+void ph_scan_names(ph_scanner *s, unsigned dir_index, char **names, size_t n_names)
 {
-        scan_job *job = dir_index < d->cfg.n_plugin_dirs ? job_new(d, dir_index) : NULL;
+        dir_work *w = dir_index < s->n_work && !s->stopped ? &s->work[dir_index] : NULL;
 
-        if (!job) {
-                for (size_t i = 0; i < n_names; i++)
+        for (size_t i = 0; i < n_names; i++) {
+                bool have = !w || w->full;
+
+                for (size_t j = 0; w && !have && j < w->n_names; j++)
+                        have = strcmp(w->names[j], names[i]) == 0;
+                if (!have && w->n_names >= SCAN_NAMES_MAX) {
+                        /* So many names: the whole directory is cheaper. */
+                        strv_free(w->names, w->n_names);
+                        w->names = NULL;
+                        w->n_names = w->cap_names = 0;
+                        w->full = true;
+                        have = true;
+                }
+                if (have || ph__vec_push((void **)&w->names, &w->n_names, &w->cap_names,
+                                         sizeof(char *), &names[i]) < 0)
                         free(names[i]);
-                free(names);
+        }
+        if (w)
+                scan_next(s);
+}
+
+int ph_scanner_new(uv_loop_t *loop, const ph_config *cfg, const ph_scanner_hooks *hooks,
+                   ph_scanner **ret)
+{
+        ph_scanner *s = calloc(1, sizeof(*s));
+
+        if (!s)
+                return -ENOMEM;
+        s->loop = loop;
+        s->cfg = cfg;
+        s->hooks = *hooks;
+        s->n_work = cfg->n_plugin_dirs;
+        s->work = calloc(s->n_work ? s->n_work : 1, sizeof(*s->work));
+        if (!s->work) {
+                free(s);
                 return -ENOMEM;
         }
-        job->names = names;
-        job->n_names = n_names;
-        job_enqueue(d, job);
+        atomic_init(&s->cancel, 0);
+        *ret = s;
         return 0;
 }
 
-void ph_scan_drop_queue(ph_daemon *d)
+void ph_scanner_set_config(ph_scanner *s, const ph_config *cfg)
 {
-        scan_job *job, *next;
+        size_t n = cfg->n_plugin_dirs;
+        dir_work *work = calloc(n ? n : 1, sizeof(*work));
 
-        for (job = d->scanq_head; job; job = next) {
-                next = job->next;
-                if (job->batch && --job->batch->pending == 0)
-                        free(job->batch);
-                job_free(job);
+        if (!work) {
+                /* Keep the old slots: their directories are checked when
+                 * applied (dir_current). */
+                s->cfg = cfg;
+                return;
         }
-        d->scanq_head = d->scanq_tail = NULL;
+        for (size_t i = 0; i < s->n_work; i++) {
+                size_t j;
+
+                for (j = 0; j < n; j++)
+                        if (strcmp(s->cfg->plugin_dirs[i], cfg->plugin_dirs[j]) == 0)
+                                break;
+                if (j < n)
+                        work[j] = s->work[i];
+                else
+                        work_clear(&s->work[i]);
+        }
+        free(s->work);
+        s->work = work;
+        s->n_work = n;
+        s->cfg = cfg;
+        s->next_dir = 0;
+        scan_next(s);
+}
+
+void ph_scanner_stop(ph_scanner *s)
+{
+        if (!s || s->stopped)
+                return;
+        s->stopped = true;
+        atomic_store(&s->cancel, 1);
+        for (size_t i = 0; i < s->n_work; i++) {
+                for (size_t k = 0; k < s->work[i].batches.n; k++)
+                        if (s->work[i].batches.v[k]->res.error == 0)
+                                s->work[i].batches.v[k]->res.error = -ECANCELED;
+                work_clear(&s->work[i]);
+        }
+}
+
+bool ph_scanner_busy(const ph_scanner *s)
+{
+        return s && s->running;
+}
+
+void ph_scanner_free(ph_scanner *s)
+{
+        if (!s)
+                return;
+        for (size_t i = 0; i < s->n_work; i++)
+                work_clear(&s->work[i]);
+        free(s->work);
+        free(s);
 }

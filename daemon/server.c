@@ -18,9 +18,10 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
-#include "daemon.h"
 #include "log.h"
+#include "server.h"
 #include "varlink.h"
+#include "vec.h"
 
 /* Requests awaiting an answer on one connection before we stop reading it. */
 #define SERVER_PIPELINE_MAX 128u
@@ -72,7 +73,11 @@ typedef struct uid_count {
 } uid_count;
 
 struct ph_server {
-        ph_daemon *d;
+        uv_loop_t *loop;
+        const ph_config *cfg;           /* the daemon's current one (borrowed) */
+        ph_server_dispatch_fn dispatch;
+        void *userdata;
+        uint64_t requests;
         int fd;
         uv_poll_t poll;
         uv_timer_t retry;
@@ -80,10 +85,11 @@ struct ph_server {
         bool paused;                    /* EMFILE: waiting for fds */
         bool stopped;
         bool unlink_on_exit;
+        char *path;                     /* the socket file we bound, if any */
         ph_conn *conns;
         unsigned n_conns;
         uid_count *uids;
-        size_t n_uids;
+        size_t n_uids, cap_uids;
 };
 
 /* One uv_write of several messages: the replies to one read go out in
@@ -128,21 +134,26 @@ unsigned ph_server_clients(const ph_server *s)
         return s->n_conns;
 }
 
+uint64_t ph_server_requests(const ph_server *s)
+{
+        return s->requests;
+}
+
+void ph_server_set_config(ph_server *s, const ph_config *cfg)
+{
+        s->cfg = cfg;
+}
+
 static uid_count *uid_slot(ph_server *s, uid_t uid, bool create)
 {
-        uid_count *grown;
+        uid_count u = { uid, 0 };
 
         for (size_t i = 0; i < s->n_uids; i++)
                 if (s->uids[i].uid == uid)
                         return &s->uids[i];
-        if (!create)
+        if (!create || ph__vec_push((void **)&s->uids, &s->n_uids, &s->cap_uids, sizeof(u), &u) < 0)
                 return NULL;
-        grown = realloc(s->uids, (s->n_uids + 1) * sizeof(*grown));
-        if (!grown)
-                return NULL;
-        s->uids = grown;
-        grown[s->n_uids] = (uid_count){ uid, 0 };
-        return &grown[s->n_uids++];
+        return &s->uids[s->n_uids - 1];
 }
 
 /* ---- writing ---- */
@@ -396,7 +407,7 @@ static void conn_message(ph_conn *c, const char *msg, size_t len)
         size_t err_len;
         ph_reply *r;
 
-        c->srv->d->counters.requests++;
+        c->srv->requests++;
         if (ph_request_parse(msg, len, &req, &err, &err_len) < 0) {
                 r = err ? ph_reply_new(c) : NULL;
                 if (!r) {
@@ -415,7 +426,7 @@ static void conn_message(ph_conn *c, const char *msg, size_t len)
         }
         if (r && req.more && (req.method->flags & PH_METHOD_MORE))
                 r->stream = true;
-        ph_methods_dispatch(c->srv->d, c, &req, r);
+        c->srv->dispatch(c->srv->userdata, c, &req, r);
         ph_request_clear(&req);
 }
 
@@ -481,12 +492,12 @@ static void conn_oversize(ph_conn *c)
                 c->reading = false;
         }
         log_notice("client pid %d uid %u sent a message over %zu bytes; disconnecting",
-                   (int)c->cred.pid, (unsigned)c->cred.uid, c->srv->d->cfg.max_message);
+                   (int)c->cred.pid, (unsigned)c->cred.uid, c->srv->cfg->max_message);
         c->close_after_flush = true;
         if (r)
                 ph_reply_error(r, PH_VERR_INVALID_PARAMETER, json_pack("{s:s}", "parameter", "message"),
                                "message larger than %zu bytes; closing the connection",
-                               c->srv->d->cfg.max_message);
+                               c->srv->cfg->max_message);
         else
                 conn_close(c);
 }
@@ -534,15 +545,24 @@ static void server_resume(ph_server *s)
         uv_poll_start(&s->poll, UV_READABLE, server_accept_cb);
 }
 
+static void conn_free(ph_conn *c)
+{
+        for (ph_reply *r = c->head, *next; r; r = next) {
+                next = r->next;
+                reply_free(r);
+        }
+        ph_framer_free(c->framer);
+        free(c);
+}
+
 static void conn_close_cb(uv_handle_t *h)
 {
         ph_conn *c = h->data;
         ph_server *s = c->srv;
         uid_count *u;
 
-        if (!s) {               /* ph_server_free went first: nothing to account */
-                ph_framer_free(c->framer);
-                free(c);
+        if (!s) {               /* never counted, or ph_server_free went first */
+                conn_free(c);
                 return;
         }
         u = uid_slot(s, c->cred.uid, false);
@@ -555,8 +575,7 @@ static void conn_close_cb(uv_handle_t *h)
         if (c->next)
                 c->next->prev = c->prev;
         s->n_conns--;
-        ph_framer_free(c->framer);
-        free(c);
+        conn_free(c);
         server_resume(s);
 }
 
@@ -580,30 +599,38 @@ static void conn_close_when_written(ph_conn *c)
 
 static void conn_close(ph_conn *c)
 {
-        ph_reply *r, *next;
+        ph_reply *r, *next, **keep;
 
         if (c->closing)
                 return;
         c->closing = true;
         c->reading = false;
         uv_read_stop((uv_stream_t *)&c->pipe);
-        /* Finished slots go now; pending ones belong to their operation. */
+        /* Pending slots belong to their operation from now on (it frees
+         * them when it answers). Finished ones and streams stay listed and
+         * go in the close callback: a caller up the stack (conn_flush) may
+         * still be looking at one. */
+        keep = &c->head;
+        c->tail = NULL;
         for (r = c->head; r; r = next) {
                 next = r->next;
                 r->next = NULL;
-                if (r->done || r->stream)
-                        reply_free(r);
-                else
+                if (r->done || r->stream) {
+                        *keep = r;
+                        keep = &r->next;
+                        c->tail = r;
+                } else {
                         r->conn = NULL;
+                }
         }
-        c->head = c->tail = NULL;
+        *keep = NULL;
         c->n_replies = 0;
         uv_close((uv_handle_t *)&c->pipe, conn_close_cb);
 }
 
 static void server_accept_one(ph_server *s, int fd)
 {
-        ph_daemon *d = s->d;
+        const ph_config *cfg = s->cfg;
         socklen_t len = sizeof(struct ucred);
         struct ucred cred;
         uid_count *u;
@@ -614,22 +641,21 @@ static void server_accept_one(ph_server *s, int fd)
                 return;
         }
         u = uid_slot(s, cred.uid, true);
-        if (s->n_conns >= d->cfg.max_connections || !u ||
-            u->n >= d->cfg.max_connections_per_uid) {
+        if (s->n_conns >= cfg->max_connections || !u ||
+            u->n >= cfg->max_connections_per_uid) {
                 log_warning("refusing a connection from pid %d uid %u: %s", (int)cred.pid,
                             (unsigned)cred.uid,
-                            s->n_conns >= d->cfg.max_connections ? "too many connections"
+                            s->n_conns >= cfg->max_connections ? "too many connections"
                                                                  : "too many connections for this user");
                 close(fd);
                 return;
         }
         c = calloc(1, sizeof(*c));
-        if (!c || ph_framer_new(d->cfg.max_message, &c->framer) < 0) {
+        if (!c || ph_framer_new(cfg->max_message, &c->framer) < 0) {
                 free(c);
                 close(fd);
                 return;
         }
-        c->srv = s;
         c->cred = cred;
         c->groups[0] = cred.gid;
         c->n_groups = 1;
@@ -640,16 +666,16 @@ static void server_accept_one(ph_server *s, int fd)
                 if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, &c->groups[1], &glen) == 0)
                         c->n_groups += glen / sizeof(gid_t);
         }
-        uv_pipe_init(d->loop, &c->pipe, 0);
+        uv_pipe_init(s->loop, &c->pipe, 0);
         c->pipe.data = c;
         if (uv_pipe_open(&c->pipe, fd) < 0) {
+                /* Not counted yet (c->srv unset): the close callback frees it. */
                 close(fd);
                 c->closing = true;
-                uv_close((uv_handle_t *)&c->pipe, NULL);
-                ph_framer_free(c->framer);
-                free(c);
+                uv_close((uv_handle_t *)&c->pipe, conn_close_cb);
                 return;
         }
+        c->srv = s;
         u->n++;
         s->n_conns++;
         c->next = s->conns;
@@ -739,7 +765,7 @@ static int server_inherited(ph_server *s)
  * (another daemon) or any other file is an error. */
 static int server_listen(ph_server *s)
 {
-        const ph_config *cfg = &s->d->cfg;
+        const ph_config *cfg = s->cfg;
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         struct stat st;
         mode_t old_umask;
@@ -789,19 +815,29 @@ static int server_listen(ph_server *s)
         }
         if (chmod(cfg->socket_path, cfg->socket_mode) < 0)
                 log_warning("chmod %s: %s", cfg->socket_path, strerror(errno));
+        s->path = strdup(cfg->socket_path);
+        if (!s->path) {
+                close(fd);
+                unlink(cfg->socket_path);
+                return -ENOMEM;
+        }
         s->fd = fd;
         s->unlink_on_exit = true;
         return 0;
 }
 
-int ph_server_new(ph_daemon *d, ph_server **ret)
+int ph_server_new(uv_loop_t *loop, const ph_config *cfg, ph_server_dispatch_fn dispatch,
+                  void *userdata, ph_server **ret)
 {
         ph_server *s = calloc(1, sizeof(*s));
         int r;
 
         if (!s)
                 return -ENOMEM;
-        s->d = d;
+        s->loop = loop;
+        s->cfg = cfg;
+        s->dispatch = dispatch;
+        s->userdata = userdata;
         s->fd = -1;
         r = server_inherited(s);
         if (r == 0)
@@ -810,9 +846,9 @@ int ph_server_new(ph_daemon *d, ph_server **ret)
                 free(s);
                 return r;
         }
-        uv_poll_init(d->loop, &s->poll, s->fd);
+        uv_poll_init(loop, &s->poll, s->fd);
         s->poll.data = s;
-        uv_timer_init(d->loop, &s->retry);
+        uv_timer_init(loop, &s->retry);
         s->retry.data = s;
         *ret = s;
         return 0;
@@ -834,7 +870,7 @@ void ph_server_stop(ph_server *s)
         uv_close((uv_handle_t *)&s->poll, NULL);
         uv_close((uv_handle_t *)&s->retry, NULL);
         if (s->unlink_on_exit)
-                unlink(s->d->cfg.socket_path);
+                unlink(s->path);
         close(s->fd);
         s->fd = -1;
         /* Connections with nothing in flight can go now. */
@@ -857,5 +893,6 @@ void ph_server_free(ph_server *s)
                 c->srv = NULL;  /* its close callback runs after s is gone */
         }
         free(s->uids);
+        free(s->path);
         free(s);
 }

@@ -15,11 +15,19 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "daemon.h"
 #include "log.h"
+#include "state.h"
+#include "vec.h"
 
 #define STATE_LOADED "loaded.json"
 #define STATE_LOADING "loading"
+
+struct ph_state {
+        char *dir;
+        char **wanted;                  /* loaded by clients: restored at start */
+        size_t n_wanted, cap_wanted;
+        json_t *quarantine;             /* name -> file identity that died in init */
+};
 
 /* Writes text to dir/name atomically. Returns 0 or -errno. */
 static int state_write(const char *dir, const char *name, const char *text)
@@ -106,82 +114,114 @@ void ph_state_init_clear(const char *state_dir, const char *name)
         unlink(path);
 }
 
-int ph_state_save_loaded(ph_daemon *d)
+static int state_save_loaded(ph_state *st)
 {
         json_t *list = json_array(), *root;
         char *text;
         int r;
 
-        for (size_t i = 0; i < d->n_wanted; i++)
-                json_array_append_new(list, json_string(d->wanted[i]));
+        for (size_t i = 0; i < st->n_wanted; i++)
+                json_array_append_new(list, json_string(st->wanted[i]));
         root = json_pack("{s:o}", "loaded", list);
         text = json_dumps(root, JSON_COMPACT);
         json_decref(root);
         if (!text)
                 return -ENOMEM;
-        r = state_write(d->cfg.state_dir, STATE_LOADED, text);
+        r = state_write(st->dir, STATE_LOADED, text);
         free(text);
         if (r < 0)
-                log_warning("state: cannot save the loaded set in %s: %s (still serving)",
-                            d->cfg.state_dir, strerror(-r));
+                log_warning("state: cannot save the loaded set in %s: %s (still serving)", st->dir,
+                            strerror(-r));
         return r;
 }
 
-static void strv_push(char ***v, size_t *n, const char *s)
+static void strv_push(ph_state *st, const char *s)
 {
-        char **grown = realloc(*v, (*n + 1) * sizeof(char *));
+        char *copy = strdup(s);
 
-        if (!grown)
-                return;
-        *v = grown;
-        if ((grown[*n] = strdup(s)))
-                (*n)++;
+        if (copy && ph__vec_push((void **)&st->wanted, &st->n_wanted, &st->cap_wanted,
+                                 sizeof(char *), &copy) < 0)
+                free(copy);
 }
 
-void ph_state_want(ph_daemon *d, const char *name, bool want)
+void ph_state_want(ph_state *st, const char *name, bool want)
 {
-        for (size_t i = 0; i < d->n_wanted; i++)
-                if (strcmp(d->wanted[i], name) == 0) {
+        for (size_t i = 0; i < st->n_wanted; i++)
+                if (strcmp(st->wanted[i], name) == 0) {
                         if (!want) {
-                                free(d->wanted[i]);
-                                d->wanted[i] = d->wanted[--d->n_wanted];
-                                ph_state_save_loaded(d);
+                                free(st->wanted[i]);
+                                st->wanted[i] = st->wanted[--st->n_wanted];
+                                state_save_loaded(st);
                         }
                         return;
                 }
         if (want) {
-                strv_push(&d->wanted, &d->n_wanted, name);
-                ph_state_save_loaded(d);
+                strv_push(st, name);
+                state_save_loaded(st);
         }
 }
 
-bool ph_state_wanted(const ph_daemon *d, const char *name)
+bool ph_state_wanted(const ph_state *st, const char *name)
 {
-        for (size_t i = 0; i < d->n_wanted; i++)
-                if (strcmp(d->wanted[i], name) == 0)
+        for (size_t i = 0; i < st->n_wanted; i++)
+                if (strcmp(st->wanted[i], name) == 0)
                         return true;
         return false;
 }
 
-void ph_state_load(ph_daemon *d)
+/* A name made by state_write's mkostemp: ".NAME.XXXXXX". */
+static bool is_temporary(const char *name)
 {
+        size_t n = strlen(name);
+
+        return name[0] == '.' && n > 8 && name[n - 7] == '.';
+}
+
+/* Temporaries a crash (kill -9, power loss) left behind: nobody else
+ * writes here, and no write of ours is under way at start. */
+static void remove_temporaries(const char *dir)
+{
+        DIR *d = opendir(dir);
+        struct dirent *de;
+
+        while (d && (de = readdir(d)))
+                if (is_temporary(de->d_name) && unlinkat(dirfd(d), de->d_name, 0) == 0)
+                        log_notice("state: removed %s/%s, left by an interrupted write", dir,
+                                   de->d_name);
+        if (d)
+                closedir(d);
+}
+
+int ph_state_open(const char *dir, ph_state **ret)
+{
+        ph_state *st = calloc(1, sizeof(*st));
         char path[4096];
         json_error_t jerr;
         json_t *j, *v;
         size_t i;
-        DIR *dir;
+        DIR *ld;
         struct dirent *de;
 
-        snprintf(path, sizeof(path), "%s/%s", d->cfg.state_dir, STATE_LOADED);
+        if (!st || !(st->dir = strdup(dir))) {
+                free(st);
+                return -ENOMEM;
+        }
+        if (mkdir(dir, 0750) < 0 && errno != EEXIST)
+                log_warning("state directory %s: %s", dir, strerror(errno));
+        snprintf(path, sizeof(path), "%s/%s", dir, STATE_LOADING);
+        remove_temporaries(dir);
+        remove_temporaries(path);
+
+        snprintf(path, sizeof(path), "%s/%s", dir, STATE_LOADED);
         j = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
         json_array_foreach(json_object_get(j, "loaded"), i, v)
                 if (json_is_string(v))
-                        strv_push(&d->wanted, &d->n_wanted, json_string_value(v));
+                        strv_push(st, json_string_value(v));
         json_decref(j);
 
-        snprintf(path, sizeof(path), "%s/%s", d->cfg.state_dir, STATE_LOADING);
-        dir = opendir(path);
-        while (dir && (de = readdir(dir))) {
+        snprintf(path, sizeof(path), "%s/%s", dir, STATE_LOADING);
+        ld = opendir(path);
+        while (ld && (de = readdir(ld))) {
                 char file[4096 + 256];
 
                 if (de->d_name[0] == '.')
@@ -190,25 +230,39 @@ void ph_state_load(ph_daemon *d)
                 j = json_load_file(file, 0, &jerr);
                 if (!j)
                         continue;
-                d->quarantine = json_is_object(d->quarantine) ? d->quarantine : json_object();
-                json_object_set_new(d->quarantine, de->d_name, j);
+                st->quarantine = json_is_object(st->quarantine) ? st->quarantine : json_object();
+                json_object_set_new(st->quarantine, de->d_name, j);
                 log_warning("plugin %s: the daemon stopped during its init; quarantined until its file changes",
                             de->d_name);
         }
-        if (dir)
-                closedir(dir);
+        if (ld)
+                closedir(ld);
+        *ret = st;
+        return 0;
 }
 
-bool ph_state_quarantined(ph_daemon *d, const char *name, const ph_file_id *id)
+void ph_state_free(ph_state *st)
 {
-        json_t *q = json_object_get(d->quarantine, name);
+        if (!st)
+                return;
+        for (size_t i = 0; i < st->n_wanted; i++)
+                free(st->wanted[i]);
+        free(st->wanted);
+        json_decref(st->quarantine);
+        free(st->dir);
+        free(st);
+}
+
+bool ph_state_quarantined(ph_state *st, const char *name, const ph_file_id *id)
+{
+        json_t *q = json_object_get(st->quarantine, name);
 
         if (!q)
                 return false;
         if (id_matches(q, id))
                 return true;
         /* A changed file gets a new chance. */
-        json_object_del(d->quarantine, name);
-        ph_state_init_clear(d->cfg.state_dir, name);
+        json_object_del(st->quarantine, name);
+        ph_state_init_clear(st->dir, name);
         return false;
 }

@@ -12,8 +12,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "daemon.h"
 #include "log.h"
+#include "scan.h"
+#include "vec.h"
+#include "watch.h"
 
 #define WATCH_RETRY_MS 500
 #define WATCH_MASK (IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_CREATE | \
@@ -22,79 +24,81 @@
 /* Files written in place at once, per directory, that we track. */
 #define WATCH_WRITING_MAX 4096
 
+/* A set of names, kept small. */
+typedef struct strv {
+        char **v;
+        size_t n, cap;
+} strv;
+
 typedef struct watch_dir {
         int wd;                         /* -1: not watched (missing) */
-        char **writing;                 /* names open for writing */
-        size_t n_writing;
-        char **pending;                 /* names to scan after this read */
-        size_t n_pending;
+        strv writing;                   /* names open for writing */
+        strv pending;                   /* names to scan after this read */
         bool rescan;                    /* the whole directory */
 } watch_dir;
 
 struct ph_watch {
-        ph_daemon *d;
+        const ph_config *cfg;           /* borrowed: the daemon's current one */
+        ph_watch_hooks hooks;
         int fd;
         uv_poll_t poll;
         uv_timer_t retry;
         watch_dir *dirs;
         size_t n_dirs;
+        unsigned closing;               /* handles still closing (ph_watch_free) */
 };
 
-static bool strv_has(char **v, size_t n, const char *s)
+static bool strv_has(const strv *l, const char *s)
 {
-        for (size_t i = 0; i < n; i++)
-                if (strcmp(v[i], s) == 0)
+        for (size_t i = 0; i < l->n; i++)
+                if (strcmp(l->v[i], s) == 0)
                         return true;
         return false;
 }
 
-/* Returns false when s could not be kept (the list is full). */
-static bool strv_add(char ***v, size_t *n, const char *s)
+/* Returns false when s could not be kept (the set is full). */
+static bool strv_add(strv *l, const char *s)
 {
-        char **grown;
+        char *copy;
 
-        if (strv_has(*v, *n, s))
+        if (strv_has(l, s))
                 return true;
-        if (*n >= WATCH_WRITING_MAX)
+        if (l->n >= WATCH_WRITING_MAX || !(copy = strdup(s)))
                 return false;
-        grown = realloc(*v, (*n + 1) * sizeof(char *));
-        if (!grown)
+        if (ph__vec_push((void **)&l->v, &l->n, &l->cap, sizeof(char *), &copy) < 0) {
+                free(copy);
                 return false;
-        *v = grown;
-        if (!(grown[*n] = strdup(s)))
-                return false;
-        (*n)++;
+        }
         return true;
 }
 
-static void strv_del(char **v, size_t *n, const char *s)
+static void strv_del(strv *l, const char *s)
 {
-        for (size_t i = 0; i < *n; i++)
-                if (strcmp(v[i], s) == 0) {
-                        free(v[i]);
-                        v[i] = v[--*n];
+        for (size_t i = 0; i < l->n; i++)
+                if (strcmp(l->v[i], s) == 0) {
+                        free(l->v[i]);
+                        l->v[i] = l->v[--l->n];
                         return;
                 }
 }
 
-static void strv_free(char **v, size_t n)
+static void strv_clear(strv *l)
 {
-        for (size_t i = 0; i < n; i++)
-                free(v[i]);
-        free(v);
+        for (size_t i = 0; i < l->n; i++)
+                free(l->v[i]);
+        free(l->v);
+        memset(l, 0, sizeof(*l));
 }
 
 void ph_watch_writing(ph_watch *w, unsigned dir_index, char ***ret_names, size_t *ret_n)
 {
-        watch_dir *wd;
+        strv copy = { 0 };
 
-        *ret_names = NULL;
-        *ret_n = 0;
-        if (!w || dir_index >= w->n_dirs)
-                return;
-        wd = &w->dirs[dir_index];
-        for (size_t i = 0; i < wd->n_writing; i++)
-                strv_add(ret_names, ret_n, wd->writing[i]);
+        if (w && dir_index < w->n_dirs)
+                for (size_t i = 0; i < w->dirs[dir_index].writing.n; i++)
+                        strv_add(&copy, w->dirs[dir_index].writing.v[i]);
+        *ret_names = copy.v;
+        *ret_n = copy.n;
 }
 
 /* Tries to watch every directory not watched yet; returns how many are
@@ -108,15 +112,15 @@ static size_t watch_add_missing(ph_watch *w)
 
                 if (wd->wd >= 0)
                         continue;
-                wd->wd = inotify_add_watch(w->fd, w->d->cfg.plugin_dirs[i], WATCH_MASK);
+                wd->wd = inotify_add_watch(w->fd, w->cfg->plugin_dirs[i], WATCH_MASK);
                 if (wd->wd < 0) {
                         if (errno != ENOENT && errno != ENOTDIR)
-                                log_warning("cannot watch %s: %s", w->d->cfg.plugin_dirs[i],
+                                log_warning("cannot watch %s: %s", w->cfg->plugin_dirs[i],
                                             strerror(errno));
                         missing++;
                         continue;
                 }
-                ph_scan_dir(w->d, (unsigned)i);
+                w->hooks.scan_dir(w->hooks.userdata, (unsigned)i);
         }
         return missing;
 }
@@ -138,7 +142,7 @@ static bool watch_created_complete(ph_watch *w, unsigned index, const char *name
         char path[4096];
         struct stat st;
 
-        snprintf(path, sizeof(path), "%s/%s", w->d->cfg.plugin_dirs[index], name);
+        snprintf(path, sizeof(path), "%s/%s", w->cfg->plugin_dirs[index], name);
         if (lstat(path, &st) < 0)
                 return false;
         /* Not "has data": a writer's first bytes may land before we look. */
@@ -161,9 +165,14 @@ static void watch_event(ph_watch *w, const struct inotify_event *ev)
         watch_dir *wd;
 
         if (ev->mask & IN_Q_OVERFLOW) {
+                /* Events were lost, writers' closes among them: forget who
+                 * was writing (a file still open is scanned now and again
+                 * at its close) and look at everything. */
                 log_notice("inotify queue overflow: rescanning every plugin directory");
-                for (size_t i = 0; i < w->n_dirs; i++)
+                for (size_t i = 0; i < w->n_dirs; i++) {
+                        strv_clear(&w->dirs[i].writing);
                         w->dirs[i].rescan = true;
+                }
                 return;
         }
         wd = watch_find(w, ev->wd, &index);
@@ -175,9 +184,7 @@ static void watch_event(ph_watch *w, const struct inotify_event *ev)
                         inotify_rm_watch(w->fd, wd->wd);
                 wd->wd = -1;
                 wd->rescan = true;
-                strv_free(wd->writing, wd->n_writing);
-                wd->writing = NULL;
-                wd->n_writing = 0;
+                strv_clear(&wd->writing);
                 uv_timer_start(&w->retry, watch_retry_cb, WATCH_RETRY_MS, WATCH_RETRY_MS);
                 return;
         }
@@ -193,15 +200,15 @@ static void watch_event(ph_watch *w, const struct inotify_event *ev)
                 /* ln, ln -s: complete the moment they appear. */
         } else if (ev->mask & (IN_CREATE | IN_MODIFY)) {
                 /* Being written: not ours until the writer closes it. */
-                strv_add(&wd->writing, &wd->n_writing, ev->name);
+                strv_add(&wd->writing, ev->name);
                 return;
         }
         if (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE))
-                strv_del(wd->writing, &wd->n_writing, ev->name);
-        if ((ev->mask & IN_ATTRIB) && strv_has(wd->writing, wd->n_writing, ev->name))
+                strv_del(&wd->writing, ev->name);
+        if ((ev->mask & IN_ATTRIB) && strv_has(&wd->writing, ev->name))
                 return;
         /* More names in one read than we keep: the whole directory then. */
-        if (!wd->rescan && !strv_add(&wd->pending, &wd->n_pending, ev->name))
+        if (!wd->rescan && !strv_add(&wd->pending, ev->name))
                 wd->rescan = true;
 }
 
@@ -213,15 +220,15 @@ static void watch_flush(ph_watch *w)
 
                 if (wd->rescan) {
                         wd->rescan = false;
-                        strv_free(wd->pending, wd->n_pending);
-                        ph_scan_dir(w->d, (unsigned)i);
-                } else if (wd->n_pending) {
-                        ph_scan_files(w->d, (unsigned)i, wd->pending, wd->n_pending);
-                } else {
-                        continue;
+                        strv_clear(&wd->pending);
+                        w->hooks.scan_dir(w->hooks.userdata, (unsigned)i);
+                } else if (wd->pending.n) {
+                        /* All the names of one read in one go: a rename
+                         * inside the directory is one change. */
+                        w->hooks.scan_names(w->hooks.userdata, (unsigned)i, wd->pending.v, wd->pending.n);
+                        free(wd->pending.v);
+                        memset(&wd->pending, 0, sizeof(wd->pending));
                 }
-                wd->pending = NULL;
-                wd->n_pending = 0;
         }
 }
 
@@ -247,7 +254,7 @@ static void watch_poll_cb(uv_poll_t *p, int status, int events)
 
 static int watch_dirs_alloc(ph_watch *w)
 {
-        w->n_dirs = w->d->cfg.n_plugin_dirs;
+        w->n_dirs = w->cfg->n_plugin_dirs;
         w->dirs = calloc(w->n_dirs ? w->n_dirs : 1, sizeof(*w->dirs));
         if (!w->dirs)
                 return -ENOMEM;
@@ -261,21 +268,23 @@ static void watch_dirs_free(ph_watch *w)
         for (size_t i = 0; i < w->n_dirs; i++) {
                 if (w->dirs[i].wd >= 0)
                         inotify_rm_watch(w->fd, w->dirs[i].wd);
-                strv_free(w->dirs[i].writing, w->dirs[i].n_writing);
-                strv_free(w->dirs[i].pending, w->dirs[i].n_pending);
+                strv_clear(&w->dirs[i].writing);
+                strv_clear(&w->dirs[i].pending);
         }
         free(w->dirs);
         w->dirs = NULL;
         w->n_dirs = 0;
 }
 
-int ph_watch_new(ph_daemon *d, ph_watch **ret)
+int ph_watch_new(uv_loop_t *loop, const ph_config *cfg, const ph_watch_hooks *hooks,
+                 ph_watch **ret)
 {
         ph_watch *w = calloc(1, sizeof(*w));
 
         if (!w)
                 return -ENOMEM;
-        w->d = d;
+        w->cfg = cfg;
+        w->hooks = *hooks;
         w->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
         if (w->fd < 0 || watch_dirs_alloc(w) < 0) {
                 int r = w->fd < 0 ? -errno : -ENOMEM;
@@ -285,16 +294,16 @@ int ph_watch_new(ph_daemon *d, ph_watch **ret)
                 free(w);
                 return r;
         }
-        uv_poll_init(d->loop, &w->poll, w->fd);
+        uv_poll_init(loop, &w->poll, w->fd);
         w->poll.data = w;
-        uv_timer_init(d->loop, &w->retry);
+        uv_timer_init(loop, &w->retry);
         w->retry.data = w;
         uv_poll_start(&w->poll, UV_READABLE, watch_poll_cb);
         /* Watches first, so nothing falls between them and the first scan. */
         for (size_t i = 0; i < w->n_dirs; i++) {
-                w->dirs[i].wd = inotify_add_watch(w->fd, d->cfg.plugin_dirs[i], WATCH_MASK);
+                w->dirs[i].wd = inotify_add_watch(w->fd, cfg->plugin_dirs[i], WATCH_MASK);
                 if (w->dirs[i].wd < 0)
-                        log_notice("plugin directory %s: %s; watching for it", d->cfg.plugin_dirs[i],
+                        log_notice("plugin directory %s: %s; watching for it", cfg->plugin_dirs[i],
                                    strerror(errno));
         }
         for (size_t i = 0; i < w->n_dirs; i++)
@@ -306,20 +315,25 @@ int ph_watch_new(ph_daemon *d, ph_watch **ret)
         return 0;
 }
 
-void ph_watch_reconfigure(ph_watch *w)
+void ph_watch_set_config(ph_watch *w, const ph_config *cfg)
 {
         if (!w)
                 return;
         watch_dirs_free(w);
+        w->cfg = cfg;
         if (watch_dirs_alloc(w) < 0)
                 return;
         uv_timer_start(&w->retry, watch_retry_cb, 0, WATCH_RETRY_MS);
 }
 
+/* Both handles live inside w: it goes when the last one is closed,
+ * whatever order libuv finishes them in. */
 static void watch_close_cb(uv_handle_t *h)
 {
         ph_watch *w = h->data;
 
+        if (--w->closing > 0)
+                return;
         close(w->fd);
         free(w);
 }
@@ -329,7 +343,8 @@ void ph_watch_free(ph_watch *w)
         if (!w)
                 return;
         watch_dirs_free(w);
-        uv_close((uv_handle_t *)&w->retry, NULL);
         uv_poll_stop(&w->poll);
+        w->closing = 2;
+        uv_close((uv_handle_t *)&w->retry, watch_close_cb);
         uv_close((uv_handle_t *)&w->poll, watch_close_cb);
 }

@@ -10,7 +10,9 @@
  * back into the host). The one lock plugin code runs under is a serial
  * plugin's own call_lock, which serialises its calls and nothing else (so
  * a serial plugin must not call itself). Waiters for a load sleep on the entry's condition
- * variable; the loader grants each waiter its reference before waking it. */
+ * variable; the loader grants each waiter its reference before waking it.
+ * Instances (lib/instance.c) do not know the cache: each is made with
+ * cache_bury as its last-unref function and the cache's call counters. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -20,10 +22,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cache-internal.h"
+#include "instance-internal.h"
 
 #define CACHE_SHARDS 16u
-#define CACHE_STRIPES 16u
 #define CACHE_BUCKETS_INITIAL 16u
 
 typedef enum entry_state {
@@ -38,6 +39,7 @@ typedef struct cache_entry {
         entry_state state;
         bool linked;                    /* still in its slot's list */
         bool cancelled;                 /* unloaded while loading */
+        bool forgotten;                 /* forgotten while loading: a failure is not kept */
         ph_instance *inst;              /* READY: the cache's reference */
         ph_instance *result;            /* what waiters get (their ref is granted) */
         int error;                      /* FAILED */
@@ -66,10 +68,7 @@ struct ph_cache {
         pthread_mutex_t dead_lock;
         ph_instance *dead;
         atomic_uint_fast64_t unloads, instances;
-        /* Call counters, striped by thread; summed when read. */
-        struct {
-                atomic_uint_fast64_t started, ended;
-        } __attribute__((aligned(64))) stripes[CACHE_STRIPES];
+        ph_call_counters calls;         /* every instance of this cache counts here */
 };
 
 static uint64_t cache_hash(const char *s)
@@ -211,13 +210,29 @@ bool ph_cache_error_transient(int r)
                r == -EAGAIN || r == -EINTR;
 }
 
+/* Where an instance of this cache goes when its last reference is gone:
+ * onto the graveyard, for ph_cache_reap. Any thread, no lock held. */
+static void cache_bury(ph_instance *inst, void *owner)
+{
+        ph_cache *c = owner;
+
+        pthread_mutex_lock(&c->dead_lock);
+        inst->next_dead = c->dead;
+        c->dead = inst;
+        pthread_mutex_unlock(&c->dead_lock);
+        if (c->cfg.garbage_cb)
+                c->cfg.garbage_cb(c->cfg.userdata);
+}
+
 /* Opens, checks, loads and initialises; no lock held. *ret_transient: the
  * load failed before init, for a reason of the host's. */
 static int cache_load(ph_cache *c, const ph_load_request *req, ph_instance **ret,
                       bool *ret_transient, char *err, size_t err_size)
 {
-        ph_image_check check;
+        ph_image_check check = { .cb = c->cfg.check_cb, .req = req };
+        ph_image img;
         ph_instance *inst;
+        bool has_init;
         int fd, r;
 
         fd = ph_scan_open(req->dirfd, req->path);
@@ -225,56 +240,32 @@ static int cache_load(ph_cache *c, const ph_load_request *req, ph_instance **ret
         if (fd < 0)
                 return cache_fail(fd, err, err_size, "%s: open %s: %s", req->name, req->path,
                                   fd == -ELOOP ? "a symbolic link" : strerror(-fd));
-
-        inst = calloc(1, sizeof(*inst));
-        if (!inst) {
-                r = cache_fail(-ENOMEM, err, err_size, "%s: out of memory", req->name);
-                goto out_fd;
-        }
-        check.cb = c->cfg.check_cb;
-        check.userdata = c->cfg.userdata;
-        r = ph__image_load(fd, req->name, c->cfg.max_image_size, &check, &inst->img,
-                           err, err_size);
+        r = ph__image_load(fd, req->name, c->cfg.max_image_size, &check, &img, err, err_size);
         close(fd);
-        fd = -1;
         if (r < 0) {
                 *ret_transient = ph_cache_error_transient(r);
-                free(inst);
                 return r;
         }
-        atomic_init(&inst->refs, 1);
-        inst->cache = c;
-        inst->generation = req->generation;
-        inst->serial = inst->img.meta->serial;
-        pthread_mutex_init(&inst->call_lock, NULL);
+        r = ph__instance_new(&img, req->generation, &c->calls, cache_bury, c, &inst);
+        if (r < 0) {
+                ph__image_close(&img);
+                *ret_transient = true;
+                return cache_fail(r, err, err_size, "%s: out of memory", req->name);
+        }
 
-        if (inst->img.entry->init) {
-                const char *msg;
-
-                if (c->cfg.init_cb)
-                        c->cfg.init_cb(req->name, req->generation, false, c->cfg.userdata);
-                if (inst->img.entry->clear_error)
-                        inst->img.entry->clear_error();
-                r = inst->img.entry->init(req->config_json ? req->config_json : "{}", &inst->self);
-                if (c->cfg.init_cb)
-                        c->cfg.init_cb(req->name, req->generation, true, c->cfg.userdata);
-                if (r < 0) {
-                        msg = inst->img.entry->last_error ? inst->img.entry->last_error() : NULL;
-                        cache_fail(r, err, err_size, "%s: init failed: %s", req->name,
-                                   msg && msg[0] ? msg : strerror(-r));
-                        ph__image_close(&inst->img);
-                        pthread_mutex_destroy(&inst->call_lock);
-                        free(inst);
-                        return r;
-                }
+        has_init = inst->img.entry->init != NULL;
+        if (has_init && c->cfg.init_cb)
+                c->cfg.init_cb(req, false);
+        r = ph__instance_start(inst, req->name, req->config_json, err, err_size);
+        if (has_init && c->cfg.init_cb)
+                c->cfg.init_cb(req, true);
+        if (r < 0) {
+                ph__instance_free(inst);        /* not started: no fini */
+                return r;
         }
         atomic_fetch_add(&c->instances, 1);
         *ret = inst;
         return 0;
-out_fd:
-        if (fd >= 0)
-                close(fd);
-        return r;
 }
 
 /* Retires every READY generation of slot other than keep, and forgets
@@ -406,7 +397,8 @@ int ph_cache_get(ph_cache *c, const ph_load_request *req, ph_instance **ret,
         /* Waiters run once we unlock; e lives until the last of them. */
         pthread_cond_broadcast(&e->done);
         /* A transient failure answers its waiters and is forgotten. */
-        if (e->cancelled || transient || (r == 0 && cache_has_newer_gen(slot, e->generation)))
+        if (e->cancelled || transient || (r < 0 && e->forgotten) ||
+            (r == 0 && cache_has_newer_gen(slot, e->generation)))
                 cache_entry_unlink(slot, e, &retired);  /* serve our callers, then drain */
         else if (r == 0)
                 cache_retire_others(slot, e, &retired);
@@ -464,26 +456,31 @@ int ph_cache_unload(ph_cache *c, const char *name)
         return 0;
 }
 
-void ph__cache_bury(ph_cache *c, ph_instance *inst)
+int ph_cache_forget(ph_cache *c, const char *name)
 {
-        pthread_mutex_lock(&c->dead_lock);
-        inst->next_dead = c->dead;
-        c->dead = inst;
-        pthread_mutex_unlock(&c->dead_lock);
-        if (c->cfg.garbage_cb)
-                c->cfg.garbage_cb(c->cfg.userdata);
-}
+        uint64_t hash = cache_hash(name);
+        cache_shard *sh = cache_shard_of(c, hash);
+        ph_instance *retired = NULL;
+        cache_entry *e, *next;
+        cache_slot *slot;
 
-void ph__cache_count_call(ph_cache *c, int delta)
-{
-        /* Thread descriptors are far apart: mix the address to pick a stripe. */
-        uint64_t h = (uint64_t)(uintptr_t)pthread_self() * 0x9e3779b97f4a7c15ull;
-        unsigned i = (unsigned)(h >> 60) % CACHE_STRIPES;
-
-        if (delta > 0)
-                atomic_fetch_add_explicit(&c->stripes[i].started, 1, memory_order_relaxed);
-        else
-                atomic_fetch_add_explicit(&c->stripes[i].ended, 1, memory_order_relaxed);
+        pthread_mutex_lock(&sh->lock);
+        slot = cache_slot_find(sh, name, hash);
+        if (!slot) {
+                pthread_mutex_unlock(&sh->lock);
+                return -ENOENT;
+        }
+        for (e = slot->entries; e; e = next) {
+                next = e->next;
+                if (e->state == ENTRY_FAILED)
+                        cache_entry_unlink(slot, e, &retired);
+                else if (e->state == ENTRY_LOADING)
+                        e->forgotten = true;
+        }
+        cache_slot_drop_if_empty(sh, slot);
+        pthread_mutex_unlock(&sh->lock);
+        /* A failed entry holds no instance: nothing was retired. */
+        return 0;
 }
 
 int ph_cache_reap(ph_cache *c)
@@ -498,11 +495,7 @@ int ph_cache_reap(ph_cache *c)
 
         for (; list; list = next) {
                 next = list->next_dead;
-                if (list->img.entry->fini)
-                        list->img.entry->fini(list->self);
-                ph__image_close(&list->img);
-                pthread_mutex_destroy(&list->call_lock);
-                free(list);
+                ph__instance_free(list);        /* fini, dlclose */
                 atomic_fetch_add(&c->unloads, 1);
                 atomic_fetch_sub(&c->instances, 1);
                 n++;
@@ -525,24 +518,21 @@ void ph_cache_get_counters(ph_cache *c, ph_cache_counters *ret)
                 pthread_mutex_unlock(&sh->lock);
         }
         k.unloads = atomic_load(&c->unloads);
-        for (unsigned i = 0; i < CACHE_STRIPES; i++) {
-                uint64_t ended = atomic_load(&c->stripes[i].ended);
-
-                k.calls += atomic_load(&c->stripes[i].started);
-                k.in_flight -= (int64_t)ended;
-        }
-        k.in_flight += (int64_t)k.calls;
+        ph__call_counters_read(&c->calls, &k.calls, &k.in_flight);
         k.instances = atomic_load(&c->instances);
         *ret = k;
 }
 
 int ph_cache_new(const ph_cache_config *cfg, ph_cache **ret)
 {
-        ph_cache *c = calloc(1, sizeof(*c));
+        /* Its shards and call stripes are cache-line aligned: so is it. */
+        size_t size = (sizeof(ph_cache) + PH_CACHE_LINE - 1) / PH_CACHE_LINE * PH_CACHE_LINE;
+        ph_cache *c = aligned_alloc(PH_CACHE_LINE, size);
         unsigned i;
 
         if (!c)
                 return -ENOMEM;
+        memset(c, 0, size);
         if (cfg)
                 c->cfg = *cfg;
         if (c->cfg.max_image_size == 0)

@@ -1,11 +1,12 @@
 /* The reader: decides whether an open file is a plugin and reads its metadata
  * without loading it. Order: ELF header, program headers (PT_NOTE), section
  * headers (any SHT_NOTE), then a streaming search for the note's magic.
- * Every offset and size is checked against the file size before use. */
+ * Every offset and size is checked against the file size before use. The
+ * caller may cap the file size and stop the scan between stages and between
+ * search chunks (ph_scan_opts). */
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,17 +47,6 @@
 #if UINTPTR_MAX != UINT64_MAX
 #error "the reader expects a 64-bit host (ELFCLASS64)"
 #endif
-
-int ph__scan_refuse(ph_scan *scan, ph_reason reason, const char *fmt, ...)
-{
-        va_list ap;
-
-        scan->reason = reason;
-        va_start(ap, fmt);
-        vsnprintf(scan->message, sizeof(scan->message), fmt, ap);
-        va_end(ap);
-        return 1;
-}
 
 /* A read that ran past the end (or into a shrinking file) is a verdict;
  * any other error is reported as I/O. */
@@ -262,10 +252,17 @@ static int scan_shdrs(ph_source *src, const Elf64_Ehdr *eh, ph_scan *scan)
         return 0;
 }
 
+/* -ECANCELED if the caller's cancelled() says to stop, else 0. */
+static int scan_poll(const ph_scan_opts *opts)
+{
+        return opts && opts->cancelled && opts->cancelled(opts->userdata) ? -ECANCELED : 0;
+}
+
 struct search_ctx {
         ph_source *src;
         ph_search *search;
         ph_scan *scan;
+        const ph_scan_opts *opts;
         int verdict;            /* from ph__note_desc: > 0 found, < 0 error */
 };
 
@@ -276,6 +273,9 @@ static int search_chunk_cb(const void *data, size_t len, uint64_t at, void *ud)
         struct search_ctx *c = ud;
         size_t pos = 0;
 
+        /* Once per chunk: a huge file is read for as long as the caller wants. */
+        if (scan_poll(c->opts) < 0)
+                return -ECANCELED;
         while (pos < len) {
                 long end = ph_search_feed(c->search, (const char *)data + pos, len - pos);
                 uint64_t candidate;
@@ -305,9 +305,9 @@ static int search_chunk_cb(const void *data, size_t len, uint64_t at, void *ud)
         return 0;
 }
 
-static int scan_search(ph_source *src, ph_scan *scan)
+static int scan_search(ph_source *src, const ph_scan_opts *opts, ph_scan *scan)
 {
-        struct search_ctx c = { .src = src, .scan = scan };
+        struct search_ctx c = { .src = src, .scan = scan, .opts = opts };
         void *buf;
         int r;
 
@@ -324,7 +324,7 @@ static int scan_search(ph_source *src, ph_scan *scan)
         ph_search_free(c.search);
         if (r > 0)
                 r = c.verdict;
-        if (r < 0 && r != -ENOMEM)
+        if (r < 0 && r != -ENOMEM && r != -ECANCELED)
                 return scan_read_failed(scan, r, "file");
         return r;
 }
@@ -336,7 +336,7 @@ int ph_scan_open(int dirfd, const char *path)
         return fd < 0 ? -errno : fd;
 }
 
-int ph_scan_fd(int fd, ph_scan *ret)
+int ph_scan_fd_opts(int fd, const ph_scan_opts *opts, ph_scan *ret)
 {
         ph_source src_buf, *src = &src_buf;
         Elf64_Ehdr eh;
@@ -352,27 +352,41 @@ int ph_scan_fd(int fd, ph_scan *ret)
                 ph__scan_refuse(ret, PH_REASON_NOT_REGULAR, "not a regular file");
                 return 0;
         }
+        ret->file_size = (uint64_t)st.st_size;
+        if (opts && opts->max_size > 0 && ret->file_size > opts->max_size) {
+                ph__scan_refuse(ret, PH_REASON_TOO_LARGE, "%llu bytes, the limit is %llu",
+                                (unsigned long long)ret->file_size,
+                                (unsigned long long)opts->max_size);
+                return 0;
+        }
         memset(src, 0, offsetof(ph_source, win));
         src->fd = fd;
-        src->size = (uint64_t)st.st_size;
-        ret->file_size = src->size;
+        src->size = ret->file_size;
 
-        r = scan_ehdr(src, &eh, ret);
+        /* The stages, with a look at cancelled() before each. */
+        r = scan_poll(opts);
         if (r == 0)
+                r = scan_ehdr(src, &eh, ret);
+        if (r == 0 && (r = scan_poll(opts)) == 0)
                 r = scan_phdrs(src, &eh, ret);
-        if (r == 0)
+        if (r == 0 && (r = scan_poll(opts)) == 0)
                 r = scan_shdrs(src, &eh, ret);
-        if (r == 0)
-                r = scan_search(src, ret);
+        if (r == 0 && (r = scan_poll(opts)) == 0)
+                r = scan_search(src, opts, ret);
         if (r == 0)
                 ph__scan_refuse(ret, PH_REASON_NO_METADATA, "no plughost metadata note");
         ret->bytes_read = src->bytes_read;
         ret->reads = src->reads;
-        if (r == -ENOMEM) {
+        if (r == -ENOMEM || r == -ECANCELED) {
                 ph_scan_clear(ret);
                 return r;
         }
         return 0;
+}
+
+int ph_scan_fd(int fd, ph_scan *ret)
+{
+        return ph_scan_fd_opts(fd, NULL, ret);
 }
 
 int ph_scan_path(int dirfd, const char *path, ph_scan *ret)

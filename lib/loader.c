@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cache-internal.h"
+#include "loader-internal.h"
 
 #ifndef MFD_EXEC
 #define MFD_EXEC 0x0010U
@@ -123,7 +123,7 @@ int ph__image_load(int fd, const char *want_name, uint64_t max_size,
         if (check && check->cb) {
                 if (err_size > 0)
                         err[0] = '\0';
-                r = check->cb(&st, memfd, check->userdata, err, err_size);
+                r = check->cb(&st, memfd, check->req, err, err_size);
                 if (r < 0) {
                         if (err_size > 0 && !err[0])
                                 snprintf(err, err_size, "%s: refused by policy: %s", want_name,

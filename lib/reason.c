@@ -1,5 +1,10 @@
-/* Names and phrases for scan verdicts, in one table. */
+/* Scan verdicts: their names and phrases, in one table, and the one
+ * function that writes a refusal into a verdict. */
+#include <stdarg.h>
+#include <stdio.h>
+
 #include "plughost/plughost.h"
+#include "scan-internal.h"
 
 static const struct {
         const char *name;
@@ -19,7 +24,19 @@ static const struct {
         [PH_REASON_ABI_TOO_NEW]   = { "abi-too-new", "built for a newer plughost ABI" },
         [PH_REASON_TOO_LARGE]     = { "too-large", "exceeds a size or count limit" },
         [PH_REASON_IO]            = { "io-error", "could not be read" },
+        [PH_REASON_UNTRUSTED]     = { "untrusted", "refused by the host's trust policy" },
 };
+
+int ph__scan_refuse(ph_scan *scan, ph_reason reason, const char *fmt, ...)
+{
+        va_list ap;
+
+        scan->reason = reason;
+        va_start(ap, fmt);
+        vsnprintf(scan->message, sizeof(scan->message), fmt, ap);
+        va_end(ap);
+        return 1;
+}
 
 const char *ph_reason_name(ph_reason reason)
 {

@@ -1,4 +1,5 @@
-/* Internal to the reader: a bounded read window over an fd, and the note walk. */
+/* Internal to the reader: a bounded read window over an fd, the note walk,
+ * and verdict formatting. */
 #ifndef PH_SCAN_INTERNAL_H
 #define PH_SCAN_INTERNAL_H
 
@@ -65,7 +66,9 @@ int ph__note_desc(ph_source *src, uint64_t off, uint64_t avail, ph_scan *scan);
 int ph__meta_parse_owned(char *json, size_t size, ph_meta **ret_meta,
                          char *errbuf, size_t errbuf_size);
 
-/* Sets scan->reason and formats scan->message. Returns 1 (a verdict). */
+/* Sets scan->reason and formats scan->message. Returns 1 (a verdict).
+ * In lib/reason.c, so that the ELF walk (elf-scan.c) and the note walk
+ * (elf-note.c) both use it without depending on each other both ways. */
 int ph__scan_refuse(ph_scan *scan, ph_reason reason, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
 

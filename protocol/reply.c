@@ -26,6 +26,8 @@ static const char *const error_names[_PH_VERR_MAX] = {
         [PH_VERR_TIMEOUT] = "io.plughost.Timeout",
         [PH_VERR_PERMISSION_DENIED] = "io.plughost.PermissionDenied",
         [PH_VERR_BUSY] = "io.plughost.Busy",
+        [PH_VERR_RESULT_TOO_LARGE] = "io.plughost.ResultTooLarge",
+        [PH_VERR_SCAN_FAILED] = "io.plughost.ScanFailed",
 };
 
 /* NULL for PH_VERR_NONE and for values outside the enum. */

@@ -55,6 +55,8 @@ typedef enum ph_verr {
         PH_VERR_TIMEOUT,                /* io.plughost.Timeout */
         PH_VERR_PERMISSION_DENIED,      /* io.plughost.PermissionDenied */
         PH_VERR_BUSY,                   /* io.plughost.Busy */
+        PH_VERR_RESULT_TOO_LARGE,       /* io.plughost.ResultTooLarge */
+        PH_VERR_SCAN_FAILED,            /* io.plughost.ScanFailed */
         _PH_VERR_MAX,
 } ph_verr;
 

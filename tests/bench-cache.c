@@ -1,9 +1,11 @@
 /* Benchmark of the instance cache, run by `make bench` after bench-scan
  * (never by `make check`): a cached get + release from 1 to 16 threads, the
  * first load of a small plugin against a bare dlopen with the load's steps
- * timed one by one, and the cost of ph_instance_call. Prints figures and
- * whether each target is met; all scratch files live in one mkdtemp
- * directory that is removed on every exit path. */
+ * timed one by one, the cost of ph_instance_call, and the daemon's serving
+ * path (1 to 16 threads calling one borrowed instance, against a get + call
+ * + release per call). Prints figures and whether each target is met; all
+ * scratch files live in one mkdtemp directory that is removed on every exit
+ * path. */
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
@@ -162,6 +164,7 @@ typedef enum hot_op {
         HOT_GET,        /* ph_cache_get hit + ph_instance_unref */
         HOT_CALL,       /* ph_instance_call */
         HOT_RAW,        /* the plugin's call function through its entry point */
+        HOT_GET_CALL,   /* ph_cache_get hit + ph_instance_call + ph_instance_unref */
 } hot_op;
 
 typedef struct hot_run {
@@ -214,6 +217,17 @@ static int hot_batch(hot_thread *t)
                 case HOT_RAW:
                         res = NULL;
                         r = t->entry->call(NULL, "Ping", "{}", &res);
+                        if (r < 0)
+                                return r;
+                        free(res);
+                        break;
+                case HOT_GET_CALL:
+                        r = ph_cache_get(t->run->cache, t->req, &inst, NULL, 0);
+                        if (r < 0)
+                                return r;
+                        res = NULL;
+                        r = ph_instance_call(inst, "Ping", NULL, &res, NULL, 0);
+                        ph_instance_unref(inst);
                         if (r < 0)
                                 return r;
                         free(res);
@@ -417,6 +431,48 @@ static void bench_hot_call(ph_cache *c, ph_instance **insts, unsigned n_names,
         printf("   (no target set; the get criterion applied for information:)\n");
         hot_collapse_line("16 threads / 1 thread, same instance", &r16, &r1);
         hot_collapse_line("16 threads / 1 thread, 16 plugins", &r16d, &r1);
+}
+
+/* ---- 4: the daemon's serving path ------------------------------------------------ */
+
+/* The daemon pins the instance that serves a plugin on its loop thread and
+ * hands worker threads a borrowed pointer: a call is ph_instance_call alone,
+ * no get and no reference per call. Against it, the path it replaces: a get
+ * (shard lock, reference) + call + release per call. One plugin, 1 to 16
+ * threads. */
+static void bench_serving(ph_cache *c, const ph_load_request *req, ph_instance *inst)
+{
+        static const unsigned threads[] = { 1, 2, 4, 16 };
+        enum { N = sizeof(threads) / sizeof(threads[0]) };
+        hot_targets borrowed = { .insts = &inst, .n = 1 }, got = { .reqs = req, .n = 1 };
+        hot_result rb[N], rg[N];
+        char label[64];
+
+        for (unsigned i = 0; i < N; i++) {
+                rb[i] = hot_best(HOT_CALL, c, threads[i], &borrowed);
+                rg[i] = hot_best(HOT_GET_CALL, c, threads[i], &got);
+        }
+        printf("\n4. The daemon's serving path: N threads calling ONE instance of a trivial\n"
+               "   parallel plugin (\"Ping\"). borrowed: ph_instance_call on a pointer the\n"
+               "   caller borrows (no get, no reference per call); get+call: ph_cache_get hit\n"
+               "   + ph_instance_call + ph_instance_unref per call, as before\n");
+        hot_header("path, threads");
+        for (unsigned i = 0; i < N; i++) {
+                snprintf(label, sizeof(label), "borrowed, %u thread%s", threads[i],
+                         threads[i] == 1 ? "" : "s");
+                hot_row(label, &rb[i], &rb[0]);
+        }
+        for (unsigned i = 0; i < N; i++) {
+                snprintf(label, sizeof(label), "get+call, %u thread%s", threads[i],
+                         threads[i] == 1 ? "" : "s");
+                hot_row(label, &rg[i], &rg[0]);
+        }
+        printf("   %-48s %6.2f x   (calls/s of borrowed / get+call)\n",
+               "borrowed / get+call, 1 thread", rg[0].ops_s > 0 ? rb[0].ops_s / rg[0].ops_s : 0);
+        printf("   %-48s %6.2f x\n", "borrowed / get+call, 16 threads",
+               rg[N - 1].ops_s > 0 ? rb[N - 1].ops_s / rg[N - 1].ops_s : 0);
+        hot_collapse_line("borrowed: 16 threads / 1 thread", &rb[N - 1], &rb[0]);
+        hot_collapse_line("get+call: 16 threads / 1 thread", &rg[N - 1], &rg[0]);
 }
 
 /* ---- 2: first load against a bare dlopen ------------------------------------------- */
@@ -973,6 +1029,7 @@ int main(void)
                 die("dlopen of the raw copy", -ENOEXEC);
         bench_hot_call(c, insts, MAX_THREADS, entry);
         dlclose(raw);
+        bench_serving(c, &reqs[0], insts[0]);
 
         for (unsigned i = 0; i < MAX_THREADS; i++)
                 ph_instance_unref(insts[i]);

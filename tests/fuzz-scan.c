@@ -1,5 +1,6 @@
 /* libFuzzer target for the reader: each input becomes the content of a memfd
- * handed to ph_scan_fd, or, when its first byte is FUZZ_META_SELECTOR, the
+ * handed to ph_scan_fd (and to ph_scan_fd_opts, cancelled after a few polls
+ * and with a size limit), or, when its first byte is FUZZ_META_SELECTOR, the
  * bytes after it go to ph_meta_parse directly. Invariants of the verdict and
  * of validated metadata are checked; a violation aborts. Seeds, and how they
  * were made: tests/fuzz-seeds/README. */
@@ -96,6 +97,7 @@ static void fuzz_meta(const uint8_t *data, size_t size)
 static void check_scan(const ph_scan *s)
 {
         CHECK((unsigned)s->reason < _PH_REASON_MAX);
+        CHECK(s->reason != PH_REASON_UNTRUSTED);        /* the host's verdict, never the reader's */
         CHECK(memchr(s->message, '\0', sizeof(s->message)) != NULL);
         if (s->reason != PH_REASON_OK) {
                 CHECK(s->meta == NULL);
@@ -141,17 +143,60 @@ static int fuzz_memfd(const uint8_t *data, size_t size)
         return fd;
 }
 
-static void fuzz_scan(const uint8_t *data, size_t size)
+/* Says "stop" at its stop_at-th poll. */
+struct fuzz_polls {
+        unsigned calls, stop_at;
+};
+
+static int fuzz_cancelled(void *userdata)
 {
+        struct fuzz_polls *p = userdata;
+
+        return ++p->calls >= p->stop_at;
+}
+
+/* The same file, stopped after a few polls: the plain verdict, or no
+ * verdict at all (and nothing left to free); then over a size limit:
+ * refused unread. */
+static void fuzz_scan_opts(int fd, size_t size, const ph_scan *plain)
+{
+        struct fuzz_polls polls = { .stop_at = 1 + (unsigned)(size % 5) };
+        ph_scan_opts opts = { .cancelled = fuzz_cancelled, .userdata = &polls };
         ph_scan scan;
         int r;
 
-        r = ph_scan_fd(fuzz_memfd(data, size), &scan);
+        r = ph_scan_fd_opts(fd, &opts, &scan);
+        if (r == -ENOMEM)
+                return;
+        CHECK(r == 0 || r == -ECANCELED);
+        if (r == -ECANCELED) {
+                CHECK(polls.calls == polls.stop_at);
+                CHECK(scan.meta == NULL && scan.reason == PH_REASON_OK);
+        } else {
+                check_scan(&scan);
+                CHECK(scan.reason == plain->reason && scan.bytes_read == plain->bytes_read);
+                ph_scan_clear(&scan);
+        }
+        if (size < 2)
+                return;         /* max_size 0 is no limit */
+        opts = (ph_scan_opts){ .max_size = size - 1 };
+        CHECK(ph_scan_fd_opts(fd, &opts, &scan) == 0);
+        CHECK(scan.reason == PH_REASON_TOO_LARGE && scan.bytes_read == 0 && scan.meta == NULL);
+}
+
+static void fuzz_scan(const uint8_t *data, size_t size)
+{
+        int fd = fuzz_memfd(data, size);
+        ph_scan scan;
+        int r;
+
+        r = ph_scan_fd(fd, &scan);
         if (r == -ENOMEM)
                 return;
         CHECK(r == 0);
         CHECK(scan.file_size == size);
         check_scan(&scan);
+        fuzz_scan_opts(fd, size, &scan);
         ph_scan_clear(&scan);
         CHECK(scan.meta == NULL && scan.reason == PH_REASON_OK);
 }

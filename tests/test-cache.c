@@ -288,9 +288,10 @@ struct seen {
 };
 
 /* Refuses everything, after noting what it was shown. */
-static int refuse_all(const struct stat *file_st, int image_fd, void *ud, char *err, size_t err_size)
+static int refuse_all(const struct stat *file_st, int image_fd, const ph_load_request *req,
+                      char *err, size_t err_size)
 {
-        struct seen *seen = ud;
+        struct seen *seen = req->userdata;
 
         seen->file_ino = file_st->st_ino;
         seen->seals = fcntl(image_fd, F_GET_SEALS);
@@ -304,9 +305,10 @@ static int refuse_all(const struct stat *file_st, int image_fd, void *ud, char *
 START_TEST(test_check_cb_sees_file_and_sealed_copy)
 {
         struct seen seen = { 0 };
-        ph_cache_config cfg = { .check_cb = refuse_all, .userdata = &seen };
+        ph_cache_config cfg = { .check_cb = refuse_all };
         char *path = tu_path(tmp, "counted.so"), err[256];
-        ph_load_request req = { .name = "counted", .generation = 1, .dirfd = AT_FDCWD, .path = path };
+        ph_load_request req = { .name = "counted", .generation = 1, .dirfd = AT_FDCWD, .path = path,
+                                .userdata = &seen };
         ph_cache *c;
         ph_instance *inst = NULL;
         struct stat st;
@@ -601,6 +603,265 @@ START_TEST(test_serial_plugins_one_call_at_a_time)
 }
 END_TEST
 
+/* What the hooks saw of one request. */
+struct hook_log {
+        const ph_load_request *req;     /* the request the hooks were given */
+        int checks, inits_before, inits_after;
+        bool check_before_init;
+};
+
+static int log_check(const struct stat *file_st, int image_fd, const ph_load_request *req,
+                     char *err, size_t err_size)
+{
+        struct hook_log *log = req->userdata;
+
+        (void)file_st;
+        (void)image_fd;
+        (void)err;
+        (void)err_size;
+        log->req = req;
+        log->checks++;
+        log->check_before_init = log->inits_before == 0;
+        return 0;
+}
+
+static void log_init(const ph_load_request *req, bool done)
+{
+        struct hook_log *log = req->userdata;
+
+        ck_assert_ptr_eq(log->req, req);
+        if (done)
+                log->inits_after++;
+        else
+                log->inits_before++;
+}
+
+/* Each hook gets the request it runs for, with that request's userdata:
+ * two loads through one cache never see each other's. */
+START_TEST(test_hooks_get_their_request)
+{
+        ph_cache_config cfg = { .check_cb = log_check, .init_cb = log_init };
+        struct hook_log log1 = { 0 }, log2 = { 0 };
+        char *p1 = tu_path(tmp, "counted.so"), *p2 = tu_path(tmp, "parallel.so"), err[256];
+        ph_load_request r1 = { .name = "counted", .generation = 1, .dirfd = AT_FDCWD, .path = p1,
+                               .userdata = &log1 };
+        ph_load_request r2 = { .name = "parallel", .generation = 9, .dirfd = AT_FDCWD, .path = p2,
+                               .userdata = &log2 };
+        ph_instance *i1, *i2, *again;
+        ph_cache *c;
+
+        place("counted-v1.so", "counted.so");
+        place("parallel.so", "parallel.so");
+        ck_assert_int_eq(ph_cache_new(&cfg, &c), 0);
+        ck_assert_int_eq(ph_cache_get(c, &r1, &i1, err, sizeof(err)), 0);
+        ck_assert_int_eq(ph_cache_get(c, &r2, &i2, err, sizeof(err)), 0);
+        ck_assert_ptr_eq(log1.req, &r1);
+        ck_assert_ptr_eq(log2.req, &r2);
+        ck_assert_int_eq(log1.checks, 1);
+        ck_assert_int_eq(log2.checks, 1);
+        ck_assert(log1.check_before_init);
+        ck_assert_int_eq(log1.inits_before, 1);
+        ck_assert_int_eq(log1.inits_after, 1);
+        ck_assert_int_eq(log2.inits_before, 1);
+        ck_assert_int_eq(log2.inits_after, 1);
+        /* A hit loads nothing: no hook runs. */
+        ck_assert_int_eq(ph_cache_get(c, &r1, &again, err, sizeof(err)), 0);
+        ck_assert_int_eq(log1.checks, 1);
+        ck_assert_int_eq(log1.inits_before, 1);
+        ph_instance_unref(again);
+        ph_instance_unref(i1);
+        ph_instance_unref(i2);
+        ph_cache_free(c);
+        free(p1);
+        free(p2);
+}
+END_TEST
+
+static void count_init(const ph_load_request *req, bool done)
+{
+        if (!done)
+                (*(int *)req->userdata)++;
+}
+
+/* A failure in init is remembered (the second get runs no init); after
+ * ph_cache_forget, the next get runs init again. */
+START_TEST(test_forget_failures)
+{
+        ph_cache_config cfg = { .init_cb = count_init };
+        char *path = tu_path(tmp, "initfail.so"), *cpath = tu_path(tmp, "counted.so");
+        char err1[256] = "", err2[256] = "";
+        int inits = 0;
+        ph_load_request req = { .name = "initfail", .generation = 3, .dirfd = AT_FDCWD, .path = path,
+                                .userdata = &inits };
+        ph_load_request creq = { .name = "counted", .generation = 1, .dirfd = AT_FDCWD,
+                                 .path = cpath, .userdata = &inits };
+        ph_instance *inst = NULL, *ready, *cur;
+        ph_cache_counters k;
+        ph_cache *c;
+
+        place("init-fail.so", "initfail.so");
+        place("counted-v1.so", "counted.so");
+        ck_assert_int_eq(ph_cache_new(&cfg, &c), 0);
+        ck_assert_int_eq(ph_cache_forget(c, "initfail"), -ENOENT);
+        ck_assert_int_eq(ph_cache_get(c, &req, &inst, err1, sizeof(err1)), -EACCES);
+        ck_assert_int_eq(inits, 1);
+        ck_assert_int_eq(ph_cache_get(c, &req, &inst, err2, sizeof(err2)), -EACCES);
+        ck_assert_str_eq(err1, err2);
+        ck_assert_int_eq(inits, 1);                     /* remembered */
+        ph_cache_get_counters(c, &k);
+        ck_assert_uint_eq(k.failures, 1);
+        ck_assert_uint_eq(k.hits, 1);
+
+        ck_assert_int_eq(ph_cache_forget(c, "initfail"), 0);
+        ck_assert_int_eq(ph_cache_get(c, &req, &inst, err2, sizeof(err2)), -EACCES);
+        ck_assert_int_eq(inits, 2);                     /* tried again */
+        ck_assert_ptr_nonnull(strstr(err2, "init failed: refusing to start: config {}"));
+        ph_cache_get_counters(c, &k);
+        ck_assert_uint_eq(k.failures, 2);
+        ck_assert_uint_eq(k.hits, 1);
+        ck_assert_ptr_null(inst);
+        /* Every generation's failures go. */
+        req.generation = 4;
+        ck_assert_int_eq(ph_cache_get(c, &req, &inst, err2, sizeof(err2)), -EACCES);
+        ck_assert_int_eq(inits, 3);
+        ck_assert_int_eq(ph_cache_forget(c, "initfail"), 0);
+        ck_assert_int_eq(ph_cache_get(c, &req, &inst, err2, sizeof(err2)), -EACCES);
+        req.generation = 3;
+        ck_assert_int_eq(ph_cache_get(c, &req, &inst, err2, sizeof(err2)), -EACCES);
+        ck_assert_int_eq(inits, 5);
+
+        /* A ready instance is left alone: the same one, no new init. */
+        ck_assert_int_eq(ph_cache_get(c, &creq, &ready, err1, sizeof(err1)), 0);
+        ck_assert_int_eq(inits, 6);
+        ck_assert_int_eq(ph_cache_forget(c, "counted"), 0);
+        ck_assert_int_eq(ph_cache_lookup(c, "counted", &cur), 0);
+        ck_assert_ptr_eq(cur, ready);
+        ph_instance_unref(cur);
+        ck_assert_int_eq(ph_cache_get(c, &creq, &cur, err1, sizeof(err1)), 0);
+        ck_assert_ptr_eq(cur, ready);
+        ck_assert_int_eq(inits, 6);
+        ck_assert_int_eq(ph_cache_reap(c), 0);
+        ph_instance_unref(cur);
+        ph_instance_unref(ready);
+        ph_cache_free(c);
+        free(path);
+        free(cpath);
+}
+END_TEST
+
+/* Two-step handshake between a load held in its check hook and the test. */
+struct held_load {
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        bool in_check, go;
+        int inits;
+        ph_cache *cache;
+        ph_load_request req;
+        int r;
+};
+
+static int hold_check(const struct stat *file_st, int image_fd, const ph_load_request *req,
+                      char *err, size_t err_size)
+{
+        struct held_load *h = req->userdata;
+
+        (void)file_st;
+        (void)image_fd;
+        (void)err;
+        (void)err_size;
+        pthread_mutex_lock(&h->lock);
+        h->in_check = true;
+        pthread_cond_broadcast(&h->cond);
+        while (!h->go)
+                pthread_cond_wait(&h->cond, &h->lock);
+        pthread_mutex_unlock(&h->lock);
+        return 0;
+}
+
+static void held_count_init(const ph_load_request *req, bool done)
+{
+        struct held_load *h = req->userdata;
+
+        if (!done)
+                h->inits++;
+}
+
+static void *held_get(void *arg)
+{
+        struct held_load *h = arg;
+        ph_instance *inst = NULL;
+        char err[256];
+
+        h->r = ph_cache_get(h->cache, &h->req, &inst, err, sizeof(err));
+        ph_instance_unref(inst);
+        return NULL;
+}
+
+/* Forgetting while a load runs: that load goes on, and its failure is
+ * answered but not remembered, so the next get tries init again. */
+START_TEST(test_forget_during_load)
+{
+        ph_cache_config cfg = { .check_cb = hold_check, .init_cb = held_count_init };
+        struct held_load h = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+        char *path = tu_path(tmp, "initfail.so"), err[256];
+        ph_instance *inst = NULL;
+        pthread_t th;
+
+        place("init-fail.so", "initfail.so");
+        ck_assert_int_eq(ph_cache_new(&cfg, &h.cache), 0);
+        h.req = (ph_load_request){ .name = "initfail", .generation = 1, .dirfd = AT_FDCWD,
+                                   .path = path, .userdata = &h };
+        ck_assert_int_eq(pthread_create(&th, NULL, held_get, &h), 0);
+        pthread_mutex_lock(&h.lock);
+        while (!h.in_check)
+                pthread_cond_wait(&h.cond, &h.lock);
+        pthread_mutex_unlock(&h.lock);
+
+        ck_assert_int_eq(ph_cache_forget(h.cache, "initfail"), 0);     /* known: loading */
+        pthread_mutex_lock(&h.lock);
+        h.go = true;
+        pthread_cond_broadcast(&h.cond);
+        pthread_mutex_unlock(&h.lock);
+        pthread_join(th, NULL);
+        ck_assert_int_eq(h.r, -EACCES);
+        ck_assert_int_eq(h.inits, 1);
+
+        ck_assert_int_eq(ph_cache_get(h.cache, &h.req, &inst, err, sizeof(err)), -EACCES);
+        ck_assert_int_eq(h.inits, 2);
+        /* Without a forget, that failure is remembered as usual. */
+        ck_assert_int_eq(ph_cache_get(h.cache, &h.req, &inst, err, sizeof(err)), -EACCES);
+        ck_assert_int_eq(h.inits, 2);
+        ph_cache_free(h.cache);
+        free(path);
+}
+END_TEST
+
+/* A plugin returning INT_MIN (no errno; negating it is undefined) gets
+ * -EIO, from a call and from init. */
+START_TEST(test_int_min_becomes_eio)
+{
+        char *path = tu_path(tmp, "counted.so"), err[256] = "", *res = NULL;
+        ph_load_request req = { .name = "counted", .generation = 2, .dirfd = AT_FDCWD, .path = path,
+                                .config_json = "{\"init\":\"int-min\"}" };
+        ph_instance *inst = NULL;
+
+        place("counted-v1.so", "counted.so");
+        inst = get_ok("counted", 1, "counted.so");
+        ck_assert_int_eq(ph_instance_call(inst, "ReturnIntMin", NULL, &res, err, sizeof(err)), -EIO);
+        ck_assert_ptr_null(res);
+        ck_assert_str_eq(err, strerror(EIO));
+        /* Ordinary errnos pass through unchanged. */
+        ck_assert_int_eq(ph_instance_call(inst, "Fail", NULL, &res, err, sizeof(err)), -EINVAL);
+        ph_instance_unref(inst);
+
+        inst = NULL;
+        ck_assert_int_eq(ph_cache_get(cache, &req, &inst, err, sizeof(err)), -EIO);
+        ck_assert_ptr_null(inst);
+        ck_assert_msg(strstr(err, "counted: init failed: ") && strstr(err, strerror(EIO)), "%s", err);
+        free(path);
+}
+END_TEST
+
 /* ---- stress: random load / call / unload / replace from many threads ---- */
 
 enum { STRESS_THREADS = 16 };
@@ -739,6 +1000,10 @@ int main(void)
         tcase_add_test(tc, test_resident_stays_mapped);
         tcase_add_test(tc, test_load_names_stay_reserved);
         tcase_add_test(tc, test_serial_plugins_one_call_at_a_time);
+        tcase_add_test(tc, test_hooks_get_their_request);
+        tcase_add_test(tc, test_forget_failures);
+        tcase_add_test(tc, test_forget_during_load);
+        tcase_add_test(tc, test_int_min_becomes_eio);
         suite_add_tcase(s, tc);
 
         tcase_add_checked_fixture(stress, setup, teardown);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "plughost/abi.h"
@@ -596,6 +597,153 @@ START_TEST(test_fd_offset_untouched)
 }
 END_TEST
 
+#define HUGE_SIZE (20ULL << 30)
+
+/* A copy of a fixture, made size bytes long by ftruncate (sparse). */
+static char *sparse_copy(const char *fixture, const char *name, unsigned long long size)
+{
+        char *path = tu_path(tmp, name);
+        int fd;
+
+        tu_copy_file(tu_fixture(fixture), path);
+        fd = open(path, O_WRONLY | O_CLOEXEC);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(ftruncate(fd, (off_t)size), 0);
+        close(fd);
+        return path;
+}
+
+static double now_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+struct poll_state {
+        unsigned calls;
+        unsigned stop_at;       /* 0: never */
+};
+
+static int count_polls(void *userdata)
+{
+        struct poll_state *p = userdata;
+
+        p->calls++;
+        return p->stop_at && p->calls >= p->stop_at;
+}
+
+/* A 20 GiB shared object with no note (its search would read all of it):
+ * with max_size, refused at once, without a byte read. */
+START_TEST(test_scan_max_size)
+{
+        char *path = sparse_copy("no-note.so", "huge.so", HUGE_SIZE), want[128];
+        ph_scan_opts opts = { .max_size = PH_LOAD_MAX };
+        struct stat st;
+        double t0, ms;
+        ph_scan s;
+        int fd = ph_scan_open(AT_FDCWD, path);
+
+        ck_assert_int_ge(fd, 0);
+        t0 = now_ms();
+        ck_assert_int_eq(ph_scan_fd_opts(fd, &opts, &s), 0);
+        ms = now_ms() - t0;
+        ck_assert_int_eq(s.reason, PH_REASON_TOO_LARGE);
+        snprintf(want, sizeof(want), "%llu bytes, the limit is %u", HUGE_SIZE, PH_LOAD_MAX);
+        ck_assert_str_eq(s.message, want);
+        ck_assert_uint_eq(s.file_size, HUGE_SIZE);
+        ck_assert_uint_eq(s.bytes_read, 0);
+        ck_assert_uint_eq(s.reads, 0);
+        ck_assert_ptr_null(s.meta);
+        ck_assert_msg(ms < 100, "took %.1f ms", ms);
+        ph_scan_clear(&s);
+        close(fd);
+
+        /* A file of exactly max_size is read as usual. */
+        fd = ph_scan_open(AT_FDCWD, tu_fixture("good.so"));
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(fstat(fd, &st), 0);
+        opts.max_size = (uint64_t)st.st_size;
+        ck_assert_int_eq(ph_scan_fd_opts(fd, &opts, &s), 0);
+        ck_assert_int_eq(s.reason, PH_REASON_OK);
+        ph_scan_clear(&s);
+        opts.max_size--;
+        ck_assert_int_eq(ph_scan_fd_opts(fd, &opts, &s), 0);
+        ck_assert_int_eq(s.reason, PH_REASON_TOO_LARGE);
+        ck_assert_uint_eq(s.bytes_read, 0);
+        ph_scan_clear(&s);
+        close(fd);
+        free(path);
+}
+END_TEST
+
+/* The same file without a limit: cancelled() stops the search. */
+START_TEST(test_scan_cancelled)
+{
+        char *path = sparse_copy("no-note.so", "huge.so", HUGE_SIZE);
+        struct poll_state polls = { .stop_at = 20 };
+        ph_scan_opts opts = { .cancelled = count_polls, .userdata = &polls };
+        double t0, ms;
+        ph_scan s;
+        int fd = ph_scan_open(AT_FDCWD, path);
+
+        ck_assert_int_ge(fd, 0);
+        t0 = now_ms();
+        ck_assert_int_eq(ph_scan_fd_opts(fd, &opts, &s), -ECANCELED);
+        ms = now_ms() - t0;
+        ck_assert_msg(ms < 1000, "took %.1f ms", ms);
+        ck_assert_uint_eq(polls.calls, 20);
+        /* No verdict, nothing to clear. */
+        ck_assert_int_eq(s.reason, PH_REASON_OK);
+        ck_assert_ptr_null(s.meta);
+        close(fd);
+        free(path);
+}
+END_TEST
+
+/* cancelled() is asked at least once per 64 KiB the search reads, and a
+ * scan it never stops gives the verdict ph_scan_fd gives. */
+START_TEST(test_scan_polls_every_chunk)
+{
+        const unsigned long long size = 4ULL << 20;
+        char *path = sparse_copy("no-note.so", "long.so", size);
+        struct poll_state polls = { 0 };
+        ph_scan_opts opts = { .cancelled = count_polls, .userdata = &polls };
+        ph_scan s, plain;
+        int fd = ph_scan_open(AT_FDCWD, path);
+
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(ph_scan_fd_opts(fd, &opts, &s), 0);
+        ck_assert_int_eq(s.reason, PH_REASON_NO_METADATA);
+        ck_assert_uint_ge(s.bytes_read, size);
+        ck_assert_uint_ge(polls.calls, size / 65536);
+        ck_assert_int_eq(ph_scan_fd(fd, &plain), 0);
+        ck_assert_int_eq(plain.reason, s.reason);
+        ck_assert_str_eq(plain.message, s.message);
+        ck_assert_uint_eq(plain.bytes_read, s.bytes_read);
+        ph_scan_clear(&s);
+        ph_scan_clear(&plain);
+
+        /* A plugin found before the search: polled between stages only. */
+        polls.calls = 0;
+        close(fd);
+        fd = ph_scan_open(AT_FDCWD, tu_fixture("good.so"));
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(ph_scan_fd_opts(fd, &opts, &s), 0);
+        ck_assert_int_eq(s.reason, PH_REASON_OK);
+        ck_assert_uint_ge(polls.calls, 1);
+        ck_assert_uint_le(polls.calls, 4);
+        ph_scan_clear(&s);
+        /* Cancelled before the first stage: nothing read. */
+        polls = (struct poll_state){ .stop_at = 1 };
+        ck_assert_int_eq(ph_scan_fd_opts(fd, &opts, &s), -ECANCELED);
+        ck_assert_uint_eq(polls.calls, 1);
+        close(fd);
+        free(path);
+}
+END_TEST
+
 START_TEST(test_reason_names)
 {
         for (int r = 0; r < _PH_REASON_MAX; r++) {
@@ -605,6 +753,10 @@ START_TEST(test_reason_names)
         }
         ck_assert_str_eq(ph_reason_name(_PH_REASON_MAX), "unknown");
         ck_assert_str_eq(ph_reason_name(PH_REASON_DEBUG_ONLY), "debug-only");
+        /* The host's own verdict, last before the end of the list. */
+        ck_assert_int_eq(PH_REASON_UNTRUSTED + 1, _PH_REASON_MAX);
+        ck_assert_str_eq(ph_reason_name(PH_REASON_UNTRUSTED), "untrusted");
+        ck_assert_str_eq(ph_reason_describe(PH_REASON_UNTRUSTED), "refused by the host's trust policy");
 }
 END_TEST
 
@@ -637,6 +789,9 @@ int main(void)
         tcase_add_test(tc, test_random_byte_flips);
         tcase_add_test(tc, test_not_files);
         tcase_add_test(tc, test_fd_offset_untouched);
+        tcase_add_test(tc, test_scan_max_size);
+        tcase_add_test(tc, test_scan_cancelled);
+        tcase_add_test(tc, test_scan_polls_every_chunk);
         tcase_add_test(tc, test_reason_names);
         suite_add_tcase(s, tc);
         return tu_run_suite(s) ? EXIT_FAILURE : EXIT_SUCCESS;

@@ -617,7 +617,8 @@ START_TEST(test_hung_calls)
         ck_assert_msg(status != -1, "plughostd still runs 15 s after SIGTERM");
         ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "plughostd ended with status 0x%x",
                       status);
-        ck_assert(log_has("operations still running in plugin code"));
+        /* The log names what was stuck. */
+        ck_assert(log_has("call counted.Sleep stuck in plugin code"));
         fprintf(stderr, "test_hung_calls: exit %lld ms after SIGTERM\n", now_ms() - t0);
 }
 END_TEST
@@ -824,8 +825,8 @@ START_TEST(test_dir_deleted_recreated)
 END_TEST
 
 /* As uid 65534, a plugin file made unreadable leaves the list (rejected);
- * the directory made unreadable keeps what is known, and a Load then fails
- * cleanly; readable again, both load. */
+ * the directory made unreadable keeps what is known, a Load then fails
+ * cleanly and a Rescan says why; readable again, both load. */
 START_TEST(test_unreadable)
 {
         run_opts o = { .as_nobody = true };
@@ -859,8 +860,10 @@ START_TEST(test_unreadable)
         expect_error(r, "io.plughost.LoadFailed");
         ck_assert_ptr_nonnull(strstr(du_str(du_params(r), "message"), "Permission denied"));
         json_decref(r);
+        /* Rescan says it could not read the directory; what was known stays. */
         r = du_request(&d, "{\"method\":\"io.plughost.Rescan\"}");
-        ok(r);
+        expect_error(r, "io.plughost.ScanFailed");
+        ck_assert_ptr_nonnull(strstr(du_str(du_params(r), "message"), "Permission denied"));
         json_decref(r);
         ck_assert(listed("counted", NULL) && listed("hello", NULL) && listed("upper", NULL));
         assert_version("counted", "1.0.0");

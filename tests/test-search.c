@@ -1,10 +1,14 @@
 /* Tests for lib/search.c: the streaming search agrees with a naive search
- * on random and adversarial inputs, whatever the chunking. */
+ * on random and adversarial inputs, whatever the chunking. Also for the
+ * other small generic helper of lib/, the growable array of lib/vec.h. */
+#include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "plughost/plughost.h"
 #include "testutil.h"
+#include "vec.h"
 
 /* Offset just past the first match at or after from, or -1. */
 static long naive_find(const unsigned char *h, size_t hn, const unsigned char *n, size_t nn,
@@ -131,15 +135,102 @@ START_TEST(test_no_false_match_on_prefix_at_end)
 }
 END_TEST
 
+struct vec_item {
+        int a;
+        char pad[13];
+};
+
+/* Pushes keep every element; capacity doubles from 8, so n pushes cost
+ * O(log n) reallocations, not n. */
+START_TEST(test_vec_push_doubles)
+{
+        struct vec_item *v = NULL, one;
+        size_t n = 0, cap = 0, last_cap = 0;
+        unsigned grows = 0;
+
+        for (int i = 0; i < 10000; i++) {
+                memset(&one, 0, sizeof(one));
+                one.a = i;
+                ck_assert_int_eq(ph__vec_push((void **)&v, &n, &cap, sizeof(*v), &one), 0);
+                ck_assert_uint_eq(n, (size_t)i + 1);
+                ck_assert_uint_ge(cap, n);
+                if (cap != last_cap) {
+                        ck_assert(last_cap == 0 ? cap == 8 : cap == 2 * last_cap);
+                        last_cap = cap;
+                        grows++;
+                }
+        }
+        for (int i = 0; i < 10000; i++)
+                ck_assert_int_eq(v[i].a, i);
+        ck_assert_uint_eq(grows, 12);           /* 8, 16, ..., 16384 */
+        free(v);
+}
+END_TEST
+
+START_TEST(test_vec_reserve)
+{
+        int *v = NULL, *before;
+        size_t cap = 0;
+
+        /* Nothing needed: nothing allocated. */
+        ck_assert_int_eq(ph__vec_reserve((void **)&v, &cap, 0, sizeof(*v)), 0);
+        ck_assert_ptr_null(v);
+        ck_assert_uint_eq(cap, 0);
+        /* More than doubling gives: exactly what was asked. */
+        ck_assert_int_eq(ph__vec_reserve((void **)&v, &cap, 100, sizeof(*v)), 0);
+        ck_assert_ptr_nonnull(v);
+        ck_assert_uint_eq(cap, 100);
+        v[99] = 7;
+        ck_assert_int_eq(ph__vec_reserve((void **)&v, &cap, 50, sizeof(*v)), 0);
+        ck_assert_uint_eq(cap, 100);
+        ck_assert_int_eq(ph__vec_reserve((void **)&v, &cap, 101, sizeof(*v)), 0);
+        ck_assert_uint_eq(cap, 200);
+        ck_assert_int_eq(v[99], 7);
+
+        /* Overflowing sizes fail without touching the array. */
+        before = v;
+        ck_assert_int_eq(ph__vec_reserve((void **)&v, &cap, SIZE_MAX / 2, sizeof(*v)), -ENOMEM);
+        ck_assert_int_eq(ph__vec_reserve((void **)&v, &cap, SIZE_MAX / 2 + 1, 2), -ENOMEM);
+        ck_assert_ptr_eq(v, before);
+        ck_assert_uint_eq(cap, 200);
+        ck_assert_int_eq(v[99], 7);
+        ck_assert_int_eq(ph__vec_reserve((void **)&v, &cap, 300, 0), -EINVAL);
+        free(v);
+}
+END_TEST
+
+/* A push that cannot grow the array changes nothing. */
+START_TEST(test_vec_push_overflow)
+{
+        char *v = NULL, c = 'x';
+        size_t n = SIZE_MAX, cap = SIZE_MAX;
+
+        ck_assert_int_eq(ph__vec_push((void **)&v, &n, &cap, 1, &c), -ENOMEM);
+        ck_assert_ptr_null(v);
+        ck_assert_uint_eq(n, SIZE_MAX);
+        n = 3;
+        cap = 3;
+        ck_assert_int_eq(ph__vec_push((void **)&v, &n, &cap, SIZE_MAX / 2, &c), -ENOMEM);
+        ck_assert_uint_eq(n, 3);
+        ck_assert_uint_eq(cap, 3);
+        ck_assert_ptr_null(v);
+}
+END_TEST
+
 int main(void)
 {
         Suite *s = suite_create("search");
         TCase *tc = tcase_create("search");
+        TCase *vec = tcase_create("vec");
 
         tcase_add_test(tc, test_rejects_bad_needles);
         tcase_add_test(tc, test_match_across_chunks);
         tcase_add_test(tc, test_agrees_with_naive);
         tcase_add_test(tc, test_no_false_match_on_prefix_at_end);
         suite_add_tcase(s, tc);
+        tcase_add_test(vec, test_vec_push_doubles);
+        tcase_add_test(vec, test_vec_reserve);
+        tcase_add_test(vec, test_vec_push_overflow);
+        suite_add_tcase(s, vec);
         return tu_run_suite(s) ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -31,6 +31,8 @@ typedef enum ph_reason {
         PH_REASON_ABI_TOO_NEW,
         PH_REASON_TOO_LARGE,      /* a count or the metadata exceeds our caps */
         PH_REASON_IO,             /* open/read failed: the message has strerror */
+        PH_REASON_UNTRUSTED,      /* refused by the host's trust policy before being
+                                   * read; the reader never returns it, the host sets it */
         _PH_REASON_MAX,
 } ph_reason;
 
@@ -107,8 +109,23 @@ int ph_scan_open(int dirfd, const char *path);
 /* Reads the metadata of the plugin open on fd, with pread only (the file
  * offset is untouched; fd stays the caller's). Never maps or loads the file;
  * memory use is bounded whatever the file size. Always fills ret with a
- * verdict and returns 0, or returns -ENOMEM. Call ph_scan_clear on ret. */
+ * verdict and returns 0, or returns -ENOMEM. Call ph_scan_clear on ret.
+ * The same as ph_scan_fd_opts(fd, NULL, ret). */
 int ph_scan_fd(int fd, ph_scan *ret);
+
+typedef struct ph_scan_opts {
+        uint64_t max_size;      /* 0: no limit. A larger file gets PH_REASON_TOO_LARGE
+                                 * ("N bytes, the limit is M") without a byte being read */
+        int (*cancelled)(void *userdata); /* may be NULL; polled between stages and between
+                                           * search chunks; non-zero stops the scan */
+        void *userdata;
+} ph_scan_opts;
+
+/* ph_scan_fd with options. Returns 0 with a verdict, -ENOMEM, or -ECANCELED when
+ * cancelled() said so (then ret holds no verdict and needs no clear). cancelled
+ * runs on the calling thread, at least once per 64 KiB the search reads.
+ * opts may be NULL; it is not kept after the call. */
+int ph_scan_fd_opts(int fd, const ph_scan_opts *opts, ph_scan *ret);
 
 /* Opens and scans in one step; the open's failure becomes the verdict. */
 int ph_scan_path(int dirfd, const char *path, ph_scan *ret);
@@ -141,6 +158,21 @@ struct stat;
 typedef struct ph_cache ph_cache;
 typedef struct ph_instance ph_instance;
 
+/* What to load: a name and generation (which changes whenever the file
+ * does) and where the file is. The file must carry that name. */
+typedef struct ph_load_request {
+        const char *name;
+        uint64_t generation;
+        int dirfd;              /* AT_FDCWD or a directory fd */
+        const char *path;       /* relative to dirfd; opened with O_NOFOLLOW */
+        const char *config_json;/* passed to init; NULL means "{}" */
+        void *userdata;         /* passed to check_cb and init_cb */
+} ph_load_request;
+
+/* The hooks below run for the request that loads. Others that asked for
+ * the same (name, generation) meanwhile wait for that load and share its
+ * outcome; their hooks do not run. req is the caller's, valid during the
+ * hook only. */
 typedef struct ph_cache_config {
         /* Files larger than this are refused; 0 means PH_LOAD_MAX. */
         uint64_t max_image_size;
@@ -148,15 +180,15 @@ typedef struct ph_cache_config {
          * fstat of the file as opened (O_NOFOLLOW), image_fd a sealed copy of
          * its bytes, the very bytes that will be loaded (hash these). Return
          * 0, or a negative errno with a message in err. May be NULL. */
-        int (*check_cb)(const struct stat *file_st, int image_fd, void *userdata,
+        int (*check_cb)(const struct stat *file_st, int image_fd, const ph_load_request *req,
                         char *err, size_t err_size);
         /* Called before (done = false) and after (done = true) a plugin's
          * init, on the loading thread, without locks. May be NULL. */
-        void (*init_cb)(const char *name, uint64_t generation, bool done, void *userdata);
+        void (*init_cb)(const ph_load_request *req, bool done);
         /* Called, without locks, when an instance's last reference is gone
-         * and ph_cache_reap has work. May be NULL. */
+         * and ph_cache_reap has work. May be NULL. Gets userdata below. */
         void (*garbage_cb)(void *userdata);
-        void *userdata;
+        void *userdata;         /* for garbage_cb */
 } ph_cache_config;
 
 typedef struct ph_cache_counters {
@@ -169,16 +201,6 @@ typedef struct ph_cache_counters {
         int64_t in_flight;      /* calls running now */
         uint64_t instances;     /* instances alive (ready, draining or dead) */
 } ph_cache_counters;
-
-/* What to load: a name and generation (which changes whenever the file
- * does) and where the file is. The file must carry that name. */
-typedef struct ph_load_request {
-        const char *name;
-        uint64_t generation;
-        int dirfd;              /* AT_FDCWD or a directory fd */
-        const char *path;       /* relative to dirfd; opened with O_NOFOLLOW */
-        const char *config_json;/* passed to init; NULL means "{}" */
-} ph_load_request;
 
 /* Creates a cache. Copies cfg. Returns 0 or a negative errno. */
 int ph_cache_new(const ph_cache_config *cfg, ph_cache **ret);
@@ -196,7 +218,8 @@ void ph_cache_free(ph_cache *c);
  * environment (see ph_cache_error_transient). On success, older generations
  * of the name are retired: they finish the calls in flight, then are
  * finalised. Any thread; it may block for the whole load. err gets a
- * message on failure. */
+ * message on failure. A plugin's init that fails with a value that is not
+ * an errno (below -4095) fails the load with -EIO. */
 int ph_cache_get(ph_cache *c, const ph_load_request *req, ph_instance **ret,
                  char *err, size_t err_size);
 
@@ -214,6 +237,14 @@ int ph_cache_lookup(ph_cache *c, const char *name, ph_instance **ret);
  * 0, or -ENOENT when the cache knew nothing of name. */
 int ph_cache_unload(ph_cache *c, const char *name);
 
+/* Forgets the remembered load failures of every generation of name, so the
+ * next ph_cache_get of any of them loads again (after the plugin's
+ * configuration changed, say). Ready instances are left alone; so are loads
+ * in progress, except that if one of them fails, its callers get the error
+ * and the failure is not remembered either. Returns 0, or -ENOENT when the
+ * cache knew nothing of name. Any thread. */
+int ph_cache_forget(ph_cache *c, const char *name);
+
 /* Runs fini and dlclose for instances whose last reference is gone. Call
  * from a thread that holds no host lock and is not inside plugin code.
  * Returns how many it finalised. */
@@ -230,10 +261,12 @@ void ph_instance_unref(ph_instance *inst);
 const ph_meta *ph_instance_meta(const ph_instance *inst);
 uint64_t ph_instance_generation(const ph_instance *inst);
 
-/* Calls the plugin; the caller holds a reference. On success *ret_result
+/* Calls the plugin; the caller holds a reference (its own, or one it
+ * borrows from a holder that outlives the call). On success *ret_result
  * is malloc'd JSON text or NULL (meaning null). On failure returns the
- * plugin's negative errno and its message (or strerror) in err. Serial
- * plugins are called one at a time. */
+ * plugin's negative errno and its message (or strerror) in err; a plugin
+ * return below -4095, which is no errno, becomes -EIO. Serial plugins are
+ * called one at a time. Any thread; many may call one instance at once. */
 int ph_instance_call(ph_instance *inst, const char *method, const char *params_json,
                      char **ret_result, char *err, size_t err_size);
 

@@ -1,0 +1,679 @@
+/* The plugin lifecycle: transitions, the serving instance, loads and calls.
+ *
+ * DESIGN: every fact about a plugin's runtime lives in its ph_life and
+ * changes here only, in the transitions below (load, call, unload, file
+ * added, changed or removed, config changed, stop, and the outcome of each
+ * operation). After each, life_settle derives the state from the facts and
+ * reports a change as an event; nothing assigns a state. Operations
+ * reference a plugin by name and incarnation (ph_plugin.id), never by
+ * pointer: a plugin removed and added again is a new incarnation, and the
+ * old one's outcomes and counters cannot land on it. A call borrows the
+ * serving instance; the serving record counts borrowers on the loop and
+ * drops the daemon's reference when it is retired and the last one is
+ * back. The cache keeps its own reference per ready generation and is only
+ * asked at loads, unloads and removals. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon.h"
+#include "events.h"
+#include "lifecycle.h"
+#include "log.h"
+#include "varlink.h"
+
+static const char *const pstate_names[_PH_PSTATE_MAX] = {
+        [PH_PSTATE_DISCOVERED] = "discovered", [PH_PSTATE_LOADING] = "loading",
+        [PH_PSTATE_LOADED] = "loaded", [PH_PSTATE_FAILED] = "failed",
+        [PH_PSTATE_QUARANTINED] = "quarantined",
+};
+
+static const char quarantine_why[] = "quarantined: the daemon stopped while this version was "
+                                     "initialising; replace the file to try again";
+
+const char *ph_pstate_name(ph_pstate s)
+{
+        return (unsigned)s < _PH_PSTATE_MAX ? pstate_names[s] : "unknown";
+}
+
+int ph_pstate_from_name(const char *name)
+{
+        for (int i = 0; i < _PH_PSTATE_MAX; i++)
+                if (strcmp(pstate_names[i], name) == 0)
+                        return i;
+        return -EINVAL;
+}
+
+const ph_meta *ph_life_meta(const ph_plugin *p)
+{
+        const ph_serving *srv = p->life ? p->life->serving : NULL;
+
+        return srv ? ph_instance_meta(srv->inst) : p->file->meta;
+}
+
+size_t ph_life_loaded_count(const ph_daemon *d)
+{
+        return d->n_loaded;
+}
+
+bool ph_life_held(const ph_plugin *p, void *userdata)
+{
+        (void)userdata;
+        return p->life && p->life->serving;
+}
+
+/* The plugin of an operation, if it is still the incarnation it ran for. */
+static ph_plugin *op_plugin(ph_daemon *d, const ph_op *op)
+{
+        ph_plugin *p = ph_registry_find(d->reg, op->name);
+
+        return p && p->id == op->plugin_id && p->life ? p : NULL;
+}
+
+static void set_error(ph_life *l, const char *msg)
+{
+        free(l->error);
+        l->error = msg ? strdup(msg) : NULL;
+}
+
+static void emit(ph_daemon *d, ph_event_kind kind, const ph_plugin *p, const char *message)
+{
+        const ph_serving *srv = p->life ? p->life->serving : NULL;
+        const ph_meta *m = srv ? ph_instance_meta(srv->inst) : p->file ? p->file->meta : NULL;
+        uint64_t gen = srv && kind == PH_EVENT_LOADED ? srv->generation :
+                       p->file ? p->file->generation : 0;
+
+        ph_event_emit(d->server, kind, p->name, m ? m->version : NULL, gen, message);
+}
+
+/* ---- state ---- */
+
+static ph_pstate life_state(ph_daemon *d, const ph_plugin *p)
+{
+        const ph_life *l = p->life;
+
+        if (l->serving)
+                return PH_PSTATE_LOADED;
+        if (l->load)
+                return PH_PSTATE_LOADING;
+        if (ph_state_quarantined(d->state, p->name, &p->file->id))
+                return PH_PSTATE_QUARANTINED;
+        if (l->failed_generation == p->file->generation)
+                return PH_PSTATE_FAILED;
+        return PH_PSTATE_DISCOVERED;
+}
+
+/* Derives the state from the facts and reports a change. */
+static void life_settle(ph_daemon *d, ph_plugin *p)
+{
+        ph_life *l = p->life;
+        ph_pstate old = l->state, now = life_state(d, p);
+
+        if (now == old)
+                return;
+        l->state = now;
+        if (old == PH_PSTATE_LOADED)
+                d->n_loaded--;
+        if (now == PH_PSTATE_LOADED)
+                d->n_loaded++;
+        if (now == PH_PSTATE_LOADED)
+                emit(d, PH_EVENT_LOADED, p, NULL);
+        else if (old == PH_PSTATE_LOADED)
+                emit(d, PH_EVENT_UNLOADED, p, NULL);
+        if (now == PH_PSTATE_FAILED) {
+                emit(d, PH_EVENT_FAILED, p, l->error);
+        } else if (now == PH_PSTATE_QUARANTINED) {
+                set_error(l, quarantine_why);
+                emit(d, PH_EVENT_FAILED, p, quarantine_why);
+        }
+}
+
+/* ---- serving instances ---- */
+
+static void serving_free(ph_serving *srv)
+{
+        ph_instance_unref(srv->inst);   /* fini runs later, in a reap */
+        free(srv->file);
+        free(srv);
+}
+
+/* No longer serving: goes when its last call returns. */
+static void serving_retire(ph_serving *srv)
+{
+        if (!srv)
+                return;
+        srv->retired = true;
+        if (srv->in_flight == 0)
+                serving_free(srv);
+}
+
+/* ---- operations ---- */
+
+static void load_done(ph_op *op);
+static void call_done(ph_op *op);
+
+/* Why the current file of p cannot be loaded now, or NULL. */
+static const char *load_refusal(ph_daemon *d, ph_plugin *p)
+{
+        ph_life *l = p->life;
+
+        if (l->failed_generation == p->file->generation && !l->failed_retry)
+                return l->error ? l->error : "load failed";
+        if (ph_state_quarantined(d->state, p->name, &p->file->id)) {
+                life_settle(d, p);
+                return quarantine_why;
+        }
+        return NULL;
+}
+
+/* The load of p's current file: the one under way, or a new one. NULL
+ * when none can start (*ret_verr and *ret_why say why). */
+static ph_op *load_op(ph_daemon *d, ph_plugin *p, bool has_uid, uid_t uid, int *ret_verr,
+                      const char **ret_why)
+{
+        ph_life *l = p->life;
+        ph_op *op;
+
+        if (l->load && l->load->generation == p->file->generation)
+                return l->load;
+        if ((*ret_why = load_refusal(d, p))) {
+                *ret_verr = PH_VERR_LOAD_FAILED;
+                return NULL;
+        }
+        *ret_verr = PH_VERR_BUSY;
+        op = ph_op_new(d->ops, PH_OP_LOAD, p, d->cache);
+        if (!op) {
+                *ret_why = "out of memory";
+                return NULL;
+        }
+        op->done = load_done;
+        if (ph_op_submit(op, has_uid, uid) < 0) {
+                ph_op_free(op);
+                *ret_why = "too many operations queued; try again";
+                return NULL;
+        }
+        /* An older load goes on; its outcome is applied if it is still useful. */
+        l->load = op;
+        life_settle(d, p);
+        return op;
+}
+
+/* A load nobody answers for (hot replace, restore, a reload's retry). Its
+ * deadline logs a load that hangs. */
+static void load_internal(ph_daemon *d, ph_plugin *p)
+{
+        const char *why = NULL;
+        int verr;
+        ph_op *op = load_op(d, p, false, 0, &verr, &why);
+
+        if (op)
+                ph_op_wait(op, NULL, false, 0);
+        else if (verr == PH_VERR_BUSY)
+                log_warning("plugin %s: cannot load: %s", p->name, why);
+}
+
+static void call_start(ph_daemon *d, ph_plugin *p, ph_waiter *w, const char *method,
+                       const char *params, ph_reply *r, bool has_uid, uid_t uid);
+
+static json_t *name_param(const char *name)
+{
+        return json_pack("{s:s}", "name", name);
+}
+
+/* A load's outcome, on the loop. */
+static void load_done(ph_op *op)
+{
+        ph_daemon *d = op->userdata;
+        ph_plugin *p = op_plugin(d, op);
+        ph_life *l = p ? p->life : NULL;
+        ph_serving *srv;
+
+        if (l && l->load == op)
+                l->load = NULL;
+        if (op->cancelled || !p) {
+                /* Unloaded or removed meanwhile: its waiters were answered
+                 * then; the instance (if any) is dropped with the op. */
+                ph_op_fail_waiters(op, PH_VERR_NO_SUCH_PLUGIN, "%s was removed while loading",
+                                   op->name);
+                if (l)
+                        life_settle(d, p);
+                ph_op_free(op);
+                return;
+        }
+        if (op->r == -ESTALE && l->serving) {
+                /* A newer generation got ready first: that is the answer. */
+                op->r = 0;
+        } else if (op->r < 0) {
+                l->counters.load_failures++;
+                d->counters.load_failures++;
+                /* An error of the host (no fd, no memory) is not the file's:
+                 * the next Load tries again (the cache decides for good). */
+                if (op->generation == p->file->generation) {
+                        l->failed_generation = op->generation;
+                        l->failed_retry = ph_cache_error_transient(op->r);
+                }
+                set_error(l, op->err);
+                if (l->serving)
+                        emit(d, PH_EVENT_FAILED, p, op->err);   /* the old version serves on */
+                life_settle(d, p);
+                while (op->waiters)
+                        ph_waiter_error(op->waiters, PH_VERR_LOAD_FAILED, name_param(op->name),
+                                        "%s: %s", op->name, op->err);
+                ph_op_free(op);
+                return;
+        }
+        /* Installed unless an equal or newer generation serves already. */
+        if (op->inst && (!l->serving || l->serving->generation < op->generation)) {
+                srv = calloc(1, sizeof(*srv));
+                if (srv && (srv->file = strdup(op->path))) {
+                        srv->inst = op->inst;
+                        op->inst = NULL;
+                        srv->generation = op->generation;
+                        serving_retire(l->serving);
+                        l->serving = srv;
+                        l->counters.loads++;
+                        d->counters.loads++;
+                        if (op->generation == p->file->generation) {
+                                l->failed_generation = 0;
+                                set_error(l, NULL);
+                        }
+                        if (l->state == PH_PSTATE_LOADED)
+                                emit(d, PH_EVENT_LOADED, p, NULL);      /* a new version */
+                        life_settle(d, p);
+                        /* A serving plugin follows its file: one replaced
+                         * while this load ran is loaded next. */
+                        if (srv->generation < p->file->generation && !l->load && !load_refusal(d, p))
+                                load_internal(d, p);
+                } else {
+                        free(srv);
+                        ph_op_fail_waiters(op, PH_VERR_BUSY, "out of memory");
+                }
+        }
+        while (op->waiters) {
+                ph_waiter *w = op->waiters;
+
+                if (!l->serving)
+                        ph_waiter_error(w, PH_VERR_BUSY, NULL, "out of memory");
+                else if (w->method)
+                        call_start(d, p, w, NULL, NULL, NULL, w->has_uid, w->uid);
+                else
+                        ph_waiter_ok(w, json_pack("{s:o}", "plugin", ph_plugin_json(p)));
+        }
+        ph_op_free(op);
+}
+
+/* Starts a call on the serving instance: for a new request (r) or for a
+ * waiter that waited for the load (w). */
+static void call_start(ph_daemon *d, ph_plugin *p, ph_waiter *w, const char *method,
+                       const char *params, ph_reply *r, bool has_uid, uid_t uid)
+{
+        ph_serving *srv = p->life->serving;
+        ph_op *op = ph_op_new(d->ops, PH_OP_CALL, p, d->cache);
+        unsigned now;
+
+        if (op && !(op->method = strdup(w ? w->method : method)))
+                op = (ph_op_free(op), NULL);
+        if (op && !(op->params = strdup(w ? w->params : params)))
+                op = (ph_op_free(op), NULL);
+        if (!op) {
+                if (w)
+                        ph_waiter_error(w, PH_VERR_BUSY, NULL, "out of memory");
+                else
+                        ph_reply_error(r, PH_VERR_BUSY, NULL, "out of memory");
+                return;
+        }
+        op->done = call_done;
+        op->srv = srv;
+        op->call_inst = srv->inst;
+        if (w)
+                ph_waiter_move(w, op);
+        else if (!ph_op_wait(op, r, has_uid, uid)) {
+                ph_op_free(op);
+                return;
+        }
+        /* A waiter's uid was checked when it asked; it may have filled up since. */
+        if (has_uid && !ph_ops_uid_has_room(d->ops, uid, &now)) {
+                ph_op_fail_waiters(op, PH_VERR_BUSY, "uid %u has %u operations in flight already",
+                                   (unsigned)uid, now);
+                ph_op_free(op);
+                return;
+        }
+        if (ph_op_submit(op, has_uid, uid) < 0) {
+                ph_op_discard(op, "too many operations queued; try again");
+                return;
+        }
+        srv->in_flight++;
+        p->life->counters.in_flight++;
+        d->counters.in_flight++;
+}
+
+static void call_done(ph_op *op)
+{
+        ph_daemon *d = op->userdata;
+        ph_plugin *p = op_plugin(d, op);
+        ph_plugin_counters *k = p ? &p->life->counters : NULL;
+        ph_serving *srv = op->srv;
+
+        if (--srv->in_flight == 0 && srv->retired)
+                serving_free(srv);
+        op->srv = NULL;
+        op->call_inst = NULL;
+        if (k)
+                k->in_flight--;
+        d->counters.in_flight--;
+        if (op->abandoned) {
+                ph_op_free(op);
+                return;
+        }
+        d->counters.calls++;
+        if (k)
+                k->calls++;
+        if (op->r < 0) {
+                d->counters.calls_failed++;
+                if (k)
+                        k->calls_failed++;
+        }
+        while (op->waiters) {
+                ph_waiter *w = op->waiters;
+
+                if (op->r == 0)
+                        ph_waiter_ok(w, json_pack("{s:O?}", "result", op->result));
+                else if (op->r == -EMSGSIZE && !op->call_failed)
+                        ph_waiter_error(w, PH_VERR_RESULT_TOO_LARGE,
+                                        json_pack("{s:s, s:s, s:I, s:I}", "name", op->name, "method",
+                                                  op->method, "size", (json_int_t)op->result_size,
+                                                  "limit", (json_int_t)op->max_result),
+                                        "%s.%s: %s", op->name, op->method, op->err);
+                else
+                        ph_waiter_error(w, PH_VERR_CALL_FAILED,
+                                        json_pack("{s:s, s:s, s:i}", "name", op->name, "method",
+                                                  op->method, "errno", -op->r),
+                                        "%s", op->err);
+        }
+        ph_op_free(op);
+}
+
+/* ---- transitions asked by methods ---- */
+
+static bool uid_room(ph_daemon *d, const ph_conn *c, ph_reply *r)
+{
+        unsigned now;
+
+        if (!c || ph_ops_uid_has_room(d->ops, ph_conn_uid(c), &now))
+                return true;
+        ph_reply_error(r, PH_VERR_BUSY, NULL, "uid %u has %u operations in flight already",
+                       (unsigned)ph_conn_uid(c), now);
+        return false;
+}
+
+void ph_life_load(ph_daemon *d, ph_plugin *p, ph_reply *r, const ph_conn *c)
+{
+        ph_life *l = p->life;
+        const char *why = NULL;
+        ph_op *op;
+        int verr;
+
+        l->wanted = true;
+        ph_state_want(d->state, p->name, true);
+        if (l->serving && l->serving->generation == p->file->generation) {
+                ph_reply_ok(r, json_pack("{s:o}", "plugin", ph_plugin_json(p)));
+                return;
+        }
+        if (!(l->load && l->load->generation == p->file->generation) && !uid_room(d, c, r))
+                return;
+        op = load_op(d, p, c != NULL, c ? ph_conn_uid(c) : 0, &verr, &why);
+        if (!op) {
+                ph_reply_error(r, verr, verr == PH_VERR_BUSY ? NULL : name_param(p->name), "%s: %s",
+                               p->name, why);
+                return;
+        }
+        /* A oneway Load still gets a waiter: its deadline logs a hang. */
+        ph_op_wait(op, r, false, 0);
+}
+
+void ph_life_call(ph_daemon *d, ph_plugin *p, const char *method, json_t *params, ph_reply *r,
+                  const ph_conn *c)
+{
+        ph_life *l = p->life;
+        bool has_uid = c != NULL;
+        uid_t uid = c ? ph_conn_uid(c) : 0;
+        const char *why = NULL;
+        char *text;
+        ph_waiter *w;
+        ph_op *op;
+        int verr;
+
+        if (!uid_room(d, c, r))
+                return;
+        text = params ? json_dumps(params, JSON_COMPACT) : strdup("{}");
+        if (!text) {
+                ph_reply_error(r, PH_VERR_BUSY, NULL, "out of memory");
+                return;
+        }
+        if (l->serving) {
+                call_start(d, p, NULL, method, text, r, has_uid, uid);
+                free(text);
+                return;
+        }
+        op = load_op(d, p, has_uid, uid, &verr, &why);
+        if (!op) {
+                ph_reply_error(r, verr, verr == PH_VERR_BUSY ? NULL : name_param(p->name), "%s: %s",
+                               p->name, why);
+                free(text);
+                return;
+        }
+        w = ph_op_wait(op, r, has_uid, uid);
+        if (w && !(w->method = strdup(method)))
+                ph_waiter_error(w, PH_VERR_BUSY, NULL, "out of memory");
+        else if (w)
+                w->params = text, text = NULL;
+        free(text);
+}
+
+/* Drops what p has loaded or is loading; waiters of a load get verr. */
+static void life_drop(ph_daemon *d, ph_plugin *p, int verr, const char *why)
+{
+        ph_life *l = p->life;
+
+        if (l->load) {
+                l->load->cancelled = true;
+                ph_op_fail_waiters(l->load, verr, "%s %s", p->name, why);
+                l->load = NULL;
+        }
+        /* The cache drops its references, cancels a load in progress and
+         * forgets failures. */
+        ph_cache_unload(d->cache, p->name);
+        serving_retire(l->serving);
+        l->serving = NULL;
+}
+
+void ph_life_unload(ph_daemon *d, ph_plugin *p)
+{
+        ph_life *l = p->life;
+
+        l->wanted = false;
+        ph_state_want(d->state, p->name, false);
+        if (l->serving) {
+                l->counters.unloads++;
+                d->counters.unloads++;
+        }
+        life_drop(d, p, PH_VERR_LOAD_FAILED, "was unloaded while loading");
+        /* An unload is a fresh start: the next Load tries again. */
+        l->failed_generation = 0;
+        set_error(l, NULL);
+        life_settle(d, p);
+}
+
+void ph_life_restore(ph_daemon *d)
+{
+        for (ph_plugin *p = ph_registry_first(d->reg); p; p = ph_registry_next(d->reg, p))
+                if (p->life && p->life->wanted && !p->life->serving && !load_refusal(d, p))
+                        load_internal(d, p);
+}
+
+static bool same_string(const char *a, const char *b)
+{
+        return strcmp(a, b) == 0;
+}
+
+void ph_life_config_changed(ph_daemon *d, const ph_config *old, const ph_config *cfg)
+{
+        for (ph_plugin *p = ph_registry_first(d->reg); p; p = ph_registry_next(d->reg, p)) {
+                ph_life *l = p->life;
+
+                if (!l || same_string(ph_config_plugin_json(old, p->name), ph_config_plugin_json(cfg, p->name)))
+                        continue;
+                /* A new Config= is a new chance for a version that failed. */
+                ph_cache_forget(d->cache, p->name);
+                if (l->failed_generation) {
+                        l->failed_generation = 0;
+                        set_error(l, NULL);
+                        life_settle(d, p);
+                        if (l->wanted && !l->serving && d->ready)
+                                load_internal(d, p);
+                }
+        }
+}
+
+void ph_life_stop(ph_daemon *d)
+{
+        ph_ops_fail_all(d->ops, "the daemon is stopping");
+}
+
+/* ---- transitions asked by the registry ---- */
+
+static void life_free(ph_life *l)
+{
+        free(l->error);
+        free(l);
+}
+
+void ph_life_shutdown(ph_daemon *d)
+{
+        for (ph_plugin *p = ph_registry_first(d->reg); p; p = ph_registry_next(d->reg, p)) {
+                if (!p->life)
+                        continue;
+                serving_retire(p->life->serving);
+                life_free(p->life);
+                p->life = NULL;
+        }
+}
+
+void ph_life_registry_event(ph_event_kind kind, ph_plugin *p, const char *message, void *userdata)
+{
+        ph_daemon *d = userdata;
+        ph_life *l = p->life;
+
+        switch (kind) {
+        case PH_EVENT_ADDED:
+                l = p->life = calloc(1, sizeof(*l));
+                if (!l) {
+                        log_err("plugin %s: out of memory", p->name);
+                        return;
+                }
+                l->wanted = ph_state_wanted(d->state, p->name);
+                emit(d, kind, p, NULL);
+                life_settle(d, p);
+                if (d->ready && l->wanted && !load_refusal(d, p))
+                        load_internal(d, p);    /* a restored plugin's file came back */
+                return;
+        case PH_EVENT_CHANGED:
+                if (!l)
+                        return;
+                emit(d, kind, p, NULL);
+                life_settle(d, p);
+                /* Hot replace: the old version serves until the new one is
+                 * ready, then drains; or a wanted plugin's file came back. */
+                if (d->ready && (l->serving || l->wanted) && !load_refusal(d, p))
+                        load_internal(d, p);
+                return;
+        case PH_EVENT_REMOVED:
+                if (!l)
+                        return;
+                emit(d, kind, p, NULL);
+                if (l->state == PH_PSTATE_LOADED)
+                        d->n_loaded--;
+                life_drop(d, p, PH_VERR_NO_SUCH_PLUGIN, "was removed while loading");
+                life_free(l);
+                p->life = NULL;
+                return;
+        case PH_EVENT_FAILED:
+                /* A held plugin's new file was refused: it serves on. */
+                if (!l)
+                        return;
+                set_error(l, message);
+                emit(d, kind, p, message);
+                return;
+        default:
+                return;
+        }
+}
+
+/* ---- finalising retired instances, on the plugin pool ---- */
+
+typedef struct reap_job {
+        ph_job job;
+        ph_daemon *d;
+} reap_job;
+
+static void reap_async_cb(uv_async_t *a);
+
+static void reap_work(ph_job *job)
+{
+        ph_cache_reap(((reap_job *)job)->d->cache);
+}
+
+static void reap_done(ph_job *job)
+{
+        reap_job *rj = (reap_job *)job;
+        ph_daemon *d = rj->d;
+
+        free(rj);
+        d->reap_running = false;
+        /* Garbage that came while this reap ran may have missed it. */
+        if (d->reap_again)
+                reap_async_cb(&d->reap_async);
+}
+
+static void reap_async_cb(uv_async_t *a)
+{
+        ph_daemon *d = a->data;
+        reap_job *rj;
+
+        if (d->reap_running) {
+                d->reap_again = true;
+                return;
+        }
+        d->reap_again = false;
+        rj = calloc(1, sizeof(*rj));
+        if (!rj)
+                return;
+        rj->d = d;
+        rj->job.work = reap_work;
+        rj->job.done = reap_done;
+        if (ph_pool_submit(d->pool, &rj->job) < 0) {
+                free(rj);
+                d->reap_again = true;   /* the next garbage or reap tries again */
+                return;
+        }
+        d->reap_running = true;
+}
+
+void ph_life_garbage_cb(void *userdata)
+{
+        ph_daemon *d = userdata;
+
+        uv_async_send(&d->reap_async);
+}
+
+int ph_life_reaper_init(ph_daemon *d)
+{
+        d->reap_async.data = d;
+        return uv_async_init(d->loop, &d->reap_async, reap_async_cb);
+}
+
+bool ph_life_reaping(const ph_daemon *d)
+{
+        return d->reap_running;
+}

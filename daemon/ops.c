@@ -1,0 +1,457 @@
+/* Operations on the plugin pool and the clients waiting for them.
+ *
+ * DESIGN: an operation is a self-contained job (inputs copied, the
+ * configuration it started with referenced, outputs in its own fields);
+ * its work runs on a pool thread and touches nothing else, except the
+ * cache (which locks) and, for a call, the instance lifecycle.c lent it.
+ * Everything else happens on the loop: waiters join and leave, deadlines
+ * fire, the outcome is applied. A waiter is answered exactly once, by
+ * whichever comes first of the outcome, its deadline, or a stop; it is
+ * freed right after. An operation whose waiters all left still runs to the
+ * end: a thread cannot be taken back from plugin code. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "ops.h"
+#include "policy.h"
+#include "state.h"
+#include "varlink.h"
+#include "vec.h"
+
+typedef struct uid_slot {
+        uid_t uid;
+        unsigned n;
+} uid_slot;
+
+struct ph_ops {
+        uv_loop_t *loop;
+        ph_pool *pool;
+        ph_deadlines *deadlines;
+        const ph_config *cfg;           /* borrowed: the daemon's current one */
+        void *userdata;
+        uid_slot *uids;                 /* plugin threads held per uid */
+        size_t n_uids, cap_uids;
+        ph_op *all;                     /* every operation not yet freed */
+        unsigned running;
+};
+
+int ph_ops_new(uv_loop_t *loop, ph_pool *pool, void *userdata, ph_ops **ret)
+{
+        ph_ops *ops = calloc(1, sizeof(*ops));
+        int r;
+
+        if (!ops)
+                return -ENOMEM;
+        ops->userdata = userdata;
+        ops->loop = loop;
+        ops->pool = pool;
+        r = ph_deadlines_new(loop, &ops->deadlines);
+        if (r < 0) {
+                free(ops);
+                return r;
+        }
+        *ret = ops;
+        return 0;
+}
+
+void ph_ops_free(ph_ops *ops)
+{
+        if (!ops)
+                return;
+        ph_deadlines_free(ops->deadlines);
+        free(ops->uids);
+        free(ops);
+}
+
+void ph_ops_set_config(ph_ops *ops, const ph_config *cfg)
+{
+        ops->cfg = cfg;
+}
+
+/* ---- plugin threads per uid ---- */
+
+static uid_slot *uid_find(ph_ops *ops, uid_t uid, bool create)
+{
+        uid_slot s = { uid, 0 };
+
+        for (size_t i = 0; i < ops->n_uids; i++)
+                if (ops->uids[i].uid == uid)
+                        return &ops->uids[i];
+        if (!create ||
+            ph__vec_push((void **)&ops->uids, &ops->n_uids, &ops->cap_uids, sizeof(s), &s) < 0)
+                return NULL;
+        return &ops->uids[ops->n_uids - 1];
+}
+
+bool ph_ops_uid_has_room(ph_ops *ops, uid_t uid, unsigned *ret_now)
+{
+        uid_slot *s = uid_find(ops, uid, false);
+
+        *ret_now = s ? s->n : 0;
+        return *ret_now < ops->cfg->max_calls_per_uid;
+}
+
+static void uid_release(ph_ops *ops, uid_t uid)
+{
+        uid_slot *s = uid_find(ops, uid, false);
+
+        if (s && s->n > 0 && --s->n == 0)
+                *s = ops->uids[--ops->n_uids];  /* a uid with nothing running takes no room */
+}
+
+/* ---- the work, on a pool thread ---- */
+
+/* The cache's trust hook for this operation: the file as opened and the
+ * sealed copy of its bytes, judged with the configuration the operation
+ * started with. */
+int ph_ops_check_cb(const struct stat *file_st, int image_fd, const ph_load_request *req, char *err,
+                    size_t err_size)
+{
+        ph_op *op = req->userdata;
+        char why[256], dir[4096], hex[65], *slash;
+        int r;
+
+        if (ph_policy_check_file(file_st, why, sizeof(why)) < 0) {
+                snprintf(err, err_size, "untrusted file: %s", why);
+                return -EPERM;
+        }
+        snprintf(dir, sizeof(dir), "%s", op->path);
+        slash = strrchr(dir, '/');
+        if (slash && slash != dir)
+                *slash = '\0';
+        r = ph_policy_check_dir(dir, why, sizeof(why));
+        if (r == -EPERM) {
+                snprintf(err, err_size, "untrusted directory: %s", why);
+                return r;
+        }
+        if (!op->cfg->digests)
+                return 0;
+        /* The hash is of the sealed copy: the very bytes that will run. */
+        r = ph_digests_match(op->cfg->digests, image_fd, hex);
+        if (r == 1)
+                return 0;
+        if (r < 0)
+                snprintf(err, err_size, "hashing: %s", strerror(-r));
+        else
+                snprintf(err, err_size, "SHA-256 %s is not in the digests file", hex);
+        return -EPERM;
+}
+
+/* The cache's init hook: the quarantine marker around init. */
+void ph_ops_init_cb(const ph_load_request *req, bool done)
+{
+        ph_op *op = req->userdata;
+
+        if (!done)
+                ph_state_init_mark(op->cfg->state_dir, op->name, &op->id);
+        else
+                ph_state_init_clear(op->cfg->state_dir, op->name);
+}
+
+/* A call's result: a JSON object (or nothing, for null) of at most
+ * max_result bytes, parsed here so the loop never parses plugin output. */
+static void op_take_result(ph_op *op, char *text)
+{
+        json_error_t jerr;
+        json_t *j;
+
+        if (!text)
+                return;
+        op->result_size = strnlen(text, op->max_result + 1);
+        if (op->result_size > op->max_result) {
+                op->result_size = strlen(text);
+                op->r = -EMSGSIZE;
+                snprintf(op->err, sizeof(op->err), "the result is %zu bytes, the limit is %zu",
+                         op->result_size, op->max_result);
+        } else if (!(j = json_loadb(text, op->result_size, JSON_REJECT_DUPLICATES, &jerr))) {
+                op->r = -EBADMSG;
+                op->call_failed = true;
+                snprintf(op->err, sizeof(op->err), "returned invalid JSON: %s", jerr.text);
+        } else if (!json_is_object(j)) {
+                json_decref(j);
+                op->r = -EBADMSG;
+                op->call_failed = true;
+                snprintf(op->err, sizeof(op->err), "returned JSON that is not an object");
+        } else {
+                op->result = j;
+        }
+        free(text);
+}
+
+static void op_work(ph_job *job)
+{
+        ph_op *op = (ph_op *)job;
+        char *text = NULL;
+
+        if (op->kind == PH_OP_LOAD) {
+                ph_load_request req = { .name = op->name, .generation = op->generation,
+                                        .dirfd = AT_FDCWD, .path = op->path,
+                                        .config_json = op->config_json, .userdata = op };
+
+                op->r = ph_cache_get(op->cache, &req, &op->inst, op->err, sizeof(op->err));
+                return;
+        }
+        op->r = ph_instance_call(op->call_inst, op->method, op->params, &text, op->err,
+                                 sizeof(op->err));
+        if (op->r < 0)
+                op->call_failed = true;
+        else
+                op_take_result(op, text);
+}
+
+static void op_done(ph_job *job)
+{
+        ph_op *op = (ph_op *)job;
+
+        op->running = false;
+        op->ops->running--;
+        if (op->counted)
+                uid_release(op->ops, op->uid);
+        op->counted = false;
+        op->done(op);
+}
+
+/* ---- operations ---- */
+
+ph_op *ph_op_new(ph_ops *ops, ph_op_kind kind, const ph_plugin *p, ph_cache *cache)
+{
+        ph_op *op = calloc(1, sizeof(*op));
+
+        if (!op)
+                return NULL;
+        op->ops = ops;
+        op->kind = kind;
+        op->userdata = ops->userdata;
+        op->cache = cache;
+        op->plugin_id = p->id;
+        op->generation = p->file->generation;
+        op->id = p->file->id;
+        op->cfg = ph_config_ref((ph_config *)ops->cfg);
+        op->max_result = ops->cfg->max_message > 256 ? ops->cfg->max_message - 256 : 0;
+        op->started_ms = uv_now(ops->loop);
+        op->job.work = op_work;
+        op->job.done = op_done;
+        if (!(op->name = strdup(p->name)) ||
+            (kind == PH_OP_LOAD &&
+             (!(op->path = strdup(p->file->path)) ||
+              !(op->config_json = strdup(ph_config_plugin_json(ops->cfg, p->name)))))) {
+                ph_op_free(op);
+                return NULL;
+        }
+        op->all_next = ops->all;
+        if (ops->all)
+                ops->all->all_prev = op;
+        ops->all = op;
+        return op;
+}
+
+int ph_op_submit(ph_op *op, bool has_uid, uid_t uid)
+{
+        uid_slot *s = has_uid ? uid_find(op->ops, uid, true) : NULL;
+        int r;
+
+        r = ph_pool_submit(op->ops->pool, &op->job);
+        if (r < 0)
+                return r;
+        op->running = true;
+        op->ops->running++;
+        if (s) {
+                s->n++;
+                op->uid = uid;
+                op->counted = true;
+        }
+        return 0;
+}
+
+void ph_op_free(ph_op *op)
+{
+        ph_ops *ops;
+
+        if (!op)
+                return;
+        ops = op->ops;
+        while (op->waiters)
+                ph_waiter_error(op->waiters, PH_VERR_BUSY, NULL, "operation abandoned");
+        if (op->all_prev)
+                op->all_prev->all_next = op->all_next;
+        else if (ops->all == op)
+                ops->all = op->all_next;
+        if (op->all_next)
+                op->all_next->all_prev = op->all_prev;
+        json_decref(op->result);
+        if (op->inst)
+                ph_instance_unref(op->inst);
+        ph_config_unref(op->cfg);
+        free(op->name);
+        free(op->path);
+        free(op->config_json);
+        free(op->method);
+        free(op->params);
+        free(op);
+}
+
+void ph_op_discard(ph_op *op, const char *why)
+{
+        ph_op_fail_waiters(op, PH_VERR_BUSY, "%s", why);
+        ph_op_free(op);
+}
+
+/* ---- waiters ---- */
+
+static void waiter_unlink(ph_waiter *w)
+{
+        if (w->prev)
+                w->prev->next = w->next;
+        else if (w->op)
+                w->op->waiters = w->next;
+        if (w->next)
+                w->next->prev = w->prev;
+        w->prev = w->next = NULL;
+        w->op = NULL;
+}
+
+static void waiter_link(ph_waiter *w, ph_op *op)
+{
+        w->op = op;
+        w->prev = NULL;
+        w->next = op->waiters;
+        if (op->waiters)
+                op->waiters->prev = w;
+        op->waiters = w;
+}
+
+static void waiter_free(ph_waiter *w)
+{
+        ph_deadline_cancel(w->ops->deadlines, &w->deadline);
+        waiter_unlink(w);
+        free(w->method);
+        free(w->params);
+        free(w);
+}
+
+/* A call nobody waits for any more that has not started is not run: it
+ * would only take a plugin thread from someone who still waits. */
+static void op_abandon(ph_op *op)
+{
+        if (op->kind != PH_OP_CALL || op->waiters || !op->running ||
+            ph_pool_cancel(op->ops->pool, &op->job) < 0)
+                return;
+        op->r = -ECANCELED;
+        op->abandoned = true;
+        snprintf(op->err, sizeof(op->err), "abandoned before it started");
+        op_done(&op->job);
+}
+
+static void waiter_deadline_cb(ph_deadline *dl)
+{
+        ph_waiter *w = (ph_waiter *)((char *)dl - offsetof(ph_waiter, deadline));
+        ph_op *op = w->op;
+        double secs = op->cfg->call_timeout_sec;
+        const char *method = w->method ? w->method : op->method;
+
+        if (!w->reply) {
+                /* Nobody asked for an answer: say what is stuck, once. */
+                log_warning("%s %s%s%s: no answer after %.1f s; it keeps its plugin thread",
+                            op->kind == PH_OP_LOAD ? "load of" : "call", op->name,
+                            method ? "." : "", method ? method : "", secs);
+                waiter_free(w);
+                return;
+        }
+        log_warning("%s %s%s%s: no answer after %.1f s", method ? "call" : "load", op->name,
+                    method ? "." : "", method ? method : "", secs);
+        ph_waiter_error(w, PH_VERR_TIMEOUT,
+                        json_pack("{s:s, s:s, s:f}", "name", op->name, "method", method ? method : "",
+                                  "seconds", secs),
+                        "%s did not answer within %.1f s", op->name, secs);
+        op_abandon(op);
+}
+
+ph_waiter *ph_op_wait(ph_op *op, ph_reply *reply, bool has_uid, uid_t uid)
+{
+        ph_waiter *w = calloc(1, sizeof(*w));
+        uint64_t ms = (uint64_t)(op->cfg->call_timeout_sec * 1000);
+
+        if (!w || ph_deadline_arm(op->ops->deadlines, &w->deadline, ms, waiter_deadline_cb) < 0) {
+                free(w);
+                ph_reply_error(reply, PH_VERR_BUSY, NULL, "out of memory");
+                return NULL;
+        }
+        w->ops = op->ops;
+        w->reply = reply;
+        w->has_uid = has_uid;
+        w->uid = uid;
+        waiter_link(w, op);
+        return w;
+}
+
+void ph_waiter_move(ph_waiter *w, ph_op *to)
+{
+        waiter_unlink(w);
+        waiter_link(w, to);
+}
+
+void ph_waiter_ok(ph_waiter *w, json_t *params)
+{
+        ph_reply_ok(w->reply, params);
+        waiter_free(w);
+}
+
+void ph_waiter_error(ph_waiter *w, int verr, json_t *params, const char *fmt, ...)
+{
+        char text[1024];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(text, sizeof(text), fmt, ap);
+        va_end(ap);
+        if (w->reply)
+                ph_reply_error(w->reply, verr, params, "%s", text);
+        else
+                json_decref(params);
+        waiter_free(w);
+}
+
+void ph_op_fail_waiters(ph_op *op, int verr, const char *fmt, ...)
+{
+        char text[1024];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(text, sizeof(text), fmt, ap);
+        va_end(ap);
+        while (op->waiters) {
+                json_t *params = verr == PH_VERR_BUSY ? NULL : json_pack("{s:s}", "name", op->name);
+
+                ph_waiter_error(op->waiters, verr, params, "%s", text);
+        }
+}
+
+/* ---- stop ---- */
+
+unsigned ph_ops_running(const ph_ops *ops)
+{
+        return ops->running;
+}
+
+void ph_ops_log_running(const ph_ops *ops, const char *why)
+{
+        uint64_t now = uv_now(ops->loop);
+
+        for (const ph_op *op = ops->all; op; op = op->all_next)
+                if (op->running)
+                        log_warning("%s: %s %s%s%s stuck in plugin code for %.1f s", why,
+                                    op->kind == PH_OP_LOAD ? "load of" : "call", op->name,
+                                    op->method ? "." : "", op->method ? op->method : "",
+                                    (double)(now - op->started_ms) / 1000);
+}
+
+void ph_ops_fail_all(ph_ops *ops, const char *why)
+{
+        for (ph_op *op = ops->all; op; op = op->all_next)
+                ph_op_fail_waiters(op, PH_VERR_BUSY, "%s", why);
+}

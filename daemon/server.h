@@ -1,0 +1,68 @@
+/* The control socket and its connections: accepts clients (credentials
+ * taken at accept, connections capped), frames Varlink messages, hands each
+ * validated request to a dispatch callback, and answers through reply
+ * slots in request order. Loop thread only. */
+#ifndef PH_SERVER_H
+#define PH_SERVER_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <uv.h>
+
+#include "config.h"
+
+typedef struct ph_server ph_server;
+typedef struct ph_conn ph_conn;
+typedef struct ph_reply ph_reply;
+struct ph_request;
+
+/* Runs a validated request; answers through r (NULL for oneway). The
+ * request is the caller's: copy what outlives the call. */
+typedef void (*ph_server_dispatch_fn)(void *userdata, ph_conn *c, struct ph_request *req,
+                                      ph_reply *r);
+
+/* Listens on cfg's socket, or on the one systemd passed; clients can
+ * connect (they wait in the backlog) but are accepted only from
+ * ph_server_start on. cfg is borrowed: see ph_server_set_config. */
+int ph_server_new(uv_loop_t *loop, const ph_config *cfg, ph_server_dispatch_fn dispatch,
+                  void *userdata, ph_server **ret);
+/* After a reload: the limits of the new configuration apply to new
+ * connections and messages (the socket stays as bound). */
+void ph_server_set_config(ph_server *s, const ph_config *cfg);
+/* Starts accepting: after the first scan, so no client sees an empty
+ * registry. */
+void ph_server_start(ph_server *s);
+/* Stops accepting and closes idle connections. */
+void ph_server_stop(ph_server *s);
+void ph_server_free(ph_server *s);
+unsigned ph_server_clients(const ph_server *s);
+uint64_t ph_server_requests(const ph_server *s);
+/* True when the listener came from systemd (socket activation). */
+bool ph_server_activated(const ph_server *s);
+
+/* Connection facts for methods. */
+uid_t ph_conn_uid(const ph_conn *c);
+/* The peer's groups (primary and supplementary, from SO_PEERGROUPS). */
+const gid_t *ph_conn_groups(const ph_conn *c, size_t *ret_n);
+pid_t ph_conn_pid(const ph_conn *c);
+
+/* Reply slots. Every request that expects an answer gets one, in order;
+ * whoever holds a slot must complete it exactly once. A slot whose
+ * connection went away frees itself when completed. */
+ph_reply *ph_reply_new(ph_conn *c);
+/* Completes a slot with a serialised message (taken). r may be NULL. */
+void ph_reply_send(ph_reply *r, char *msg, size_t len);
+/* For streams (Monitor): sends a message but keeps the slot open. Returns
+ * -EPIPE when the connection is gone or cannot keep up. */
+int ph_reply_stream(ph_reply *r, char *msg, size_t len);
+/* Helpers that build and send; params is stolen. */
+void ph_reply_ok(ph_reply *r, json_t *params);
+void ph_reply_error(ph_reply *r, int verr, json_t *params, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+
+/* Broadcasts an event to every Monitor stream (event is stolen). */
+void ph_server_broadcast(ph_server *s, json_t *event);
+
+#endif

@@ -213,12 +213,55 @@ static void load_internal(ph_daemon *d, ph_plugin *p)
                 log_warning("plugin %s: cannot load: %s", p->name, why);
 }
 
-static void call_start(ph_daemon *d, ph_plugin *p, ph_waiter *w, const char *method,
-                       const char *params, ph_reply *r, bool has_uid, uid_t uid);
+static void call_start(ph_daemon *d, ph_plugin *p, ph_serving *srv, ph_waiter *w,
+                       const char *method, const char *params, ph_reply *r, bool has_uid, uid_t uid);
 
 static json_t *name_param(const char *name)
 {
         return json_pack("{s:s}", "name", name);
+}
+
+/* A load that was cancelled may have reached the cache only after the
+ * Unload or removal told the cache to forget the name (it waited for a
+ * plugin thread): then the cache holds an instance nobody will ever
+ * retire. Unless a newer load or a serving instance of the name uses the
+ * cache, it forgets the name again. */
+static void cache_forget_if_idle(ph_daemon *d, const char *name)
+{
+        ph_plugin *p = ph_registry_find(d->reg, name);
+
+        if (!p || !p->life || (!p->life->load && !p->life->serving))
+                ph_cache_unload(d->cache, name);
+}
+
+/* A load that Unload cancelled. Calls that waited for it were in flight
+ * when the Unload came: they run on the instance, which never serves
+ * anyone else and goes when they are done. Loads were answered then. */
+static void load_cancelled_done(ph_daemon *d, ph_plugin *p, ph_op *op)
+{
+        ph_serving *srv = NULL;
+
+        if (op->r == 0 && op->waiters && (srv = calloc(1, sizeof(*srv))) &&
+            (srv->file = strdup(op->path))) {
+                srv->inst = op->inst;
+                op->inst = NULL;
+                srv->generation = op->generation;
+                srv->retired = true;
+                srv->in_flight++;       /* held while the calls start */
+                while (op->waiters)
+                        call_start(d, p, srv, op->waiters, NULL, NULL, NULL, op->waiters->has_uid,
+                                   op->waiters->uid);
+                if (--srv->in_flight == 0)
+                        serving_free(srv);
+        } else {
+                if (srv)
+                        free(srv);
+                ph_op_fail_waiters(op, PH_VERR_LOAD_FAILED, "%s was unloaded while loading: %s",
+                                   op->name, op->r < 0 ? op->err : "out of memory");
+        }
+        cache_forget_if_idle(d, op->name);
+        life_settle(d, p);
+        ph_op_free(op);
 }
 
 /* A load's outcome, on the loop. */
@@ -231,14 +274,17 @@ static void load_done(ph_op *op)
 
         if (l && l->load == op)
                 l->load = NULL;
-        if (op->cancelled || !p) {
-                /* Unloaded or removed meanwhile: its waiters were answered
-                 * then; the instance (if any) is dropped with the op. */
+        if (!p) {
+                /* Removed meanwhile: its waiters were answered then; the
+                 * instance (if any) is dropped with the op. */
                 ph_op_fail_waiters(op, PH_VERR_NO_SUCH_PLUGIN, "%s was removed while loading",
                                    op->name);
-                if (l)
-                        life_settle(d, p);
+                cache_forget_if_idle(d, op->name);
                 ph_op_free(op);
+                return;
+        }
+        if (op->cancelled) {
+                load_cancelled_done(d, p, op);
                 return;
         }
         if (op->r == -ESTALE && l->serving) {
@@ -296,19 +342,18 @@ static void load_done(ph_op *op)
                 if (!l->serving)
                         ph_waiter_error(w, PH_VERR_BUSY, NULL, "out of memory");
                 else if (w->method)
-                        call_start(d, p, w, NULL, NULL, NULL, w->has_uid, w->uid);
+                        call_start(d, p, l->serving, w, NULL, NULL, NULL, w->has_uid, w->uid);
                 else
                         ph_waiter_ok(w, json_pack("{s:o}", "plugin", ph_plugin_json(p)));
         }
         ph_op_free(op);
 }
 
-/* Starts a call on the serving instance: for a new request (r) or for a
- * waiter that waited for the load (w). */
-static void call_start(ph_daemon *d, ph_plugin *p, ph_waiter *w, const char *method,
-                       const char *params, ph_reply *r, bool has_uid, uid_t uid)
+/* Starts a call on srv: for a new request (r) or for a waiter that waited
+ * for the load (w). */
+static void call_start(ph_daemon *d, ph_plugin *p, ph_serving *srv, ph_waiter *w,
+                       const char *method, const char *params, ph_reply *r, bool has_uid, uid_t uid)
 {
-        ph_serving *srv = p->life->serving;
         ph_op *op = ph_op_new(d->ops, PH_OP_CALL, p, d->cache);
         unsigned now;
 
@@ -452,7 +497,7 @@ void ph_life_call(ph_daemon *d, ph_plugin *p, const char *method, json_t *params
                 return;
         }
         if (l->serving) {
-                call_start(d, p, NULL, method, text, r, has_uid, uid);
+                call_start(d, p, l->serving, NULL, method, text, r, has_uid, uid);
                 free(text);
                 return;
         }
@@ -477,9 +522,18 @@ static void life_drop(ph_daemon *d, ph_plugin *p, int verr, const char *why)
         ph_life *l = p->life;
 
         if (l->load) {
-                l->load->cancelled = true;
-                ph_op_fail_waiters(l->load, verr, "%s %s", p->name, why);
+                ph_op *op = l->load;
+
+                op->cancelled = true;
                 l->load = NULL;
+                /* Loads are answered now; calls (in flight before the
+                 * Unload) run on the instance if it comes, unless the
+                 * plugin is gone. */
+                for (ph_waiter *w = op->waiters, *next; w; w = next) {
+                        next = w->next;
+                        if (!w->method || verr == PH_VERR_NO_SUCH_PLUGIN)
+                                ph_waiter_error(w, verr, name_param(p->name), "%s %s", p->name, why);
+                }
         }
         /* The cache drops its references, cancels a load in progress and
          * forgets failures. */

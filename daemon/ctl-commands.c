@@ -151,10 +151,10 @@ static void print_info(const ctl_opts *opts, json_t *params)
         if (json_is_object(json_object_get(p, "pending"))) {
                 json_t *n = json_object_get(p, "pending");
 
-                fieldf("Pending:", "%s (generation %lld, %s)", str(n, "version") ? str(n, "version") : "?",
-                       num(n, "generation"), str(n, "state") ? str(n, "state") : "?");
-                if (str(n, "error"))
-                        field("Pending error:", str(n, "error"));
+                fieldf("Pending:", "%s (generation %lld, %s%s%s)",
+                       str(n, "version") ? str(n, "version") : "?", num(n, "generation"),
+                       str(n, "state") ? str(n, "state") : "?", str(n, "error") ? ": " : "",
+                       str(n, "error") ? str(n, "error") : "");
         }
         print_counters(json_object_get(params, "counters"));
         free(ifaces);

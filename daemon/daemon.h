@@ -4,6 +4,7 @@
 #ifndef PH_DAEMON_H
 #define PH_DAEMON_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
@@ -41,7 +42,8 @@ typedef struct ph_daemon {
         size_t n_loaded;                /* plugins in state loaded (lifecycle.c) */
         /* Finalising retired instances (lifecycle.c). */
         uv_async_t reap_async;
-        bool reap_running, reap_again;
+        atomic_bool reap_queued;        /* a reap job waits for a thread */
+        unsigned reaps_running;         /* reap jobs submitted, not yet done */
         uv_signal_t sigterm, sigint, sighup;
         uv_timer_t stop_timer;
         uv_timer_t status_timer, watchdog_timer;

@@ -77,14 +77,29 @@ static void set_error(ph_life *l, const char *msg)
         l->error = msg ? strdup(msg) : NULL;
 }
 
-static void emit(ph_daemon *d, ph_event_kind kind, const ph_plugin *p, const char *message)
+/* An event names the version it is about: the instance for loaded and
+ * unloaded (srv: the one that went), the file for the others. */
+static void emit_for(ph_daemon *d, ph_event_kind kind, const ph_plugin *p, const ph_serving *srv,
+                     const char *message)
 {
-        const ph_serving *srv = p->life ? p->life->serving : NULL;
         const ph_meta *m = srv ? ph_instance_meta(srv->inst) : p->file ? p->file->meta : NULL;
-        uint64_t gen = srv && kind == PH_EVENT_LOADED ? srv->generation :
-                       p->file ? p->file->generation : 0;
+        uint64_t gen = srv ? srv->generation : p->file ? p->file->generation : 0;
 
         ph_event_emit(d->server, kind, p->name, m ? m->version : NULL, gen, message);
+}
+
+static void emit(ph_daemon *d, ph_event_kind kind, const ph_plugin *p, const char *message)
+{
+        emit_for(d, kind, p, kind == PH_EVENT_LOADED && p->life ? p->life->serving : NULL, message);
+}
+
+/* The cache's messages start with the plugin's name; replies and events
+ * add it themselves. */
+static const char *without_name(const char *msg, const char *name)
+{
+        size_t n = strlen(name);
+
+        return strncmp(msg, name, n) == 0 && msg[n] == ':' && msg[n + 1] == ' ' ? msg + n + 2 : msg;
 }
 
 /* ---- state ---- */
@@ -104,8 +119,9 @@ static ph_pstate life_state(ph_daemon *d, const ph_plugin *p)
         return PH_PSTATE_DISCOVERED;
 }
 
-/* Derives the state from the facts and reports a change. */
-static void life_settle(ph_daemon *d, ph_plugin *p)
+/* Derives the state from the facts and reports a change; gone is the
+ * instance that stopped serving, if one did (unloaded names it). */
+static void life_settle_gone(ph_daemon *d, ph_plugin *p, const ph_serving *gone)
 {
         ph_life *l = p->life;
         ph_pstate old = l->state, now = life_state(d, p);
@@ -120,13 +136,18 @@ static void life_settle(ph_daemon *d, ph_plugin *p)
         if (now == PH_PSTATE_LOADED)
                 emit(d, PH_EVENT_LOADED, p, NULL);
         else if (old == PH_PSTATE_LOADED)
-                emit(d, PH_EVENT_UNLOADED, p, NULL);
+                emit_for(d, PH_EVENT_UNLOADED, p, gone, NULL);
         if (now == PH_PSTATE_FAILED) {
                 emit(d, PH_EVENT_FAILED, p, l->error);
         } else if (now == PH_PSTATE_QUARANTINED) {
                 set_error(l, quarantine_why);
                 emit(d, PH_EVENT_FAILED, p, quarantine_why);
         }
+}
+
+static void life_settle(ph_daemon *d, ph_plugin *p)
+{
+        life_settle_gone(d, p, NULL);
 }
 
 /* ---- serving instances ---- */
@@ -146,6 +167,15 @@ static void serving_retire(ph_serving *srv)
         srv->retired = true;
         if (srv->in_flight == 0)
                 serving_free(srv);
+}
+
+/* Counts an instance of p that stopped serving (Unload, a newer version,
+ * removal, a stop); l may be NULL once the plugin is gone. */
+static void count_unload(ph_daemon *d, ph_life *l)
+{
+        d->counters.unloads++;
+        if (l)
+                l->counters.unloads++;
 }
 
 /* ---- operations ---- */
@@ -234,13 +264,20 @@ static void cache_forget_if_idle(ph_daemon *d, const char *name)
                 ph_cache_unload(d->cache, name);
 }
 
-/* A load that Unload cancelled. Calls that waited for it were in flight
- * when the Unload came: they run on the instance, which never serves
- * anyone else and goes when they are done. Loads were answered then. */
-static void load_cancelled_done(ph_daemon *d, ph_plugin *p, ph_op *op)
+/* A load that Unload (or a stop) cancelled. Calls that waited for it were
+ * in flight when the Unload came: they run on the instance, which never
+ * serves anyone else and goes when they are done. Loads were answered
+ * then. */
+static void load_cancelled_done(ph_daemon *d, ph_plugin *p, ph_op *op, const char *why)
 {
         ph_serving *srv = NULL;
 
+        if (op->r == 0) {
+                /* init ran: a load, and the instance goes at once. */
+                p->life->counters.loads++;
+                d->counters.loads++;
+                count_unload(d, p->life);
+        }
         if (op->r == 0 && op->waiters && (srv = calloc(1, sizeof(*srv))) &&
             (srv->file = strdup(op->path))) {
                 srv->inst = op->inst;
@@ -256,8 +293,8 @@ static void load_cancelled_done(ph_daemon *d, ph_plugin *p, ph_op *op)
         } else {
                 if (srv)
                         free(srv);
-                ph_op_fail_waiters(op, PH_VERR_LOAD_FAILED, "%s was unloaded while loading: %s",
-                                   op->name, op->r < 0 ? op->err : "out of memory");
+                ph_op_fail_waiters(op, PH_VERR_LOAD_FAILED, "%s %s: %s", op->name, why,
+                                   op->r < 0 ? without_name(op->err, op->name) : "out of memory");
         }
         cache_forget_if_idle(d, op->name);
         life_settle(d, p);
@@ -270,6 +307,7 @@ static void load_done(ph_op *op)
         ph_daemon *d = op->userdata;
         ph_plugin *p = op_plugin(d, op);
         ph_life *l = p ? p->life : NULL;
+        bool config_moved;
         ph_serving *srv;
 
         if (l && l->load == op)
@@ -283,8 +321,9 @@ static void load_done(ph_op *op)
                 ph_op_free(op);
                 return;
         }
-        if (op->cancelled) {
-                load_cancelled_done(d, p, op);
+        if (op->cancelled || d->stopping) {
+                load_cancelled_done(d, p, op, d->stopping ? "was loading when the daemon stopped"
+                                                          : "was unloaded while loading");
                 return;
         }
         if (op->r == -ESTALE && l->serving) {
@@ -294,19 +333,27 @@ static void load_done(ph_op *op)
                 l->counters.load_failures++;
                 d->counters.load_failures++;
                 /* An error of the host (no fd, no memory) is not the file's:
-                 * the next Load tries again (the cache decides for good). */
+                 * the next Load tries again (the cache decides for good).
+                 * Nor is a failure with a Config= that a reload replaced
+                 * meanwhile. */
+                config_moved = strcmp(op->config_json, ph_config_plugin_json(d->cfg, op->name)) != 0;
+                if (config_moved)
+                        ph_cache_forget(d->cache, op->name);
                 if (op->generation == p->file->generation) {
                         l->failed_generation = op->generation;
-                        l->failed_retry = ph_cache_error_transient(op->r);
+                        l->failed_retry = ph_cache_error_transient(op->r) || config_moved;
                 }
-                set_error(l, op->err);
+                set_error(l, without_name(op->err, op->name));
                 if (l->serving)
-                        emit(d, PH_EVENT_FAILED, p, op->err);   /* the old version serves on */
+                        emit(d, PH_EVENT_FAILED, p, l->error);  /* the old version serves on */
                 life_settle(d, p);
                 while (op->waiters)
                         ph_waiter_error(op->waiters, PH_VERR_LOAD_FAILED, name_param(op->name),
-                                        "%s: %s", op->name, op->err);
+                                        "%s: %s", op->name, without_name(op->err, op->name));
                 ph_op_free(op);
+                /* A client's plugin tries again with the new Config=. */
+                if (config_moved && l->wanted && !l->serving && !l->load)
+                        load_internal(d, p);
                 return;
         }
         /* Installed unless an equal or newer generation serves already. */
@@ -316,6 +363,8 @@ static void load_done(ph_op *op)
                         srv->inst = op->inst;
                         op->inst = NULL;
                         srv->generation = op->generation;
+                        if (l->serving)
+                                count_unload(d, l);     /* the older version drains */
                         serving_retire(l->serving);
                         l->serving = srv;
                         l->counters.loads++;
@@ -516,20 +565,32 @@ void ph_life_call(ph_daemon *d, ph_plugin *p, const char *method, json_t *params
         free(text);
 }
 
-/* Drops what p has loaded or is loading; waiters of a load get verr. */
-static void life_drop(ph_daemon *d, ph_plugin *p, int verr, const char *why)
+/* Drops what p has loaded or is loading; waiters of a load get verr.
+ * Returns the instance that served, detached but not yet retired (the
+ * caller reports it, then retires it). */
+static ph_serving *life_drop(ph_daemon *d, ph_plugin *p, int verr, const char *why)
 {
+        ph_serving *gone = p->life->serving;
         ph_life *l = p->life;
 
         if (l->load) {
                 ph_op *op = l->load;
+                bool calls = false;
 
                 op->cancelled = true;
                 l->load = NULL;
+                /* Not started and only Loads wait: it never runs. */
+                for (ph_waiter *w = op->waiters; w; w = w->next)
+                        calls |= w->method != NULL;
+                if (!calls) {
+                        ph_op_fail_waiters(op, verr, "%s %s", p->name, why);
+                        if (ph_op_take_back(op))
+                                op = NULL;
+                }
                 /* Loads are answered now; calls (in flight before the
                  * Unload) run on the instance if it comes, unless the
                  * plugin is gone. */
-                for (ph_waiter *w = op->waiters, *next; w; w = next) {
+                for (ph_waiter *w = op ? op->waiters : NULL, *next; w; w = next) {
                         next = w->next;
                         if (!w->method || verr == PH_VERR_NO_SUCH_PLUGIN)
                                 ph_waiter_error(w, verr, name_param(p->name), "%s %s", p->name, why);
@@ -538,25 +599,25 @@ static void life_drop(ph_daemon *d, ph_plugin *p, int verr, const char *why)
         /* The cache drops its references, cancels a load in progress and
          * forgets failures. */
         ph_cache_unload(d->cache, p->name);
-        serving_retire(l->serving);
         l->serving = NULL;
+        return gone;
 }
 
 void ph_life_unload(ph_daemon *d, ph_plugin *p)
 {
         ph_life *l = p->life;
+        ph_serving *gone;
 
         l->wanted = false;
         ph_state_want(d->state, p->name, false);
-        if (l->serving) {
-                l->counters.unloads++;
-                d->counters.unloads++;
-        }
-        life_drop(d, p, PH_VERR_LOAD_FAILED, "was unloaded while loading");
+        if (l->serving)
+                count_unload(d, l);
+        gone = life_drop(d, p, PH_VERR_LOAD_FAILED, "was unloaded while loading");
         /* An unload is a fresh start: the next Load tries again. */
         l->failed_generation = 0;
         set_error(l, NULL);
-        life_settle(d, p);
+        life_settle_gone(d, p, gone);
+        serving_retire(gone);
 }
 
 void ph_life_restore(ph_daemon *d)
@@ -590,7 +651,26 @@ void ph_life_config_changed(ph_daemon *d, const ph_config *old, const ph_config 
         }
 }
 
-void ph_life_stop(ph_daemon *d)
+void ph_life_stop_begin(ph_daemon *d)
+{
+        for (ph_plugin *p = ph_registry_first(d->reg); p; p = ph_registry_next(d->reg, p)) {
+                ph_life *l = p->life;
+                ph_serving *gone = l ? l->serving : NULL;
+
+                if (!gone)
+                        continue;
+                /* Retired now, so its fini runs on the pool as soon as its
+                 * calls are back, within the drain: never on the main
+                 * thread, never unbounded. The saved set is kept. */
+                count_unload(d, l);
+                l->serving = NULL;
+                ph_cache_unload(d->cache, p->name);
+                life_settle_gone(d, p, gone);
+                serving_retire(gone);
+        }
+}
+
+void ph_life_stop_end(ph_daemon *d)
 {
         ph_ops_fail_all(d->ops, "the daemon is stopping");
 }
@@ -648,7 +728,19 @@ void ph_life_registry_event(ph_event_kind kind, ph_plugin *p, const char *messag
                 emit(d, kind, p, NULL);
                 if (l->state == PH_PSTATE_LOADED)
                         d->n_loaded--;
-                life_drop(d, p, PH_VERR_NO_SUCH_PLUGIN, "was removed while loading");
+                {
+                        ph_serving *gone = life_drop(d, p, PH_VERR_NO_SUCH_PLUGIN,
+                                                     "was removed while loading");
+
+                        /* Calls still waiting for a thread do not run a
+                         * plugin that left (deleted, or now untrusted). */
+                        if (gone) {
+                                count_unload(d, NULL);
+                                ph_ops_take_back_calls(d->ops, gone, PH_VERR_NO_SUCH_PLUGIN,
+                                                       "the plugin was removed before the call started");
+                        }
+                        serving_retire(gone);
+                }
                 life_free(l);
                 p->life = NULL;
                 return;
@@ -664,30 +756,32 @@ void ph_life_registry_event(ph_event_kind kind, ph_plugin *p, const char *messag
         }
 }
 
-/* ---- finalising retired instances, on the plugin pool ---- */
+/* ---- finalising retired instances, on the plugin pool ----
+ *
+ * A reap job finalises whatever garbage there is when it starts. One job
+ * waits for a thread at a time (garbage that comes meanwhile is its too);
+ * garbage that comes once it runs gets a job of its own, so a fini that
+ * hangs holds one thread and never the finalising of other plugins. */
 
 typedef struct reap_job {
         ph_job job;
         ph_daemon *d;
 } reap_job;
 
-static void reap_async_cb(uv_async_t *a);
-
 static void reap_work(ph_job *job)
 {
-        ph_cache_reap(((reap_job *)job)->d->cache);
+        ph_daemon *d = ((reap_job *)job)->d;
+
+        atomic_store(&d->reap_queued, false);
+        ph_cache_reap(d->cache);
 }
 
 static void reap_done(ph_job *job)
 {
         reap_job *rj = (reap_job *)job;
-        ph_daemon *d = rj->d;
 
+        rj->d->reaps_running--;
         free(rj);
-        d->reap_running = false;
-        /* Garbage that came while this reap ran may have missed it. */
-        if (d->reap_again)
-                reap_async_cb(&d->reap_async);
 }
 
 static void reap_async_cb(uv_async_t *a)
@@ -695,23 +789,22 @@ static void reap_async_cb(uv_async_t *a)
         ph_daemon *d = a->data;
         reap_job *rj;
 
-        if (d->reap_running) {
-                d->reap_again = true;
+        if (atomic_exchange(&d->reap_queued, true))
                 return;
-        }
-        d->reap_again = false;
         rj = calloc(1, sizeof(*rj));
-        if (!rj)
-                return;
-        rj->d = d;
-        rj->job.work = reap_work;
-        rj->job.done = reap_done;
-        if (ph_pool_submit(d->pool, &rj->job) < 0) {
+        if (rj) {
+                rj->d = d;
+                rj->job.work = reap_work;
+                rj->job.done = reap_done;
+        }
+        if (!rj || ph_pool_submit(d->pool, &rj->job) < 0) {
+                /* The next garbage, or the stop, tries again. */
                 free(rj);
-                d->reap_again = true;   /* the next garbage or reap tries again */
+                atomic_store(&d->reap_queued, false);
+                log_warning("cannot queue the finalising of unloaded plugins; will retry");
                 return;
         }
-        d->reap_running = true;
+        d->reaps_running++;
 }
 
 void ph_life_garbage_cb(void *userdata)
@@ -724,10 +817,11 @@ void ph_life_garbage_cb(void *userdata)
 int ph_life_reaper_init(ph_daemon *d)
 {
         d->reap_async.data = d;
+        atomic_init(&d->reap_queued, false);
         return uv_async_init(d->loop, &d->reap_async, reap_async_cb);
 }
 
-bool ph_life_reaping(const ph_daemon *d)
+unsigned ph_life_reaping(const ph_daemon *d)
 {
-        return d->reap_running;
+        return d->reaps_running;
 }

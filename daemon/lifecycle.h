@@ -85,8 +85,13 @@ void ph_life_unload(struct ph_daemon *d, ph_plugin *p);
 void ph_life_restore(struct ph_daemon *d);
 /* After a reload: plugins whose Config= changed may be tried again. */
 void ph_life_config_changed(struct ph_daemon *d, const ph_config *old, const ph_config *cfg);
-/* A stop: every waiter is answered (Busy); running work goes on. */
-void ph_life_stop(struct ph_daemon *d);
+/* A stop begins: every instance is retired (calls in flight finish on
+ * it; then it is finalised on the pool). Loads that finish from now on
+ * are dropped. */
+void ph_life_stop_begin(struct ph_daemon *d);
+/* The drain is over: every waiter left is answered (Busy); running work
+ * goes on. */
+void ph_life_stop_end(struct ph_daemon *d);
 /* After the loop, with no plugin code running: drops every instance (the
  * cache runs fini when it is freed) and frees the lifecycle records. */
 void ph_life_shutdown(struct ph_daemon *d);
@@ -99,6 +104,7 @@ size_t ph_life_loaded_count(const struct ph_daemon *d);
 /* Finalising retired instances (the cache's garbage hook; any thread). */
 void ph_life_garbage_cb(void *userdata);
 int ph_life_reaper_init(struct ph_daemon *d);
-bool ph_life_reaping(const struct ph_daemon *d);
+/* Reap jobs not yet done (finis may hang in them). */
+unsigned ph_life_reaping(const struct ph_daemon *d);
 
 #endif

@@ -284,7 +284,7 @@ static void stop_poll_cb(uv_timer_t *t)
                 return;
         }
         /* Whoever still waits is answered before we go. */
-        ph_life_stop(d);
+        ph_life_stop_end(d);
         uv_timer_stop(t);
         uv_stop(d->loop);
 }
@@ -311,6 +311,7 @@ static void signal_cb(uv_signal_t *s, int signum)
         ph_watch_free(d->watch);
         d->watch = NULL;
         ph_scanner_stop(d->scanner);
+        ph_life_stop_begin(d);
         stop_deadline = uv_now(d->loop) + STOP_DRAIN_MS;
         uv_timer_start(&d->stop_timer, stop_poll_cb, 0, 50);
 }
@@ -420,7 +421,14 @@ int main(int argc, char **argv)
                  * their plugins: nothing can be freed or finalised under
                  * them, and exit() would run destructors they may be in. */
                 ph_ops_log_running(d.ops, "stopping anyway");
-                log_info("stopped, leaving %u operations in plugin code", ph_ops_running(d.ops));
+                if (ph_life_reaping(&d))
+                        log_warning("stopping anyway: %u finalising jobs still in plugin code (fini)",
+                                    ph_life_reaping(&d));
+                /* A stop is not a crash: no quarantine for an init that
+                 * was merely slow. */
+                ph_ops_clear_load_markers(d.ops);
+                log_info("stopped, leaving %u operations and %u finalising jobs in plugin code",
+                         ph_ops_running(d.ops), ph_life_reaping(&d));
                 _exit(EXIT_SUCCESS);
         }
         /* Finalise what is loaded: drop the registry's plugins from the

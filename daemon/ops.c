@@ -168,10 +168,13 @@ static void op_take_result(ph_op *op, char *text)
                 op->r = -EMSGSIZE;
                 snprintf(op->err, sizeof(op->err), "the result is %zu bytes, the limit is %zu",
                          op->result_size, op->max_result);
-        } else if (!(j = json_loadb(text, op->result_size, JSON_REJECT_DUPLICATES, &jerr))) {
+        } else if (!(j = json_loadb(text, op->result_size, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
+                                    &jerr))) {
                 op->r = -EBADMSG;
                 op->call_failed = true;
                 snprintf(op->err, sizeof(op->err), "returned invalid JSON: %s", jerr.text);
+        } else if (json_is_null(j)) {
+                json_decref(j);         /* the same as no result */
         } else if (!json_is_object(j)) {
                 json_decref(j);
                 op->r = -EBADMSG;
@@ -188,6 +191,7 @@ static void op_work(ph_job *job)
         ph_op *op = (ph_op *)job;
         char *text = NULL;
 
+        atomic_store_explicit(&op->started, true, memory_order_relaxed);
         if (op->kind == PH_OP_LOAD) {
                 ph_load_request req = { .name = op->name, .generation = op->generation,
                                         .dirfd = AT_FDCWD, .path = op->path,
@@ -232,7 +236,9 @@ ph_op *ph_op_new(ph_ops *ops, ph_op_kind kind, const ph_plugin *p, ph_cache *cac
         op->generation = p->file->generation;
         op->id = p->file->id;
         op->cfg = ph_config_ref((ph_config *)ops->cfg);
-        op->max_result = ops->cfg->max_message > 256 ? ops->cfg->max_message - 256 : 0;
+        /* What fits in a reply, with room for its envelope. */
+        op->max_result = (ops->cfg->max_message < PH_VARLINK_MESSAGE_MAX ? ops->cfg->max_message
+                                                                        : PH_VARLINK_MESSAGE_MAX) - 256;
         op->started_ms = uv_now(ops->loop);
         op->job.work = op_work;
         op->job.done = op_done;
@@ -336,15 +342,41 @@ static void waiter_free(ph_waiter *w)
 
 /* A call nobody waits for any more that has not started is not run: it
  * would only take a plugin thread from someone who still waits. */
-static void op_abandon(ph_op *op)
+bool ph_op_take_back(ph_op *op)
 {
-        if (op->kind != PH_OP_CALL || op->waiters || !op->running ||
+        if (!op->running || atomic_load_explicit(&op->started, memory_order_relaxed) ||
             ph_pool_cancel(op->ops->pool, &op->job) < 0)
-                return;
+                return false;
         op->r = -ECANCELED;
         op->abandoned = true;
-        snprintf(op->err, sizeof(op->err), "abandoned before it started");
+        snprintf(op->err, sizeof(op->err), "taken back before it started");
         op_done(&op->job);
+        return true;
+}
+
+static void op_abandon(ph_op *op)
+{
+        if (op->kind == PH_OP_CALL && !op->waiters)
+                ph_op_take_back(op);
+}
+
+void ph_ops_take_back_calls(ph_ops *ops, const struct ph_serving *srv, int verr, const char *why)
+{
+        for (ph_op *op = ops->all, *next; op; op = next) {
+                next = op->all_next;
+                if (op->kind != PH_OP_CALL || op->srv != srv || !op->running ||
+                    atomic_load_explicit(&op->started, memory_order_relaxed))
+                        continue;
+                ph_op_fail_waiters(op, verr, "%s", why);
+                ph_op_take_back(op);
+        }
+}
+
+void ph_ops_clear_load_markers(ph_ops *ops)
+{
+        for (ph_op *op = ops->all; op; op = op->all_next)
+                if (op->kind == PH_OP_LOAD && op->running)
+                        ph_state_init_clear(op->cfg->state_dir, op->name);
 }
 
 static void waiter_deadline_cb(ph_deadline *dl)
@@ -356,9 +388,11 @@ static void waiter_deadline_cb(ph_deadline *dl)
 
         if (!w->reply) {
                 /* Nobody asked for an answer: say what is stuck, once. */
-                log_warning("%s %s%s%s: no answer after %.1f s; it keeps its plugin thread",
+                log_warning("%s %s%s%s: no answer after %.1f s; %s",
                             op->kind == PH_OP_LOAD ? "load of" : "call", op->name,
-                            method ? "." : "", method ? method : "", secs);
+                            method ? "." : "", method ? method : "", secs,
+                            atomic_load_explicit(&op->started, memory_order_relaxed)
+                                    ? "it keeps its plugin thread" : "it waits for a plugin thread");
                 waiter_free(w);
                 return;
         }
@@ -438,15 +472,17 @@ unsigned ph_ops_running(const ph_ops *ops)
         return ops->running;
 }
 
-void ph_ops_log_running(const ph_ops *ops, const char *why)
+void ph_ops_log_running(ph_ops *ops, const char *why)
 {
         uint64_t now = uv_now(ops->loop);
 
-        for (const ph_op *op = ops->all; op; op = op->all_next)
+        for (ph_op *op = ops->all; op; op = op->all_next)
                 if (op->running)
-                        log_warning("%s: %s %s%s%s stuck in plugin code for %.1f s", why,
+                        log_warning("%s: %s %s%s%s %s for %.1f s", why,
                                     op->kind == PH_OP_LOAD ? "load of" : "call", op->name,
                                     op->method ? "." : "", op->method ? op->method : "",
+                                    atomic_load_explicit(&op->started, memory_order_relaxed)
+                                            ? "stuck in plugin code" : "waiting for a plugin thread",
                                     (double)(now - op->started_ms) / 1000);
 }
 

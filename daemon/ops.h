@@ -9,6 +9,7 @@
 #define PH_OPS_H
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -73,6 +74,7 @@ struct ph_op {
         /* State. */
         ph_waiter *waiters;
         bool running;                   /* submitted, work not yet back */
+        atomic_bool started;            /* a plugin thread took it (set there) */
         bool cancelled;                 /* unloaded or removed while it ran: its
                                          * outcome is dropped */
         uid_t uid;                      /* holds a thread slot of this uid */
@@ -121,6 +123,15 @@ void ph_waiter_error(ph_waiter *w, int verr, json_t *params, const char *fmt, ..
 /* Answers every waiter of op with the same error. */
 void ph_op_fail_waiters(ph_op *op, int verr, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
+/* Takes op back from the pool if no plugin thread took it yet: its done()
+ * runs now with -ECANCELED and abandoned set. Returns whether it did. */
+bool ph_op_take_back(ph_op *op);
+/* Answers and takes back the calls on srv that have not started (the
+ * plugin was removed). */
+void ph_ops_take_back_calls(ph_ops *ops, const struct ph_serving *srv, int verr, const char *why);
+/* Removes the quarantine markers of the loads still running: a stop is
+ * not a crash (before _exit). */
+void ph_ops_clear_load_markers(ph_ops *ops);
 /* Frees op once its work is back and lifecycle.c is done with it. */
 void ph_op_free(ph_op *op);
 
@@ -128,7 +139,7 @@ void ph_op_free(ph_op *op);
 unsigned ph_ops_running(const ph_ops *ops);
 /* Logs each operation still running: which plugin, which method, for how
  * long. */
-void ph_ops_log_running(const ph_ops *ops, const char *why);
+void ph_ops_log_running(ph_ops *ops, const char *why);
 /* Answers every waiter of every operation with Busy (the daemon stops). */
 void ph_ops_fail_all(ph_ops *ops, const char *why);
 

@@ -214,9 +214,15 @@ int ph_state_open(const char *dir, ph_state **ret)
 
         snprintf(path, sizeof(path), "%s/%s", dir, STATE_LOADED);
         j = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+        if (!j && access(path, F_OK) == 0)
+                log_warning("state: %s is not JSON (%s); no plugin is restored", path, jerr.text);
+        else if (j && !json_is_array(json_object_get(j, "loaded")))
+                log_warning("state: %s has no \"loaded\" list; no plugin is restored", path);
         json_array_foreach(json_object_get(j, "loaded"), i, v)
                 if (json_is_string(v))
                         strv_push(st, json_string_value(v));
+                else
+                        log_warning("state: %s: ignoring an entry that is not a name", path);
         json_decref(j);
 
         snprintf(path, sizeof(path), "%s/%s", dir, STATE_LOADING);

@@ -332,8 +332,12 @@ int ph_cache_get(ph_cache *c, const ph_load_request *req, ph_instance **ret,
                 pthread_mutex_unlock(&sh->lock);
                 return cache_fail(-ENOMEM, err, err_size, "out of memory");
         }
+        /* A load that began before an unload or a forget is not joined:
+         * whoever asks after one gets a load of its own (with the
+         * configuration of now, say). */
         for (e = slot->entries; e; e = e->next)
-                if (e->generation == req->generation)
+                if (e->generation == req->generation &&
+                    !(e->state == ENTRY_LOADING && (e->cancelled || e->forgotten)))
                         break;
         if (e && e->state == ENTRY_READY) {
                 sh->hits++;

@@ -836,6 +836,48 @@ START_TEST(test_forget_during_load)
 }
 END_TEST
 
+/* A get after an unload does not join the load that was under way before
+ * it: it loads (and inits) anew, and that instance is the one cached. */
+START_TEST(test_get_after_unload_loads_anew)
+{
+        ph_cache_config cfg = { .check_cb = hold_check, .init_cb = held_count_init };
+        struct held_load h = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+        char *path = tu_path(tmp, "counted.so"), err[256];
+        ph_instance *inst = NULL;
+        pthread_t a, b;
+
+        place("counted-v1.so", "counted.so");
+        ck_assert_int_eq(ph_cache_new(&cfg, &h.cache), 0);
+        h.req = (ph_load_request){ .name = "counted", .generation = 1, .dirfd = AT_FDCWD,
+                                   .path = path, .userdata = &h };
+        ck_assert_int_eq(pthread_create(&a, NULL, held_get, &h), 0);
+        pthread_mutex_lock(&h.lock);
+        while (!h.in_check)
+                pthread_cond_wait(&h.cond, &h.lock);
+        h.in_check = false;
+        pthread_mutex_unlock(&h.lock);
+
+        ck_assert_int_eq(ph_cache_unload(h.cache, "counted"), 0);
+        /* The second get reaches the check hook itself: it did not join. */
+        ck_assert_int_eq(pthread_create(&b, NULL, held_get, &h), 0);
+        pthread_mutex_lock(&h.lock);
+        while (!h.in_check)
+                pthread_cond_wait(&h.cond, &h.lock);
+        h.go = true;
+        pthread_cond_broadcast(&h.cond);
+        pthread_mutex_unlock(&h.lock);
+        pthread_join(a, NULL);
+        pthread_join(b, NULL);
+        ck_assert_int_eq(h.inits, 2);
+        /* The later load is the one kept. */
+        ck_assert_int_eq(ph_cache_get(h.cache, &h.req, &inst, err, sizeof(err)), 0);
+        ck_assert_int_eq(h.inits, 2);
+        ph_instance_unref(inst);
+        ph_cache_free(h.cache);
+        free(path);
+}
+END_TEST
+
 /* A plugin returning INT_MIN (no errno; negating it is undefined) gets
  * -EIO, from a call and from init. */
 START_TEST(test_int_min_becomes_eio)
@@ -1003,6 +1045,7 @@ int main(void)
         tcase_add_test(tc, test_hooks_get_their_request);
         tcase_add_test(tc, test_forget_failures);
         tcase_add_test(tc, test_forget_during_load);
+        tcase_add_test(tc, test_get_after_unload_loads_anew);
         tcase_add_test(tc, test_int_min_becomes_eio);
         suite_add_tcase(s, tc);
 

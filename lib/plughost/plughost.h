@@ -233,16 +233,19 @@ bool ph_cache_error_transient(int r);
 int ph_cache_lookup(ph_cache *c, const char *name, ph_instance **ret);
 
 /* Drops the cache's reference to every generation of name and forgets its
- * failures. The instances finish their calls, then are finalised. Returns
- * 0, or -ENOENT when the cache knew nothing of name. */
+ * failures. The instances finish their calls, then are finalised. A load in
+ * progress answers its callers and is not kept; a get after the unload
+ * does not join it but loads anew. Returns 0, or -ENOENT when the cache
+ * knew nothing of name. */
 int ph_cache_unload(ph_cache *c, const char *name);
 
 /* Forgets the remembered load failures of every generation of name, so the
  * next ph_cache_get of any of them loads again (after the plugin's
  * configuration changed, say). Ready instances are left alone; so are loads
  * in progress, except that if one of them fails, its callers get the error
- * and the failure is not remembered either. Returns 0, or -ENOENT when the
- * cache knew nothing of name. Any thread. */
+ * and the failure is not remembered either, and a get after the forget
+ * does not join it but loads anew. Returns 0, or -ENOENT when the cache
+ * knew nothing of name. Any thread. */
 int ph_cache_forget(ph_cache *c, const char *name);
 
 /* Runs fini and dlclose for instances whose last reference is gone. Call

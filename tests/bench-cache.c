@@ -46,6 +46,7 @@
 
 #define TARGET_HOT_NS 100.0
 #define TARGET_COLLAPSE 0.5             /* 16-thread aggregate >= this x the 1-thread one */
+#define TARGET_SERVING 1.0              /* the daemon's serving path: 16 threads >= 1 thread */
 #define TARGET_LOAD_RATIO 1.3
 
 #ifndef MFD_EXEC
@@ -350,12 +351,19 @@ static void hot_header(const char *what)
 }
 
 /* The no-collapse criterion, stated in the output. */
-static void hot_collapse_line(const char *label, const hot_result *r, const hot_result *base)
+static void hot_target_line(const char *label, const hot_result *r, const hot_result *base,
+                            double target)
 {
         double ratio = base->ops_s > 0 ? r->ops_s / base->ops_s : 0;
 
-        printf("   %-48s %6.2f x   target >= %.2fx (no collapse): %s\n", label, ratio,
-               TARGET_COLLAPSE, bu_met(!r->error && !base->error && ratio >= TARGET_COLLAPSE));
+        printf("   %-48s %6.2f x   target >= %.2fx: %s\n", label, ratio, target,
+               bu_met(!r->error && !base->error && ratio >= target));
+}
+
+/* The no-collapse criterion, stated in the output. */
+static void hot_collapse_line(const char *label, const hot_result *r, const hot_result *base)
+{
+        hot_target_line(label, r, base, TARGET_COLLAPSE);
 }
 
 static void bench_hot_get(ph_cache *c, const ph_load_request *reqs, unsigned n_names)
@@ -471,7 +479,8 @@ static void bench_serving(ph_cache *c, const ph_load_request *req, ph_instance *
                "borrowed / get+call, 1 thread", rg[0].ops_s > 0 ? rb[0].ops_s / rg[0].ops_s : 0);
         printf("   %-48s %6.2f x\n", "borrowed / get+call, 16 threads",
                rg[N - 1].ops_s > 0 ? rb[N - 1].ops_s / rg[N - 1].ops_s : 0);
-        hot_collapse_line("borrowed: 16 threads / 1 thread", &rb[N - 1], &rb[0]);
+        /* The daemon's path: the "at least as fast in total". */
+        hot_target_line("borrowed: 16 threads / 1 thread", &rb[N - 1], &rb[0], TARGET_SERVING);
         hot_collapse_line("get+call: 16 threads / 1 thread", &rg[N - 1], &rg[0]);
 }
 

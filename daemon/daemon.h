@@ -43,6 +43,7 @@ typedef struct ph_daemon {
         /* Finalising retired instances (lifecycle.c). */
         uv_async_t reap_async;
         atomic_bool reap_queued;        /* a reap job waits for a thread */
+        atomic_bool garbage;            /* instances to finalise since a reap began */
         unsigned reaps_running;         /* reap jobs submitted, not yet done */
         uv_signal_t sigterm, sigint, sighup;
         uv_timer_t stop_timer;

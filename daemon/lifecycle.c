@@ -773,6 +773,7 @@ static void reap_work(ph_job *job)
         ph_daemon *d = ((reap_job *)job)->d;
 
         atomic_store(&d->reap_queued, false);
+        atomic_store(&d->garbage, false);
         ph_cache_reap(d->cache);
 }
 
@@ -811,13 +812,24 @@ void ph_life_garbage_cb(void *userdata)
 {
         ph_daemon *d = userdata;
 
+        atomic_store(&d->garbage, true);
         uv_async_send(&d->reap_async);
+}
+
+bool ph_life_finalising(ph_daemon *d)
+{
+        /* Garbage whose wake-up the loop has not seen yet: queue its reap
+         * now, so that a stop waits for it. */
+        if (atomic_load(&d->garbage) && !atomic_load(&d->reap_queued))
+                reap_async_cb(&d->reap_async);
+        return atomic_load(&d->garbage) || d->reaps_running > 0;
 }
 
 int ph_life_reaper_init(ph_daemon *d)
 {
         d->reap_async.data = d;
         atomic_init(&d->reap_queued, false);
+        atomic_init(&d->garbage, false);
         return uv_async_init(d->loop, &d->reap_async, reap_async_cb);
 }
 

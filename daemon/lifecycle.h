@@ -104,6 +104,9 @@ size_t ph_life_loaded_count(const struct ph_daemon *d);
 /* Finalising retired instances (the cache's garbage hook; any thread). */
 void ph_life_garbage_cb(void *userdata);
 int ph_life_reaper_init(struct ph_daemon *d);
+/* Whether instances wait to be finalised or are being finalised (queues
+ * their reap if the wake-up is still on its way). Loop thread. */
+bool ph_life_finalising(struct ph_daemon *d);
 /* Reap jobs not yet done (finis may hang in them). */
 unsigned ph_life_reaping(const struct ph_daemon *d);
 

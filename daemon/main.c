@@ -276,7 +276,8 @@ static uint64_t stop_deadline;
 static void stop_poll_cb(uv_timer_t *t)
 {
         ph_daemon *d = t->data;
-        bool busy = ph_pool_busy(d->pool) > 0 || ph_scanner_busy(d->scanner);
+        bool busy = ph_life_finalising(d) || ph_pool_busy(d->pool) > 0 ||
+                    ph_scanner_busy(d->scanner);
 
         if (busy && uv_now(d->loop) < stop_deadline) {
                 /* Draining slow calls: tell systemd how much longer. */

@@ -23,7 +23,7 @@ struct ph_pool {
         pthread_cond_t wake;
         ph_job *queue_head, *queue_tail;
         ph_job *done_head, *done_tail;
-        unsigned queued, running, threads, idle, max_threads, max_queue;
+        unsigned queued, running, finished, threads, idle, max_threads, max_queue;
         bool stopping;
         uv_async_t async;
 };
@@ -54,6 +54,7 @@ static void *pool_thread(void *arg)
 
                 pthread_mutex_lock(&pool->lock);
                 pool->running--;
+                pool->finished++;
                 job->next = NULL;
                 if (pool->done_tail)
                         pool->done_tail->next = job;
@@ -80,6 +81,9 @@ static void pool_async_cb(uv_async_t *async)
         pthread_mutex_unlock(&pool->lock);
         for (; list; list = next) {
                 next = list->next;
+                pthread_mutex_lock(&pool->lock);
+                pool->finished--;
+                pthread_mutex_unlock(&pool->lock);
                 list->done(list);
         }
 }
@@ -165,7 +169,7 @@ unsigned ph_pool_busy(const ph_pool *cpool)
         unsigned n;
 
         pthread_mutex_lock(&pool->lock);
-        n = pool->queued + pool->running;
+        n = pool->queued + pool->running + pool->finished;
         pthread_mutex_unlock(&pool->lock);
         return n;
 }

@@ -27,7 +27,7 @@ int ph_pool_submit(ph_pool *pool, ph_job *job);
  * ran) already. Its done() is not called. Loop thread. */
 int ph_pool_cancel(ph_pool *pool, ph_job *job);
 
-/* Jobs queued or running. */
+/* Jobs queued, running, or done whose done() has not run yet. */
 unsigned ph_pool_busy(const ph_pool *pool);
 unsigned ph_pool_threads(const ph_pool *pool);
 

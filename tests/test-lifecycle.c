@@ -7,9 +7,11 @@
  * fixed daemon must do. test_bugNN_* are the bugs of the issue (each fails
  * on the code it was written against; bug06 only under ASan, where the use
  * after free is in our code); test_found_* are bugs test_stress and runs
- * with poisoned freed memory found on the way. test_stress runs random
- * operations for PH_STRESS_SECONDS (60; PH_STRESS_SEED repeats a run) and
- * checks the daemon's invariants after every step.
+ * with poisoned freed memory found on the way; test_attack_NN_* are the
+ * findings of a black-box attack (each fails on 2c690fe, before 36b7636).
+ * test_stress runs random operations for PH_STRESS_SECONDS (60;
+ * PH_STRESS_SEED repeats a run) and checks the daemon's invariants after
+ * every step.
  *
  * Runs as root (it stops the daemon with SIGSTOP, lowers its fd limit, and
  * reads /proc). Every wait polls against a deadline; the fixture's own
@@ -1901,6 +1903,539 @@ START_TEST(test_found_stuck_loading)
 }
 END_TEST
 
+/* ==== the black-box attack (fixed in 36b7636) ==== */
+
+/* The times s occurs in text. */
+static int occurrences(const char *text, const char *s)
+{
+        int n = 0;
+
+        for (const char *p = text; (p = strstr(p, s)); p += strlen(s))
+                n++;
+        return n;
+}
+
+/* The times text occurs in the file at path (0 if it does not exist). */
+static int file_count(const char *path, const char *text)
+{
+        size_t size;
+        unsigned char *data;
+        int n;
+
+        if (access(path, F_OK) != 0)
+                return 0;
+        data = tu_read_file(path, &size);
+        data[size] = '\0';
+        n = occurrences((char *)data, text);
+        free(data);
+        return n;
+}
+
+static bool file_has(const char *path, const char *text)
+{
+        return file_count(path, text) > 0;
+}
+
+static bool wait_file_has(const char *path, const char *text, int ms)
+{
+        long long deadline = now_ms() + ms;
+
+        while (!file_has(path, text)) {
+                if (now_ms() > deadline)
+                        return false;
+                du2_nap_ms(5);
+        }
+        return true;
+}
+
+/* Whether one line of the daemon's log holds both a and b. */
+static bool log_line_has(const char *a, const char *b)
+{
+        size_t size;
+        unsigned char *log = tu_read_file(d.log, &size);
+        bool found = false;
+
+        log[size] = '\0';
+        for (char *line = strtok((char *)log, "\n"); line && !found; line = strtok(NULL, "\n"))
+                found = strstr(line, a) && strstr(line, b);
+        free(log);
+        return found;
+}
+
+/* The error reply's message (borrowed). */
+static const char *message_of(json_t *reply)
+{
+        json_t *m = json_object_get(du_params(reply), "message");
+
+        return json_is_string(m) ? json_string_value(m) : "(no message)";
+}
+
+/* Holds the only plugin thread (Workers=1): second.Sleep until the go
+ * file exists, on a connection of its own, once it runs (calls is
+ * second's callLog). */
+static du_conn *hold_thread(const char *calls)
+{
+        du_conn *s = du_connect(&d);
+        char params[1200];
+
+        snprintf(params, sizeof(params), "{\"untilFile\":\"%s\",\"ms\":20000}", go);
+        send_call(s, "second", "Sleep", params);
+        ck_assert_msg(wait_file_has(calls, "second Sleep\n", WAIT_MS), "second.Sleep never started");
+        return s;
+}
+
+/* Lets the thread go: the Sleep returns, and then a call of second, queued
+ * behind whatever waited for the thread, has run too. */
+static void release_thread(du_conn *s)
+{
+        json_t *r;
+
+        touch(go);
+        r = recv_within(s, WAIT_MS, NULL);
+        ck_assert_msg(r != NULL, "second.Sleep was not answered once the go file existed");
+        ok(r);
+        json_decref(r);
+        send_call(s, "second", "Version", NULL);
+        r = recv_within(s, WAIT_MS, NULL);
+        ck_assert_msg(r != NULL, "second.Version was not answered");
+        ok(r);
+        json_decref(r);
+}
+
+/* 1: Workers=1 is busy with second.Sleep; a Load of behave waits for the
+ * thread, and behave is unloaded. The Unload is answered, the Load gets
+ * LoadFailed, and once the thread is free, behave's init never runs: no
+ * instance, "discovered", and the next Load runs init. */
+START_TEST(test_attack_01_unload_queued_load)
+{
+        char *calls = tu_path(d.dir, "calls.log"), *state, *text;
+        du_conn *s, *a;
+        json_t *r;
+
+        cfg_begin("Workers=1\nCallTimeoutSec=10\n");
+        cfg_plugin("behave", kv("marker", markers), kv("callLog", calls), NULL);
+        cfg_plugin("second", kv("marker", markers), kv("callLog", calls), NULL);
+        cfg_write();
+        du_add_plugin(&d, tu_fixture("behave-v1.so"), "behave.so");
+        du_add_plugin(&d, tu_fixture("second-v1.so"), "second.so");
+        du_start(&d);
+        load_ok("second");
+        s = hold_thread(calls);
+
+        a = du_connect(&d);
+        send_load(a, "behave");
+        ck_assert_msg(du2_wait_state(&d, "behave", "loading", WAIT_MS), "the Load never got queued");
+        unload_ok("behave");
+        r = recv_within(a, SLACK_MS, NULL);
+        ck_assert_msg(r != NULL, "the queued Load was not answered after the Unload");
+        expect_error(r, "io.plughost.LoadFailed");
+        json_decref(r);
+
+        /* The thread is free, and what waited for it has run. */
+        release_thread(s);
+        ck_assert_msg(!file_has(calls, "behave init"),
+                      "the init of a load the Unload took back before it got a thread ran later");
+        text = plugin_text("behave");
+        ck_assert_msg(wait_live("behave-", 0, SLACK_MS),
+                      "behave was unloaded before its load got a thread, and an instance is alive: %s (%s)",
+                      list_dir(markers), text);
+        free(text);
+        state = state_of("behave");
+        ck_assert_msg(strcmp(state, "discovered") == 0, "behave is '%s' after the Unload", state);
+        free(state);
+        load_ok("behave");
+        ck_assert_msg(file_count(calls, "behave init\n") == 1 && live("behave-") == 1,
+                      "the next Load did not run init once: %s", list_dir(markers));
+        du_close(a);
+        du_close(s);
+        free(calls);
+}
+END_TEST
+
+/* 2: behave's fini hangs; second, loaded and unloaded meanwhile, is still
+ * finalised within a few seconds. */
+START_TEST(test_attack_02_fini_hangs_others_finalise)
+{
+        long long t0;
+
+        cfg_begin("");
+        cfg_plugin("behave", kv("marker", markers), kv("finiWaitFile", go), NULL);
+        cfg_plugin("second", kv("marker", markers), NULL);
+        cfg_write();
+        du_add_plugin(&d, tu_fixture("behave-v1.so"), "behave.so");
+        du_add_plugin(&d, tu_fixture("second-v1.so"), "second.so");
+        du_start(&d);
+        load_ok("behave");
+        unload_ok("behave");
+        for (t0 = now_ms(); !strstr(list_dir(markers), "behave-1.0.0-") || !strstr(list_dir(markers), "-fini");
+             du2_nap_ms(5))
+                ck_assert_msg(now_ms() - t0 < WAIT_MS, "behave's fini never started: %s", list_dir(markers));
+
+        load_ok("second");
+        ck_assert_int_eq(live("second-"), 1);
+        unload_ok("second");
+        ck_assert_msg(wait_live("second-", 0, 3000),
+                      "with behave's fini hanging, second's fini did not run within 3 s of its Unload: %s",
+                      list_dir(markers));
+        touch(go);
+        ck_assert(wait_live("behave-", 0, WAIT_MS));
+}
+END_TEST
+
+/* 3: SIGTERM with a plugin loaded whose fini hangs: exit 0 within the drain
+ * plus slack, and the log names the hung finalising. */
+START_TEST(test_attack_03_stop_fini_hangs)
+{
+        char *never = tu_path(d.dir, "never");
+        long long t0;
+        int status;
+
+        cfg_begin("");
+        cfg_plugin("behave", kv("marker", markers), kv("finiWaitFile", never), NULL);
+        cfg_write();
+        du_add_plugin(&d, tu_fixture("behave-v1.so"), "behave.so");
+        du_start(&d);
+        load_ok("behave");
+        t0 = now_ms();
+        status = stop_within(DRAIN_MS + 2 * SLACK_MS);
+        fprintf(stderr, "test_attack_03: exit %lld ms after SIGTERM\n", now_ms() - t0);
+        assert_exit_0(status);
+        if (!log_line_has("stopping anyway", "fini"))
+                dump_log();
+        ck_assert_msg(log_line_has("stopping anyway", "fini"), "the log does not name the hung fini");
+        free(never);
+}
+END_TEST
+
+/* 4: init fails with initFail, and while it runs a reload fixes Config=.
+ * The Load that waited gets LoadFailed (the old Config=); then behave,
+ * which a client loaded, is loaded again by itself, and a Load succeeds. */
+START_TEST(test_attack_04_config_fixed_during_failing_init)
+{
+        du_conn *a;
+        char *text;
+        json_t *r;
+
+        cfg_begin("CallTimeoutSec=10\n");
+        cfg_plugin("behave", "\"initFail\":true", kv("initWaitFile", go), kv("marker", markers), NULL);
+        cfg_write();
+        du_add_plugin(&d, tu_fixture("behave-v1.so"), "behave.so");
+        du_start(&d);
+        a = du_connect(&d);
+        send_load(a, "behave");
+        ck_assert_msg(wait_live("behave-", 1, WAIT_MS), "init never started");
+
+        cfg_begin("CallTimeoutSec=10\n");
+        cfg_plugin("behave", "\"initFail\":false", kv("initWaitFile", go), kv("marker", markers), NULL);
+        cfg_write();
+        reload();
+        touch(go);
+        r = recv_within(a, WAIT_MS, NULL);
+        ck_assert_msg(r != NULL, "the Load was never answered");
+        expect_error(r, "io.plughost.LoadFailed");
+        json_decref(r);
+
+        text = plugin_text("behave");
+        ck_assert_msg(du2_wait_state(&d, "behave", "loaded", WAIT_MS),
+                      "Config= fixed while init failed: behave, loaded by a client, was not loaded again: %s",
+                      text);
+        free(text);
+        r = load("behave");
+        ck_assert_msg(!du_error(r), "Config= fixed while init failed, Load still fails: %s: %s", du_error(r),
+                      message_of(r));
+        json_decref(r);
+        ck_assert_int_eq(live("behave-"), 1);
+        du_close(a);
+}
+END_TEST
+
+/* 5: SIGTERM while a healthy init runs longer than the drain: after the
+ * stop and a restart on the same state directory, behave is not
+ * quarantined and loads. */
+START_TEST(test_attack_05_stop_slow_init_no_quarantine)
+{
+        char *state;
+        du_conn *a;
+        json_t *r;
+
+        cfg_begin("");
+        cfg_plugin("behave", kv("initWaitFile", go), kv("marker", markers), NULL);
+        cfg_write();
+        du_add_plugin(&d, tu_fixture("behave-v1.so"), "behave.so");
+        du_start(&d);
+        a = du_connect(&d);
+        send_load(a, "behave");
+        ck_assert_msg(wait_live("behave-", 1, WAIT_MS), "init never started");
+        assert_exit_0(stop_within(DRAIN_MS + 2 * SLACK_MS));
+        du_close(a);
+
+        touch(go);
+        du_start(&d);
+        state = state_of("behave");
+        ck_assert_msg(strcmp(state, "quarantined") != 0, "a slow init at a stop left behave quarantined");
+        free(state);
+        r = load("behave");
+        ck_assert_msg(!du_error(r), "after a stop during a slow init, Load fails: %s: %s", du_error(r),
+                      message_of(r));
+        ck_assert_str_eq(du_str(du_params(r), "plugin.state"), "loaded");
+        json_decref(r);
+}
+END_TEST
+
+/* Waits for the next event of kind for behave; asserts its version and
+ * generation. */
+static void expect_event(du_conn *m, const char *kind, const char *version, long long gen, const char *what)
+{
+        json_t *ev = du2_wait_event(m, kind, "behave", now_ms() + WAIT_MS);
+        char *text;
+
+        ck_assert_msg(ev != NULL, "no '%s' event", kind);
+        text = json_dumps(ev, JSON_COMPACT);
+        ck_assert_msg(json_is_string(json_object_get(ev, "version")) &&
+                      strcmp(du_str(ev, "version"), version) == 0 &&
+                      json_integer_value(json_object_get(ev, "generation")) == gen,
+                      "%s: want version %s, generation %lld: %s", what, version, gen, text);
+        free(text);
+        json_decref(ev);
+}
+
+/* 6: behave 1.0.0 serves; 2.0.0 replaces it and fails. "changed" and
+ * "failed" name 2.0.0 (its generation); "unloaded", after Unload, names
+ * the 1.0.0 that served, with its generation. */
+START_TEST(test_attack_06_event_versions)
+{
+        char *path = plugin_path("behave.so");
+        long long gen1, gen2;
+        json_t *info;
+        du_conn *m;
+
+        cfg_begin("");
+        cfg_plugin("behave", kv("initRequireFile", flag), kv("marker", markers), NULL);
+        cfg_write();
+        touch(flag);
+        du_add_plugin(&d, tu_fixture("behave-v1.so"), "behave.so");
+        du_start(&d);
+        load_ok("behave");
+        info = du2_info(&d, "behave");
+        gen1 = du_int(info, "plugin.generation");
+        json_decref(info);
+        ck_assert_int_eq(unlink(flag), 0);
+        m = du2_monitor(&d);
+        du2_copy_over(tu_fixture("behave-v2.so"), path);
+        /* The new file's generation, from Info (the pending version). */
+        for (long long deadline = now_ms() + WAIT_MS;; du2_nap_ms(5)) {
+                json_t *pending;
+
+                info = du2_info(&d, "behave");
+                pending = json_object_get(json_object_get(info, "plugin"), "pending");
+                if (json_is_object(pending) && strcmp(du_str(pending, "state"), "failed") == 0) {
+                        gen2 = du_int(pending, "generation");
+                        json_decref(info);
+                        break;
+                }
+                json_decref(info);
+                ck_assert_msg(now_ms() < deadline, "2.0.0 never failed");
+        }
+        ck_assert_int_gt(gen2, gen1);
+        expect_event(m, "changed", "2.0.0", gen2, "'changed' of a hot replace");
+        expect_event(m, "failed", "2.0.0", gen2, "'failed' of a hot replace");
+        unload_ok("behave");
+        expect_event(m, "unloaded", "1.0.0", gen1, "'unloaded' after the failed replace");
+        du_close(m);
+        free(path);
+}
+END_TEST
+
+/* 7: "unloads" counts every instance that stopped serving: 1 after one hot
+ * replace (Info and Status), 2 once the file is removed too (Status). */
+START_TEST(test_attack_07_unloads_counter)
+{
+        char *path = plugin_path("behave.so");
+        du_conn *m;
+        json_t *ev;
+
+        cfg_begin("");
+        cfg_plugin("behave", kv("marker", markers), NULL);
+        cfg_write();
+        du_add_plugin(&d, tu_fixture("behave-v1.so"), "behave.so");
+        du_start(&d);
+        load_ok("behave");
+        m = du2_monitor(&d);
+        du2_copy_over(tu_fixture("behave-v2.so"), path);
+        ev = du2_wait_event(m, "loaded", "behave", now_ms() + WAIT_MS);
+        ck_assert_msg(ev != NULL, "2.0.0 was never loaded");
+        json_decref(ev);
+        ck_assert_msg(counter_of("behave", "unloads") == 1, "after a hot replace, Info says unloads %lld",
+                      counter_of("behave", "unloads"));
+        ck_assert_msg(du2_status_int(&d, "counters.unloads") == 1,
+                      "after a hot replace, Status says unloads %lld", du2_status_int(&d, "counters.unloads"));
+        ck_assert_int_eq(unlink(path), 0);
+        ev = du2_wait_event(m, "removed", "behave", now_ms() + WAIT_MS);
+        ck_assert_msg(ev != NULL, "no 'removed' event");
+        json_decref(ev);
+        ck_assert_msg(du2_status_int(&d, "counters.unloads") == 2,
+                      "after a hot replace and a removal, Status says unloads %lld",
+                      du2_status_int(&d, "counters.unloads"));
+        du_close(m);
+        free(path);
+}
+END_TEST
+
+/* 8: Workers=1 is busy; calls of behave and of chmodo wait for the thread;
+ * behave.so is removed and chmodo.so made writable by others (untrusted).
+ * Both calls are answered NoSuchPlugin at once, and neither runs. */
+START_TEST(test_attack_08_queued_call_plugin_removed)
+{
+        char *calls = tu_path(d.dir, "calls.log"), *gone = plugin_path("behave.so"),
+             *open_to_all = plugin_path("chmodo.so");
+        du_conn *s, *a, *b;
+        json_t *r;
+
+        cfg_begin("Workers=1\nCallTimeoutSec=10\n");
+        cfg_plugin("behave", kv("marker", markers), kv("callLog", calls), NULL);
+        cfg_plugin("chmodo", kv("marker", markers), kv("callLog", calls), NULL);
+        cfg_plugin("second", kv("marker", markers), kv("callLog", calls), NULL);
+        cfg_write();
+        du_add_plugin(&d, tu_fixture("behave-v1.so"), "behave.so");
+        du2_copy_renamed(tu_fixture("behave-v1.so"), "behave", "chmodo", open_to_all);
+        du_add_plugin(&d, tu_fixture("second-v1.so"), "second.so");
+        du_start(&d);
+        load_ok("behave");
+        load_ok("chmodo");
+        load_ok("second");
+        s = hold_thread(calls);
+
+        a = du_connect(&d);
+        b = du_connect(&d);
+        send_call(a, "behave", "Echo", NULL);
+        send_call(b, "chmodo", "Echo", NULL);
+        ck_assert_msg(wait_counter("behave", "callsInFlight", 1, WAIT_MS), "the call of behave never queued");
+        ck_assert_msg(wait_counter("chmodo", "callsInFlight", 1, WAIT_MS), "the call of chmodo never queued");
+        ck_assert_int_eq(unlink(gone), 0);
+        ck_assert_int_eq(chmod(open_to_all, 0646), 0);
+
+        r = recv_within(a, SLACK_MS, NULL);
+        ck_assert_msg(r != NULL, "a call waiting for a thread was not answered when its plugin was removed");
+        expect_error(r, "io.plughost.NoSuchPlugin");
+        json_decref(r);
+        r = recv_within(b, SLACK_MS, NULL);
+        ck_assert_msg(r != NULL,
+                      "a call waiting for a thread was not answered when its plugin became untrusted");
+        expect_error(r, "io.plughost.NoSuchPlugin");
+        json_decref(r);
+
+        release_thread(s);
+        ck_assert_msg(!file_has(calls, "behave Echo"), "the call of the removed behave ran");
+        ck_assert_msg(!file_has(calls, "chmodo Echo"), "the call of the untrusted chmodo ran");
+        du_close(a);
+        du_close(b);
+        du_close(s);
+        free(calls);
+        free(gone);
+        free(open_to_all);
+}
+END_TEST
+
+/* 9: a corrupt state/loaded.json (garbage, then {"loaded":5}) is logged
+ * at start, by name. */
+START_TEST(test_attack_09_corrupt_loaded_json)
+{
+        char *json = tu_path(d.state, "loaded.json");
+        static const char garbage[] = "garbage", five[] = "{\"loaded\":5}";
+
+        ck_assert_int_eq(mkdir(d.state, 0750), 0);
+        du_add_plugin(&d, tu_fixture("behave-v1.so"), "behave.so");
+        tu_write_file(json, garbage, strlen(garbage));
+        du_start(&d);
+        du_assert_serving(&d);
+        if (!log_line_has("warning", "loaded.json"))
+                dump_log();
+        ck_assert_msg(log_line_has("warning", "loaded.json"), "a loaded.json of garbage was not logged");
+        assert_exit_0(stop_within(DU_TIMEOUT_MS));
+
+        ck_assert_int_eq(unlink(d.log), 0);
+        tu_write_file(json, five, strlen(five));
+        du_start(&d);
+        du_assert_serving(&d);
+        if (!log_line_has("warning", "loaded.json"))
+                dump_log();
+        ck_assert_msg(log_line_has("warning", "loaded.json"),
+                      "a loaded.json of {\"loaded\":5} was not logged");
+        free(json);
+}
+END_TEST
+
+/* 10: LoadFailed names the plugin once: the failing Load, and the Load the
+ * remembered failure answers. */
+START_TEST(test_attack_10_load_failed_names_once)
+{
+        json_t *r;
+
+        cfg_begin("");
+        cfg_plugin("behave", kv("initRequireFile", flag), NULL);
+        cfg_write();
+        du_add_plugin(&d, tu_fixture("behave-v1.so"), "behave.so");
+        du_start(&d);
+        for (int i = 0; i < 2; i++) {
+                r = load("behave");
+                expect_error(r, "io.plughost.LoadFailed");
+                fprintf(stderr, "test_attack_10: %s\n", message_of(r));
+                /* The plugin's own message names it too ("behave 1.0.0: ..."). */
+                ck_assert_msg(occurrences(message_of(r), "behave: ") == 1,
+                              "Load %d: LoadFailed names the plugin more than once: %s", i + 1, message_of(r));
+                json_decref(r);
+        }
+}
+END_TEST
+
+/* 11: a result that is JSON but not an object: null is no result (the
+ * reply's result is null), 42 and "x" are CallFailed, "not an object". */
+START_TEST(test_attack_11_result_not_object)
+{
+        static const char *const refused[] = { "{\"value\":42}", "{\"value\":\"x\"}" };
+        json_t *r, *result;
+
+        du_add_plugin(&d, tu_fixture("behave-v1.so"), "behave.so");
+        du_start(&d);
+        load_ok("behave");
+        r = call("behave", "Return", "{\"value\":null}");
+        ck_assert_msg(!du_error(r), "a result of null was refused: %s: %s", du_error(r), message_of(r));
+        result = json_object_get(du_params(r), "result");
+        ck_assert_msg(json_is_null(result), "a result of null is not answered as a null result");
+        json_decref(r);
+        for (size_t i = 0; i < 2; i++) {
+                r = call("behave", "Return", refused[i]);
+                expect_error(r, "io.plughost.CallFailed");
+                ck_assert_msg(strstr(message_of(r), "not an object"), "%s: %s", refused[i], message_of(r));
+                json_decref(r);
+        }
+}
+END_TEST
+
+/* 12 (found while writing the above): a stop must let fini run, on the
+ * pool, within the drain. The stop's first check came before the
+ * finalising job was queued, so the daemon exited at once with fini not
+ * run (and leaked the job record under ASan). Expect: exit 0, every
+ * instance finalised (no marker left), the healthy 300 ms fini included. */
+START_TEST(test_attack_12_stop_runs_fini)
+{
+        int status;
+
+        cfg_begin("");
+        cfg_plugin("behave", kv("marker", markers), kvi("finiDelayMs", 300), NULL);
+        cfg_plugin("second", kv("marker", markers), NULL);
+        cfg_write();
+        du_add_plugin(&d, tu_fixture("behave-v1.so"), "behave.so");
+        du_add_plugin(&d, tu_fixture("second-v1.so"), "second.so");
+        du_start(&d);
+        load_ok("behave");
+        load_ok("second");
+        status = stop_within(DRAIN_MS + 2 * SLACK_MS);
+        assert_exit_0(status);
+        ck_assert_msg(live("") == 0, "fini did not complete at the stop: %s", list_dir(markers));
+}
+END_TEST
+
 /* ==== stress: random operations, invariants after every step ==== */
 
 #define ST_CONNS 4
@@ -2403,6 +2938,18 @@ int main(void)
         add_case(s, "bug17", test_bug17_ready_after_stopping, 180);
         add_case(s, "found_watch_free_at_stop", test_found_watch_free_at_stop, 60);
         add_case(s, "found_stuck_loading", test_found_stuck_loading, 60);
+        add_case(s, "attack_01_unload_queued_load", test_attack_01_unload_queued_load, 60);
+        add_case(s, "attack_02_fini_hangs", test_attack_02_fini_hangs_others_finalise, 60);
+        add_case(s, "attack_03_stop_fini_hangs", test_attack_03_stop_fini_hangs, 60);
+        add_case(s, "attack_04_config_fixed_during_init", test_attack_04_config_fixed_during_failing_init, 60);
+        add_case(s, "attack_05_stop_slow_init", test_attack_05_stop_slow_init_no_quarantine, 60);
+        add_case(s, "attack_06_event_versions", test_attack_06_event_versions, 60);
+        add_case(s, "attack_07_unloads_counter", test_attack_07_unloads_counter, 60);
+        add_case(s, "attack_08_queued_call_removed", test_attack_08_queued_call_plugin_removed, 60);
+        add_case(s, "attack_09_corrupt_loaded_json", test_attack_09_corrupt_loaded_json, 60);
+        add_case(s, "attack_10_load_failed_name", test_attack_10_load_failed_names_once, 60);
+        add_case(s, "attack_11_result_not_object", test_attack_11_result_not_object, 60);
+        add_case(s, "attack_12_stop_runs_fini", test_attack_12_stop_runs_fini, 60);
         add_case(s, "stress", test_stress, (int)stress + 120);
         return tu_run_suite(s) ? EXIT_FAILURE : EXIT_SUCCESS;
 }

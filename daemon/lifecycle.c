@@ -278,6 +278,13 @@ static void load_cancelled_done(ph_daemon *d, ph_plugin *p, ph_op *op, const cha
                 d->counters.loads++;
                 count_unload(d, p->life);
         }
+        /* Loads (a stop leaves them waiting) are answered; calls run. */
+        for (ph_waiter *w = op->waiters, *next; w; w = next) {
+                next = w->next;
+                if (!w->method)
+                        ph_waiter_error(w, PH_VERR_LOAD_FAILED, name_param(op->name), "%s %s",
+                                        op->name, why);
+        }
         if (op->r == 0 && op->waiters && (srv = calloc(1, sizeof(*srv))) &&
             (srv->file = strdup(op->path))) {
                 srv->inst = op->inst;

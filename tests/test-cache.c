@@ -782,8 +782,11 @@ static void held_count_init(const ph_load_request *req, bool done)
 {
         struct held_load *h = req->userdata;
 
-        if (!done)
-                h->inits++;
+        if (done)
+                return;
+        pthread_mutex_lock(&h->lock);   /* two gets may init at once */
+        h->inits++;
+        pthread_mutex_unlock(&h->lock);
 }
 
 static void *held_get(void *arg)
@@ -791,9 +794,12 @@ static void *held_get(void *arg)
         struct held_load *h = arg;
         ph_instance *inst = NULL;
         char err[256];
+        int r = ph_cache_get(h->cache, &h->req, &inst, err, sizeof(err));
 
-        h->r = ph_cache_get(h->cache, &h->req, &inst, err, sizeof(err));
         ph_instance_unref(inst);
+        pthread_mutex_lock(&h->lock);
+        h->r = r;
+        pthread_mutex_unlock(&h->lock);
         return NULL;
 }
 

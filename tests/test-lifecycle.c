@@ -2436,6 +2436,38 @@ START_TEST(test_attack_12_stop_runs_fini)
 }
 END_TEST
 
+/* 13 (found by test-watch, intermittently): a stop while a Load waits for
+ * an init took the Load's waiter for a call's and crashed (strdup of its
+ * method, NULL). Expect: the init returns during the drain, the Load is
+ * answered LoadFailed, the daemon exits 0 with no instance alive. */
+START_TEST(test_attack_13_stop_during_load)
+{
+        du_conn *c;
+        json_t *r;
+        int status;
+
+        cfg_begin("CallTimeoutSec=30\n");
+        cfg_plugin("behave", kv("initWaitFile", go), kv("marker", markers), NULL);
+        cfg_write();
+        du_add_plugin(&d, tu_fixture("behave-v1.so"), "behave.so");
+        du_start(&d);
+        c = du_connect(&d);
+        send_load(c, "behave");
+        ck_assert_msg(wait_live("behave-", 1, WAIT_MS), "init never started");
+        ck_assert_int_eq(kill(d.pid, SIGTERM), 0);
+        du2_nap_ms(200);
+        touch(go);
+        r = recv_within(c, WAIT_MS, NULL);
+        ck_assert_msg(r != NULL, "the Load was not answered at the stop");
+        ck_assert_str_eq(du_error(r), "io.plughost.LoadFailed");
+        json_decref(r);
+        du_close(c);
+        status = du2_wait_exit(&d, DRAIN_MS + 2 * SLACK_MS);
+        assert_exit_0(status);
+        ck_assert_msg(live("") == 0, "an instance is alive after the stop: %s", list_dir(markers));
+}
+END_TEST
+
 /* ==== stress: random operations, invariants after every step ==== */
 
 #define ST_CONNS 4
@@ -2950,6 +2982,7 @@ int main(void)
         add_case(s, "attack_10_load_failed_name", test_attack_10_load_failed_names_once, 60);
         add_case(s, "attack_11_result_not_object", test_attack_11_result_not_object, 60);
         add_case(s, "attack_12_stop_runs_fini", test_attack_12_stop_runs_fini, 60);
+        add_case(s, "attack_13_stop_during_load", test_attack_13_stop_during_load, 60);
         add_case(s, "stress", test_stress, (int)stress + 120);
         return tu_run_suite(s) ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -57,6 +57,30 @@ static int parse_uint(const char *value, unsigned long max, unsigned long *ret)
         return 0;
 }
 
+/* Bytes, with an optional K, M or G (powers of 1024), in [min, max]. */
+static int parse_size(const char *value, size_t min, size_t max, size_t *ret)
+{
+        unsigned long long v, mult = 1;
+        char *end;
+
+        errno = 0;
+        v = strtoull(value, &end, 10);
+        if (errno || end == value || value[0] == '-')
+                return -EINVAL;
+        if (*end == 'K' || *end == 'k')
+                mult = 1ull << 10;
+        else if (*end == 'M')
+                mult = 1ull << 20;
+        else if (*end == 'G')
+                mult = 1ull << 30;
+        if (mult > 1)
+                end++;
+        if (*end || v > max / mult || v * mult < min)
+                return -EINVAL;
+        *ret = (size_t)(v * mult);
+        return 0;
+}
+
 static ph_plugin_conf *plugin_conf(ph_config *cfg, const char *name)
 {
         ph_plugin_conf pc = { 0 };
@@ -135,6 +159,25 @@ static int daemon_key(struct config_parse *p, const char *name, const char *valu
                 cfg->max_message = u;
                 return 0;
         }
+        if (strcmp(name, "ReservedConnections") == 0) {
+                if (parse_uint(value, 65536, &u) < 0)
+                        return -EINVAL;
+                cfg->reserved_connections = (unsigned)u;
+                return 0;
+        }
+        if (strcmp(name, "MaxBufferPerConnection") == 0)
+                return parse_size(value, 64u << 10, 1ul << 30, &cfg->max_buffer_per_conn);
+        if (strcmp(name, "MaxBufferTotal") == 0)
+                return parse_size(value, 1u << 20, 64ul << 30, &cfg->max_buffer_total);
+        if (strcmp(name, "MonitorBufferMax") == 0)
+                return parse_size(value, 4096, 1ul << 30, &cfg->monitor_buffer_max);
+        if (strcmp(name, "MessageTimeoutSec") == 0) {
+                double d = strtod(value, &end);
+                if (end == value || *end || !(d > 0) || d > 86400)
+                        return -EINVAL;
+                cfg->message_timeout_sec = d;
+                return 0;
+        }
         return -ENOENT;
 }
 
@@ -177,6 +220,12 @@ static int policy_key(struct config_parse *p, const char *name, const char *valu
                 if (parse_uint(value, 65536, &u) < 0 || u == 0)
                         return -EINVAL;
                 cfg->max_calls_per_uid = (unsigned)u;
+                return 0;
+        }
+        if (strcmp(name, "MaxCallsPerPlugin") == 0) {
+                if (parse_uint(value, 65536, &u) < 0 || u == 0)
+                        return -EINVAL;
+                cfg->max_calls_per_plugin = (unsigned)u;
                 return 0;
         }
         return -ENOENT;
@@ -294,10 +343,12 @@ int ph_config_new(ph_config **ret)
         cfg->log_level = PH_LOG_INFO;
         cfg->call_timeout_sec = 30;
         cfg->workers = 16;
-        cfg->max_connections = 4096;
-        cfg->max_connections_per_uid = 1024;
+        cfg->reserved_connections = 64;
         cfg->max_message = 1024 * 1024;
-        cfg->max_calls_per_uid = 64;
+        cfg->max_buffer_per_conn = 8u << 20;
+        cfg->max_buffer_total = 128u << 20;
+        cfg->monitor_buffer_max = 1u << 20;
+        cfg->message_timeout_sec = 10;
         if (set_string(&cfg->socket_path, PH_DEFAULT_SOCKET) < 0 ||
             set_string(&cfg->state_dir, PH_DEFAULT_STATE_DIR) < 0 ||
             set_string(&cfg->socket_group, "plughost") < 0 ||
@@ -331,6 +382,40 @@ int ph_config_add_dir(ph_config *cfg, const char *dir, bool *replaced)
                 *replaced = true;
         }
         return strv_push(&cfg->plugin_dirs, &cfg->n_plugin_dirs, &cfg->cap_plugin_dirs, dir);
+}
+
+/* Descriptors kept for what is not a connection: the listener, inotify,
+ * the state files, scans, loads (a file and its sealed copy each), libuv. */
+#define CONFIG_FD_SPARE 256u
+#define CONFIG_CONNECTIONS_MAX 4096u
+
+void ph_config_resolve(ph_config *cfg, unsigned long nofile)
+{
+        unsigned long room = nofile > 2 * CONFIG_FD_SPARE ? nofile - CONFIG_FD_SPARE : nofile / 2;
+
+        if (cfg->max_connections == 0)
+                cfg->max_connections = room < CONFIG_CONNECTIONS_MAX ? (unsigned)room
+                                                                     : CONFIG_CONNECTIONS_MAX;
+        else if (cfg->max_connections > room) {
+                log_warning("MaxConnections=%u does not fit %lu file descriptors; using %lu",
+                            cfg->max_connections, nofile, room);
+                cfg->max_connections = (unsigned)room;
+        }
+        if (cfg->max_connections == 0)
+                cfg->max_connections = 1;
+        /* Root's share can never be all of it, nor none when there is room. */
+        if (cfg->reserved_connections >= cfg->max_connections)
+                cfg->reserved_connections = cfg->max_connections / 2;
+        if (cfg->max_connections_per_uid == 0) {
+                unsigned share = cfg->max_connections / 16;
+
+                cfg->max_connections_per_uid = share < 4 ? 4 : share;
+        }
+        /* No user may hold every plugin thread, nor one plugin. */
+        if (cfg->max_calls_per_uid == 0)
+                cfg->max_calls_per_uid = cfg->workers / 2 ? cfg->workers / 2 : 1;
+        if (cfg->max_calls_per_plugin == 0)
+                cfg->max_calls_per_plugin = cfg->workers / 2 ? cfg->workers / 2 : 1;
 }
 
 const char *ph_config_plugin_json(const ph_config *cfg, const char *name)

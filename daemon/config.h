@@ -35,15 +35,21 @@ typedef struct ph_config {
         int log_level;
         double call_timeout_sec;
         unsigned workers;           /* most threads running plugin code */
-        unsigned max_connections;
-        unsigned max_connections_per_uid;
+        unsigned max_connections;   /* 0 until resolved: from the fd budget */
+        unsigned max_connections_per_uid;       /* 0 until resolved */
+        unsigned reserved_connections;  /* of max_connections, for privileged clients */
         size_t max_message;
+        size_t max_buffer_per_conn; /* bytes a connection may hold (in and out) */
+        size_t max_buffer_total;    /* ... all connections together */
+        size_t monitor_buffer_max;  /* how far a Monitor stream may fall behind */
+        double message_timeout_sec; /* an incomplete message may wait this long */
         ph_plugin_conf *plugins;
         size_t n_plugins, cap_plugins;
         ph_acl acl;                 /* [Policy] AllowUsers=, AllowGroups= */
         char *digests_file;         /* [Policy] DigestsFile=; NULL: no pinning */
         ph_digests *digests;        /* its pins, read when the config is built */
-        unsigned max_calls_per_uid; /* [Policy] MaxCallsPerUser= */
+        unsigned max_calls_per_uid; /* [Policy] MaxCallsPerUser=; 0 until resolved */
+        unsigned max_calls_per_plugin;  /* [Policy] MaxCallsPerPlugin=; 0 until resolved */
 } ph_config;
 
 /* A new configuration with the built-in defaults and one reference.
@@ -57,6 +63,11 @@ void ph_config_unref(ph_config *cfg);
  * is an error only if must_exist. On a syntax or value error returns
  * -EINVAL and writes "file:line: what" into err. */
 int ph_config_load(ph_config *cfg, const char *path, bool must_exist, char *err, size_t err_size);
+
+/* Fills the values left to the daemon (0 above) from the descriptors it
+ * may open (its RLIMIT_NOFILE) and Workers=, and caps what does not fit.
+ * Call once the file and the command line are read. */
+void ph_config_resolve(ph_config *cfg, unsigned long nofile);
 
 /* The config JSON for a plugin ("{}" if none). Borrowed from cfg. */
 const char *ph_config_plugin_json(const ph_config *cfg, const char *name);

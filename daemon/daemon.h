@@ -35,6 +35,7 @@ typedef struct ph_daemon {
         ph_scanner *scanner;
         ph_watch *watch;
         ph_state *state;
+        struct ph_ratelimit *rl_denied; /* PermissionDenied log lines */
         uint64_t started_ms;
         bool ready;                     /* first scan done */
         bool stopping;

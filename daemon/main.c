@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -13,6 +14,7 @@
 #include "daemon.h"
 #include "lifecycle.h"
 #include "log.h"
+#include "ratelimit.h"
 #include "vec.h"
 
 /* How long a stop waits for calls in flight before finalising anyway. */
@@ -67,6 +69,27 @@ static char *absolute(const char *path)
         return abs;
 }
 
+/* The descriptors we may open: the hard limit, to which the soft one is
+ * raised at start (the daemon never uses select(), so a high limit costs
+ * nothing; systemd expects daemons to raise it themselves). */
+static unsigned long nofile = 1024;
+
+static void raise_nofile(void)
+{
+        struct rlimit rl;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+                return;
+        if (rl.rlim_cur < rl.rlim_max) {
+                rlim_t want = rl.rlim_max;
+
+                rl.rlim_cur = want;
+                if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+                        getrlimit(RLIMIT_NOFILE, &rl);
+        }
+        nofile = rl.rlim_cur == RLIM_INFINITY ? 1ul << 20 : (unsigned long)rl.rlim_cur;
+}
+
 /* Builds a configuration from defaults, the file and the command line. */
 static int config_build(ph_config **ret, char *err, size_t err_size)
 {
@@ -90,6 +113,8 @@ static int config_build(ph_config **ret, char *err, size_t err_size)
                 r = -ENOMEM;
         if (cli.log_level >= 0)
                 cfg->log_level = cli.log_level;
+        if (r == 0)
+                ph_config_resolve(cfg, nofile);
         if (r == -ENOMEM)
                 snprintf(err, err_size, "out of memory");
         if (r == 0 && cfg->digests_file &&
@@ -129,13 +154,10 @@ static int parse_args(ph_daemon *d, int argc, char **argv)
                                 return -ENOMEM;
                         break;
                 case 'p': {
-                        /* Resolved once: a symlinked directory is followed
-                         * now, never again. One that does not exist yet is
-                         * watched for. */
-                        char *abs = realpath(optarg, NULL);
+                        /* Not resolved: the trust walk (ph_policy_open_dir)
+                         * checks each component as named, symlinks too. */
+                        char *abs = absolute(optarg);
 
-                        if (!abs)
-                                abs = absolute(optarg);
                         if (!abs || ph__vec_push((void **)&cli.dirs, &cli.n_dirs, &cli.cap_dirs,
                                                  sizeof(char *), &abs) < 0)
                                 return -ENOMEM;
@@ -363,6 +385,7 @@ static int daemon_start(ph_daemon *d)
                 return r;
         }
         ph_ops_set_config(d->ops, d->cfg);
+        d->rl_denied = ph_ratelimit_new("refused requests", 5, 50, 10000);
         r = ph_server_new(d->loop, d->cfg, ph_methods_dispatch, d, &d->server);
         if (r < 0)
                 return r;
@@ -404,6 +427,7 @@ int main(int argc, char **argv)
         /* A full disk or a file size limit is an error to report, not death. */
         signal(SIGXFSZ, SIG_IGN);
         ph_log_init(PH_LOG_INFO);
+        raise_nofile();
         if (parse_args(&d, argc, argv) < 0)
                 return EXIT_FAILURE;
         /* Nothing depends on the directory we started in (paths are
@@ -442,6 +466,7 @@ int main(int argc, char **argv)
         ph_pool_free(d.pool);
         ph_scanner_free(d.scanner);
         ph_state_free(d.state);
+        ph_ratelimit_free(d.rl_denied);
         ph_ops_free(d.ops);
         uv_walk(d.loop, close_walk_cb, NULL);
         uv_run(d.loop, UV_RUN_DEFAULT);

@@ -10,6 +10,7 @@
 #include "daemon.h"
 #include "lifecycle.h"
 #include "log.h"
+#include "ratelimit.h"
 #include "varlink.h"
 #include "vec.h"
 
@@ -141,11 +142,14 @@ static void method_status(ph_daemon *d, ph_conn *c, ph_request *req, ph_reply *r
         (void)req;
         for (size_t i = 0; i < d->cfg->n_plugin_dirs; i++)
                 json_array_append_new(dirs, json_string(d->cfg->plugin_dirs[i]));
-        ph_reply_ok(r, json_pack("{s:s, s:I, s:o, s:I, s:I, s:I, s:I, s:o}", "version", PACKAGE_VERSION,
+        ph_reply_ok(r, json_pack("{s:s, s:I, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "version",
+                                 PACKAGE_VERSION,
                                  "uptimeSeconds", (json_int_t)((ph_now_ms() - d->started_ms) / 1000),
                                  "pluginDirectories", dirs, "plugins", (json_int_t)n,
                                  "loaded", (json_int_t)loaded, "rejected", (json_int_t)rejected,
                                  "clients", (json_int_t)ph_server_clients(d->server),
+                                 "bufferedBytes", (json_int_t)ph_server_buffered(d->server),
+                                 "disconnected", (json_int_t)ph_server_disconnects(d->server),
                                  "counters", daemon_counters_json(d)));
 }
 
@@ -276,9 +280,10 @@ void ph_methods_dispatch(void *userdata, ph_conn *c, ph_request *req, ph_reply *
         if ((req->method->flags & PH_METHOD_WRITE) && !client_allowed(d, c, req)) {
                 const char *name = param_str(req, "name");
 
-                log_notice("permission denied: %s by uid %u pid %d%s%.64s", req->method->name,
-                           (unsigned)ph_conn_uid(c), (int)ph_conn_pid(c), name ? " on " : "",
-                           name ? name : "");
+                if (ph_ratelimit_ok(d->rl_denied, ph_conn_uid(c), uv_now(d->loop)))
+                        log_notice("permission denied: %s by uid %u pid %d%s%.64s", req->method->name,
+                                   (unsigned)ph_conn_uid(c), (int)ph_conn_pid(c), name ? " on " : "",
+                                   name ? name : "");
                 ph_reply_error(r, PH_VERR_PERMISSION_DENIED,
                                json_pack("{s:s}", "method", req->method->name),
                                "uid %u may not call %s%s%.64s", (unsigned)ph_conn_uid(c),

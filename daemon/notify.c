@@ -8,6 +8,7 @@
 #include "daemon.h"
 #include "lifecycle.h"
 #include "log.h"
+#include "ratelimit.h"
 
 /* How often STATUS= is refreshed while nothing else changes. */
 #define NOTIFY_STATUS_MS 5000
@@ -32,7 +33,11 @@ void ph_notify_status(ph_daemon *d)
 
 static void notify_timer_cb(uv_timer_t *t)
 {
-        ph_notify_status(t->data);
+        ph_daemon *d = t->data;
+
+        ph_notify_status(d);
+        /* Summaries of refusals not logged (the server's have a timer). */
+        ph_ratelimit_flush(d->rl_denied, uv_now(d->loop));
 }
 
 static void watchdog_cb(uv_timer_t *t)

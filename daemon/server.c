@@ -1,6 +1,20 @@
 /* The control socket: accepts clients (credentials checked at accept,
- * connections capped in total and per uid), reads Varlink messages, and
- * answers them in request order, however late each answer comes.
+ * connections capped in total, per uid, with a reserve only privileged
+ * clients may use), reads Varlink messages, and answers them in request
+ * order, however late each answer comes.
+ *
+ * DESIGN: every byte a connection makes us hold is counted, as what it
+ * really costs: the framer's buffer, its reply slots, the messages queued
+ * for it and those handed to the kernel path (a window of at most
+ * SERVER_WRITE_WINDOW bytes; the rest stays in our queue, where it can be
+ * dropped). A connection over its budget, a Monitor stream too far behind,
+ * or the biggest holder when all connections together are over theirs, is
+ * condemned: what it holds is freed at once, it gets a final
+ * io.plughost.Disconnected error, and it is closed when that is written or
+ * after a grace period. A sweep timer, armed only while something needs
+ * watching, notices the hang-up of connections we stopped reading, times
+ * out incomplete messages and ends condemned ones. Messages are reference
+ * counted, so one Monitor event serves every subscriber.
  *
  * A connection is freed only from its uv_close callback. A reply slot
  * whose connection went away while its answer was being computed is
@@ -8,6 +22,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <malloc.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,34 +35,83 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "ratelimit.h"
 #include "server.h"
 #include "varlink.h"
 #include "vec.h"
 
-/* Requests awaiting an answer on one connection before we stop reading it. */
+/* Requests awaiting an answer on one connection (oneway ones included)
+ * before we stop reading it. */
 #define SERVER_PIPELINE_MAX 128u
-/* Bytes queued to a client that does not read, before we drop it. */
-#define SERVER_WRITE_QUEUE_MAX (8u << 20)
-/* How much we read at a time. */
-#define SERVER_READ_CHUNK 65536u
+/* What one connection gets per loop turn: this many requests, or this
+ * much time, whichever ends first. A client with a deep pipeline of
+ * costly requests (a List of many plugins) then waits its turn, and every
+ * other connection gets its own in between. */
+#define SERVER_TURN_MESSAGES 32u
+#define SERVER_TURN_NS 250000u
+/* Room asked of the framer before a read: small, so an idle connection
+ * costs little; a larger message grows the buffer as it comes. */
+#define SERVER_READ_CHUNK 4096u
+/* Connections accepted per loop turn. */
+#define SERVER_ACCEPT_TURN 256u
 /* After EMFILE, when to try accepting again (also on any close). */
 #define SERVER_ACCEPT_RETRY_MS 250
+/* Bytes of a connection handed to uv_write at once; the rest waits in
+ * our queue, where a disconnect can free it. */
+#define SERVER_WRITE_WINDOW (256u << 10)
+/* Messages per uv_write: the replies to one read go out in one writev. */
+#define SERVER_WRITE_BATCH 64
+/* How often the sweep looks at paused, partial and condemned connections. */
+#define SERVER_SWEEP_MS 250
+/* How long a Monitor stream may stay more than MonitorBufferMax= behind. */
+#define SERVER_MONITOR_GRACE_MS 5000
+/* ... and how far it may fall behind at all. */
+#define SERVER_MONITOR_HARD 4u
+/* How long a condemned connection has to read its final error. */
+#define SERVER_CONDEMNED_GRACE_MS 5000
+/* Memory goes back to the system when this much was freed since the last
+ * time, at most once per SERVER_TRIM_MS. */
+#define SERVER_TRIM_BYTES (4u << 20)
+#define SERVER_TRIM_MS 1000
+/* Log lines about one uid's refused connections and disconnects. */
+#define SERVER_LOG_PER_UID 5u
+#define SERVER_LOG_TOTAL 50u
+#define SERVER_LOG_INTERVAL_MS 10000
 
-typedef struct stream_msg {
-        struct stream_msg *next;
-        char *msg;
-        size_t len;
-} stream_msg;
+/* A message to send, shared by every connection it goes to. */
+typedef struct ph_msg {
+        unsigned refs;
+        size_t len;                     /* NUL included */
+        char *data;
+} ph_msg;
+
+/* What one queued message costs a connection besides its bytes: its
+ * node, its share of the message header and the allocator's overhead. */
+#define MSG_OVERHEAD 64u
+
+/* Bytes of every message alive, each counted once however many
+ * connections share it (one server per process: a file's counter). */
+static size_t msg_bytes_live;
+
+typedef struct out_node {
+        struct out_node *next;
+        ph_msg *msg;
+} out_node;
+
+typedef struct out_queue {
+        out_node *head, *tail;
+        size_t bytes;                   /* charged: len + MSG_OVERHEAD each */
+        size_t n;
+} out_queue;
 
 struct ph_reply {
         ph_reply *next;
         ph_conn *conn;                  /* NULL: orphaned */
-        char *msg;                      /* the answer, once done */
-        size_t len;
+        ph_msg *msg;                    /* the answer, once done */
         bool done;
         bool stream;                    /* Monitor: open until the connection ends */
-        stream_msg *q_head, *q_tail;    /* stream messages waiting for the head */
-        size_t q_bytes;
+        bool silent;                    /* oneway: keeps its place, sends nothing */
+        out_queue q;                    /* stream messages waiting for the head */
 };
 
 struct ph_conn {
@@ -56,14 +121,29 @@ struct ph_conn {
         struct ucred cred;
         gid_t groups[64];               /* primary, then supplementary */
         size_t n_groups;
+        bool privileged;                /* may use the reserved connections */
         ph_framer *framer;
         ph_reply *head, *tail;
+        ph_reply *stream;               /* the Monitor slot, if any (it stays to the end) */
         unsigned n_replies;
+        out_queue out;                  /* ready to be written, in order */
+        size_t held, n_held;            /* done answers still in their slots */
+        size_t inflight, n_inflight;    /* handed to uv_write, not yet written */
+        unsigned writes;                /* uv_write requests outstanding */
+        size_t charged;                 /* all it pins, shared messages whole: its budget */
+        size_t gcharge;                 /* its part of the total: shared messages not
+                                         * counted (msg_bytes_live has them once) */
+        uint64_t over_since;            /* its stream over MonitorBufferMax since (ms) */
+        uint64_t partial_since;         /* an incomplete message since (ms), or 0 */
+        uint64_t condemned_at;
         bool reading;
         bool processing;                /* inside conn_process: no re-entry */
+        bool deferred;                  /* had its turn: more on the next one */
         bool closing;
-        bool close_after_flush;         /* stream out of sync: answer, then go */
-        bool shutting_down;             /* closes once the replies are written */
+        bool close_after_flush;         /* half-closed or oversize: answer, then go */
+        bool shutdown_pending;          /* shut down once our queue is written */
+        bool shutting_down;
+        bool condemned;
         uv_shutdown_t shutdown;
 };
 
@@ -81,32 +161,43 @@ struct ph_server {
         int fd;
         uv_poll_t poll;
         uv_timer_t retry;
+        uv_timer_t sweep;
+        uv_idle_t turn;                 /* active while connections are deferred */
+        unsigned n_deferred;
+        bool sweeping;
         bool accepting;
         bool paused;                    /* EMFILE: waiting for fds */
         bool stopped;
         bool unlink_on_exit;
         char *path;                     /* the socket file we bound, if any */
         ph_conn *conns;
-        unsigned n_conns;
+        unsigned n_conns, n_condemned;
         uid_count *uids;
         size_t n_uids, cap_uids;
+        size_t conn_total;              /* the connections' gcharge, summed */
+        size_t trimmed_at;              /* total after the last malloc_trim */
+        uint64_t trim_ms;
+        uint64_t disconnects;
+        struct pollfd *pfds;            /* the sweep's, reused */
+        ph_conn **pconns;
+        size_t cap_pfds, cap_pconns;
+        ph_ratelimit *rl_refused, *rl_disconnect;
 };
-
-/* One uv_write of several messages: the replies to one read go out in
- * one writev, not one write each. */
-#define WRITE_BATCH 64
 
 typedef struct write_req {
         uv_write_t req;
-        size_t n;
-        char *msgs[WRITE_BATCH];
+        ph_conn *conn;
+        size_t n, bytes;
+        ph_msg *msgs[SERVER_WRITE_BATCH];
 } write_req;
 
 static void conn_close(ph_conn *c);
-static void conn_close_when_written(ph_conn *c);
 static void conn_process(ph_conn *c);
+static void conn_pump(ph_conn *c);
 static void conn_oversize(ph_conn *c);
+static void conn_start_reading(ph_conn *c);
 static void server_accept_cb(uv_poll_t *p, int status, int events);
+static void server_arm_sweep(ph_server *s);
 
 const gid_t *ph_conn_groups(const ph_conn *c, size_t *ret_n)
 {
@@ -131,12 +222,29 @@ bool ph_server_activated(const ph_server *s)
 
 unsigned ph_server_clients(const ph_server *s)
 {
-        return s->n_conns;
+        /* A condemned connection only waits to deliver its last error. */
+        return s->n_conns - s->n_condemned;
 }
 
 uint64_t ph_server_requests(const ph_server *s)
 {
         return s->requests;
+}
+
+/* What all connections hold, shared messages counted once. */
+static size_t server_total(const ph_server *s)
+{
+        return s->conn_total + msg_bytes_live;
+}
+
+size_t ph_server_buffered(const ph_server *s)
+{
+        return server_total(s);
+}
+
+uint64_t ph_server_disconnects(const ph_server *s)
+{
+        return s->disconnects;
 }
 
 void ph_server_set_config(ph_server *s, const ph_config *cfg)
@@ -156,122 +264,329 @@ static uid_count *uid_slot(ph_server *s, uid_t uid, bool create)
         return &s->uids[s->n_uids - 1];
 }
 
-/* ---- writing ---- */
+/* ---- messages and queues ---- */
 
-static void write_cb(uv_write_t *req, int status)
+/* Takes data (len bytes, the NUL included). NULL on ENOMEM (data freed). */
+static ph_msg *msg_new(char *data, size_t len)
 {
-        write_req *w = (write_req *)req;
+        ph_msg *m = malloc(sizeof(*m));
 
-        (void)status;
-        for (size_t i = 0; i < w->n; i++)
-                free(w->msgs[i]);
-        free(w);
+        if (!m) {
+                free(data);
+                return NULL;
+        }
+        m->refs = 1;
+        m->len = len;
+        m->data = data;
+        msg_bytes_live += len + sizeof(*m);
+        return m;
 }
 
-/* A batch being gathered by conn_flush. */
-typedef struct write_batch {
-        write_req *w;
-        uv_buf_t bufs[WRITE_BATCH];
-} write_batch;
-
-static void batch_send(ph_conn *c, write_batch *b)
+static ph_msg *msg_ref(ph_msg *m)
 {
-        write_req *w = b->w;
+        m->refs++;
+        return m;
+}
 
-        b->w = NULL;
-        if (!w || w->n == 0) {
-                free(w);
-                return;
-        }
-        if (c->closing || uv_write(&w->req, (uv_stream_t *)&c->pipe, b->bufs, (unsigned)w->n, write_cb) < 0) {
-                for (size_t i = 0; i < w->n; i++)
-                        free(w->msgs[i]);
-                free(w);
-                conn_close(c);
-                return;
-        }
-        if (c->pipe.write_queue_size > SERVER_WRITE_QUEUE_MAX) {
-                log_notice("client pid %d uid %u does not read its replies; disconnecting",
-                           (int)c->cred.pid, (unsigned)c->cred.uid);
-                conn_close(c);
+static void msg_unref(ph_msg *m)
+{
+        if (m && --m->refs == 0) {
+                msg_bytes_live -= m->len + sizeof(*m);
+                free(m->data);
+                free(m);
         }
 }
 
-/* Takes msg into the batch, sending the batch when it is full. */
-static void batch_add(ph_conn *c, write_batch *b, char *msg, size_t len)
+static size_t msg_charge(const ph_msg *m)
 {
-        if (c->closing) {
-                free(msg);
-                return;
-        }
-        if (!b->w && !(b->w = calloc(1, sizeof(*b->w)))) {
-                free(msg);
-                conn_close(c);
-                return;
-        }
-        b->bufs[b->w->n] = uv_buf_init(msg, (unsigned)len);
-        b->w->msgs[b->w->n++] = msg;
-        if (b->w->n == WRITE_BATCH)
-                batch_send(c, b);
+        return m->len + MSG_OVERHEAD;
 }
 
-/* Takes msg. */
-static void conn_write(ph_conn *c, char *msg, size_t len)
+/* Takes a reference. Returns -ENOMEM (the reference is dropped). */
+static int queue_push(out_queue *q, ph_msg *m)
 {
-        write_batch b = { 0 };
+        out_node *n = malloc(sizeof(*n));
 
-        batch_add(c, &b, msg, len);
-        batch_send(c, &b);
+        if (!n) {
+                msg_unref(m);
+                return -ENOMEM;
+        }
+        n->next = NULL;
+        n->msg = m;
+        if (q->tail)
+                q->tail->next = n;
+        else
+                q->head = n;
+        q->tail = n;
+        q->bytes += msg_charge(m);
+        q->n++;
+        return 0;
+}
+
+/* The first message, whose reference the caller gets; NULL when empty. */
+static ph_msg *queue_pop(out_queue *q)
+{
+        out_node *n = q->head;
+        ph_msg *m;
+
+        if (!n)
+                return NULL;
+        q->head = n->next;
+        if (!q->head)
+                q->tail = NULL;
+        m = n->msg;
+        q->bytes -= msg_charge(m);
+        q->n--;
+        free(n);
+        return m;
+}
+
+static void queue_clear(out_queue *q)
+{
+        ph_msg *m;
+
+        while ((m = queue_pop(q)))
+                msg_unref(m);
 }
 
 static void reply_free(ph_reply *r)
 {
-        stream_msg *m, *next;
-
-        for (m = r->q_head; m; m = next) {
-                next = m->next;
-                free(m->msg);
-                free(m);
-        }
-        free(r->msg);
+        queue_clear(&r->q);
+        msg_unref(r->msg);
         free(r);
+}
+
+/* ---- accounting ---- */
+
+/* Tracks the high-water mark of what connections hold, and arms the sweep
+ * to give memory back once a burst has passed. */
+static void server_note_total(ph_server *s)
+{
+        size_t total = server_total(s);
+
+        if (total > s->trimmed_at)
+                s->trimmed_at = total;
+        else if (s->trimmed_at > total + SERVER_TRIM_BYTES)
+                server_arm_sweep(s);
+}
+
+static size_t framer_bytes(const ph_conn *c)
+{
+        return c->framer ? ph_framer_allocated(c->framer) : 0;
+}
+
+/* Recounts what c holds and moves the server's total by the difference. */
+static void conn_account(ph_conn *c)
+{
+        size_t base = sizeof(*c) + framer_bytes(c) + c->n_replies * sizeof(ph_reply) +
+                      (size_t)c->writes * sizeof(write_req);
+        size_t sq = c->stream ? c->stream->q.bytes : 0, sn = c->stream ? c->stream->q.n : 0;
+        size_t g = base + MSG_OVERHEAD * (c->n_held + sn + c->out.n + c->n_inflight);
+        ph_server *s = c->srv;
+
+        c->charged = base + c->held + sq + c->out.bytes + c->inflight;
+        if (!s)
+                return;
+        s->conn_total = s->conn_total - c->gcharge + g;
+        c->gcharge = g;
+        server_note_total(s);
+}
+
+static bool conn_has_stream(const ph_conn *c)
+{
+        return c->stream != NULL;
+}
+
+/* What a Monitor stream has not delivered: its queued events, and once it
+ * holds the head, everything on the way out (its events). Answers held
+ * behind it do not count: the pipeline bounds them. */
+static size_t stream_backlog(const ph_conn *c)
+{
+        if (c->head == c->stream)
+                return c->out.bytes + c->inflight;
+        return c->stream->q.bytes;
+}
+
+static void conn_condemn(ph_conn *c, const char *reason, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+/* The budgets, after c took more: its own, its stream's, everyone's. */
+static void conn_enforce(ph_conn *c)
+{
+        const ph_config *cfg = c->srv ? c->srv->cfg : NULL;
+        ph_server *s = c->srv;
+        size_t backlog;
+
+        if (!cfg || c->closing || c->condemned)
+                return;
+        conn_account(c);
+        /* A stream may fall behind for a moment (a burst of events comes
+         * faster than anyone reads); one that stays behind is cut. */
+        if (conn_has_stream(c) && (backlog = stream_backlog(c)) > cfg->monitor_buffer_max) {
+                uint64_t now = uv_now(s->loop);
+
+                if (!c->over_since) {
+                        c->over_since = now;
+                        server_arm_sweep(s);
+                }
+                if (now - c->over_since >= SERVER_MONITOR_GRACE_MS ||
+                    backlog > SERVER_MONITOR_HARD * cfg->monitor_buffer_max) {
+                        conn_condemn(c, "too-slow",
+                                     "the Monitor stream has been more than %zu bytes behind for %.1f s (%zu now)",
+                                     cfg->monitor_buffer_max, (double)(now - c->over_since) / 1000, backlog);
+                        return;
+                }
+        } else {
+                c->over_since = 0;
+        }
+        if (c->charged > cfg->max_buffer_per_conn) {
+                conn_condemn(c, "buffer-full",
+                             "the connection holds %zu bytes (MaxBufferPerConnection=%zu)", c->charged,
+                             cfg->max_buffer_per_conn);
+                return;
+        }
+        /* All connections together: the biggest holders go first. */
+        while (server_total(s) > cfg->max_buffer_total) {
+                ph_conn *big = NULL;
+
+                for (ph_conn *o = s->conns; o; o = o->next)
+                        if (!o->closing && !o->condemned && (!big || o->charged > big->charged))
+                                big = o;
+                if (!big || big->charged <= sizeof(*big))
+                        break;
+                conn_condemn(big, "buffer-full",
+                             "all connections hold %zu bytes (MaxBufferTotal=%zu); this one %zu",
+                             server_total(s), cfg->max_buffer_total, big->charged);
+        }
+}
+
+/* ---- writing ---- */
+
+static void conn_close_when_written(ph_conn *c);
+
+static void write_cb(uv_write_t *req, int status)
+{
+        write_req *w = (write_req *)req;
+        ph_conn *c = w->conn;
+
+        for (size_t i = 0; i < w->n; i++)
+                msg_unref(w->msgs[i]);
+        c->inflight -= w->bytes;
+        c->n_inflight -= w->n;
+        c->writes--;
+        free(w);
+        if (c->closing)
+                return;
+        conn_account(c);
+        if (status < 0) {
+                /* The peer is gone, or the socket broke: nothing more to do. */
+                conn_close(c);
+                return;
+        }
+        conn_pump(c);
+}
+
+/* Hands queued messages to uv_write: one write at a time, of up to
+ * SERVER_WRITE_BATCH messages and SERVER_WRITE_WINDOW bytes. What comes
+ * while it is under way waits in our queue and goes out in the next batch
+ * (a write per message would cost a request each, ~700 bytes, unbounded
+ * for a peer that does not read). */
+static void conn_pump(ph_conn *c)
+{
+        if (c->out.head && !c->closing && c->writes == 0) {
+                write_req *w = calloc(1, sizeof(*w));
+                uv_buf_t bufs[SERVER_WRITE_BATCH];
+
+                if (!w) {
+                        conn_close(c);
+                        return;
+                }
+                w->conn = c;
+                w->bytes = sizeof(*w);
+                while (w->n < SERVER_WRITE_BATCH && c->out.head && w->bytes < SERVER_WRITE_WINDOW) {
+                        ph_msg *m = queue_pop(&c->out);
+
+                        bufs[w->n] = uv_buf_init(m->data, (unsigned)m->len);
+                        w->msgs[w->n++] = m;
+                        w->bytes += msg_charge(m);
+                }
+                if (uv_write(&w->req, (uv_stream_t *)&c->pipe, bufs, (unsigned)w->n, write_cb) < 0) {
+                        for (size_t i = 0; i < w->n; i++)
+                                msg_unref(w->msgs[i]);
+                        free(w);
+                        conn_close(c);
+                        return;
+                }
+                c->inflight += w->bytes;
+                c->n_inflight += w->n;
+                c->writes++;
+        }
+        if (c->closing)
+                return;
+        conn_account(c);
+        if (c->shutdown_pending && !c->out.head)
+                conn_close_when_written(c);
+}
+
+/* Moves a message into the send queue (takes the reference). */
+static void conn_send(ph_conn *c, ph_msg *m)
+{
+        if (c->closing || c->condemned) {
+                msg_unref(m);
+                return;
+        }
+        if (queue_push(&c->out, m) < 0)
+                conn_close(c);
 }
 
 /* Writes answers that are ready, in request order. */
 static void conn_flush(ph_conn *c)
 {
-        write_batch b = { 0 };
-
         /* Replies made while a read is being handled go out together at
          * its end (conn_process flushes). */
-        if (c->processing)
+        if (c->processing || c->closing)
                 return;
-        while (c->head && !c->closing) {
-                ph_reply *r = c->head;
+        /* A oneway request's place counts against the pipeline until its
+         * work is done, but sends nothing: what comes after it does not
+         * wait for it. */
+        for (ph_reply **pp = &c->head, *prev = NULL; *pp;) {
+                ph_reply *r = *pp;
 
                 if (r->stream) {
-                        while (r->q_head && !c->closing) {
-                                stream_msg *m = r->q_head;
-                                r->q_head = m->next;
-                                r->q_bytes -= m->len;
-                                batch_add(c, &b, m->msg, m->len);
-                                free(m);
-                        }
-                        r->q_tail = NULL;
+                        ph_msg *m;
+
+                        if (r != c->head)
+                                break;  /* its events wait for what is before it */
+                        while ((m = queue_pop(&r->q)))
+                                conn_send(c, m);
                         break;          /* a stream holds the head until the end */
                 }
-                if (!r->done)
-                        break;
-                c->head = r->next;
-                if (!c->head)
-                        c->tail = NULL;
+                if (!r->done) {
+                        if (!r->silent)
+                                break;
+                        prev = r;
+                        pp = &r->next;
+                        continue;
+                }
+                *pp = r->next;
+                if (c->tail == r)
+                        c->tail = prev;
                 c->n_replies--;
-                batch_add(c, &b, r->msg, r->len);
-                r->msg = NULL;
+                if (r->msg) {
+                        c->held -= msg_charge(r->msg);
+                        c->n_held--;
+                        if (!r->silent)
+                                conn_send(c, msg_ref(r->msg));
+                }
                 reply_free(r);
         }
-        batch_send(c, &b);
         if (c->closing)
+                return;
+        conn_pump(c);
+        if (c->closing)
+                return;
+        conn_enforce(c);
+        if (c->closing || c->condemned)
                 return;
         /* A stream never ends by itself: after a half-close it goes too. */
         if (c->close_after_flush && (!c->head || c->head->stream)) {
@@ -281,7 +596,7 @@ static void conn_flush(ph_conn *c)
         /* Room again after a full pipeline: take the next messages. Never
          * after a half-close (nothing more to read), or the two would call
          * each other forever. */
-        if (!c->reading && !c->processing && !c->close_after_flush &&
+        if (!c->reading && !c->processing && !c->deferred && !c->close_after_flush &&
             c->n_replies < SERVER_PIPELINE_MAX)
                 conn_process(c);
 }
@@ -304,48 +619,62 @@ ph_reply *ph_reply_new(ph_conn *c)
 
 void ph_reply_send(ph_reply *r, char *msg, size_t len)
 {
+        ph_conn *c;
+
         if (!r) {
                 free(msg);
                 return;
         }
-        if (!r->conn) {
+        c = r->conn;
+        if (!c) {
                 free(msg);
                 reply_free(r);
                 return;
         }
-        r->msg = msg;
-        r->len = len;
         r->done = true;
-        conn_flush(r->conn);
+        if (r->silent) {
+                free(msg);
+        } else if ((r->msg = msg_new(msg, len))) {
+                c->held += msg_charge(r->msg);
+                c->n_held++;
+        }
+        conn_flush(c);
 }
 
 int ph_reply_stream(ph_reply *r, char *msg, size_t len)
 {
         ph_conn *c = r->conn;
-        stream_msg *m;
+        ph_msg *m;
 
-        if (!c || c->closing) {
+        if (r->silent && c) {
+                /* A oneway request streams nothing: its place is free. */
+                free(msg);
+                r->done = true;
+                conn_flush(c);
+                return -EPIPE;
+        }
+        if (!c || c->closing || c->condemned) {
                 free(msg);
                 return -EPIPE;
         }
+        if (!r->stream) {
+                /* A second Monitor on one connection: the first holds the
+                 * reply order for good, so this one could never stream. */
+                free(msg);
+                ph_reply_error(r, PH_VERR_INVALID_PARAMETER, json_pack("{s:s}", "parameter", "more"),
+                               "this connection has a Monitor stream already");
+                return -EPIPE;
+        }
+        if (!(m = msg_new(msg, len)))
+                return -ENOMEM;
         if (c->head == r) {
-                conn_write(c, msg, len);
-                return c->closing ? -EPIPE : 0;
+                conn_send(c, m);
+                conn_pump(c);
+        } else {
+                queue_push(&r->q, m);
         }
-        if (r->q_bytes + len > SERVER_WRITE_QUEUE_MAX || !(m = calloc(1, sizeof(*m)))) {
-                free(msg);
-                conn_close(c);
-                return -EPIPE;
-        }
-        m->msg = msg;
-        m->len = len;
-        if (r->q_tail)
-                r->q_tail->next = m;
-        else
-                r->q_head = m;
-        r->q_tail = m;
-        r->q_bytes += len;
-        return 0;
+        conn_enforce(c);
+        return c->closing || c->condemned ? -EPIPE : 0;
 }
 
 void ph_reply_ok(ph_reply *r, json_t *params)
@@ -381,21 +710,87 @@ void ph_reply_error(ph_reply *r, int verr, json_t *params, const char *fmt, ...)
 
 void ph_server_broadcast(ph_server *s, json_t *event)
 {
+        ph_msg *m = NULL;
+        char *text;
+        size_t len;
+
+        /* Serialised once, whoever listens. */
         for (ph_conn *c = s->conns, *next; c; c = next) {
                 next = c->next;
-                for (ph_reply *r = c->head; r; r = r->next) {
-                        char *msg;
-                        size_t len;
-
-                        if (!r->stream)
-                                continue;
+                if (!conn_has_stream(c) || c->closing || c->condemned)
+                        continue;
+                if (!m) {
                         json_incref(event);
-                        if (ph_varlink_reply(json_pack("{s:o}", "event", event), true, &msg, &len) == 0)
-                                ph_reply_stream(r, msg, len);
-                        break;
+                        if (ph_varlink_reply(json_pack("{s:o}", "event", event), true, &text, &len) < 0 ||
+                            !(m = msg_new(text, len)))
+                                break;
                 }
+                if (c->head == c->stream) {
+                        conn_send(c, msg_ref(m));
+                        conn_pump(c);
+                } else {
+                        queue_push(&c->stream->q, msg_ref(m));
+                }
+                conn_enforce(c);
         }
+        msg_unref(m);
         json_decref(event);
+}
+
+/* ---- condemning ---- */
+
+/* Frees what c holds, sends it a final Disconnected error, and closes it
+ * once that is written, or after a grace period. */
+static void conn_condemn(ph_conn *c, const char *reason, const char *fmt, ...)
+{
+        ph_server *s = c->srv;
+        ph_reply *r, *next;
+        char text[512], *msg;
+        size_t len;
+        va_list ap;
+
+        if (c->closing || c->condemned)
+                return;
+        va_start(ap, fmt);
+        vsnprintf(text, sizeof(text), fmt, ap);
+        va_end(ap);
+        if (ph_ratelimit_ok(s->rl_disconnect, c->cred.uid, uv_now(s->loop)))
+                log_notice("disconnecting client pid %d uid %u: %s", (int)c->cred.pid,
+                           (unsigned)c->cred.uid, text);
+        s->disconnects++;
+        s->n_condemned++;
+        c->condemned = true;
+        c->condemned_at = uv_now(s->loop);
+        if (c->reading) {
+                uv_read_stop((uv_stream_t *)&c->pipe);
+                c->reading = false;
+        }
+        /* Pending answers belong to their operations; the rest goes now. */
+        for (r = c->head; r; r = next) {
+                next = r->next;
+                r->next = NULL;
+                if (r->done || r->stream)
+                        reply_free(r);
+                else
+                        r->conn = NULL;
+        }
+        c->head = c->tail = c->stream = NULL;
+        c->n_replies = 0;
+        c->held = c->n_held = 0;
+        queue_clear(&c->out);
+        c->partial_since = 0;
+        ph_framer_free(c->framer);
+        c->framer = NULL;
+        c->shutdown_pending = true;
+        if (ph_varlink_errorf(PH_VERR_DISCONNECTED, json_pack("{s:s}", "reason", reason), &msg, &len,
+                              "%s", text) == 0) {
+                ph_msg *m = msg_new(msg, len);
+
+                if (m && queue_push(&c->out, m) < 0)
+                        m = NULL;
+        }
+        conn_pump(c);
+        server_arm_sweep(s);
 }
 
 /* ---- reading ---- */
@@ -418,30 +813,72 @@ static void conn_message(ph_conn *c, const char *msg, size_t len)
                 ph_reply_send(r, err, err_len);
                 return;
         }
-        r = NULL;
-        if (!req.oneway && !(r = ph_reply_new(c))) {
+        /* A oneway request keeps a (silent) place too: it counts against
+         * the pipeline like any other, so it cannot queue work unbounded. */
+        if (!(r = ph_reply_new(c))) {
                 ph_request_clear(&req);
                 conn_close(c);
                 return;
         }
-        if (r && req.more && (req.method->flags & PH_METHOD_MORE))
+        r->silent = req.oneway;
+        if (!req.oneway && req.more && (req.method->flags & PH_METHOD_MORE) && !c->stream) {
                 r->stream = true;
+                c->stream = r;
+        }
         c->srv->dispatch(c->srv->userdata, c, &req, r);
         ph_request_clear(&req);
 }
 
 /* Handles complete messages, as many as the pipeline allows; reads more
  * when it has room. */
-static void conn_start_reading(ph_conn *c);
+/* The next loop turn: after every other ready connection had its own. */
+static void server_turn_cb(uv_idle_t *h)
+{
+        ph_server *s = h->data;
+
+        for (ph_conn *c = s->conns, *next; c && s->n_deferred; c = next) {
+                next = c->next;
+                if (!c->deferred)
+                        continue;
+                c->deferred = false;
+                s->n_deferred--;
+                if (!c->closing && !c->condemned)
+                        conn_process(c);
+        }
+        if (!s->n_deferred)
+                uv_idle_stop(&s->turn);
+}
+
+/* Whether c waits for the next turn now (not once the server stopped:
+ * its handles are closed, and what is left is drained at once). */
+static bool conn_defer(ph_conn *c)
+{
+        ph_server *s = c->srv;
+
+        if (!s || s->stopped)
+                return false;
+        if (!c->deferred) {
+                c->deferred = true;
+                if (s->n_deferred++ == 0)
+                        uv_idle_start(&s->turn, server_turn_cb);
+        }
+        return true;
+}
 
 static void conn_process(ph_conn *c)
 {
+        uint64_t t0 = uv_hrtime();
         const char *msg;
         size_t len;
+        unsigned n = 0;
         int r;
 
         c->processing = true;
-        while (!c->closing && c->n_replies < SERVER_PIPELINE_MAX) {
+        while (!c->closing && !c->condemned && c->n_replies < SERVER_PIPELINE_MAX) {
+                if (n > 0 && (n >= SERVER_TURN_MESSAGES || uv_hrtime() - t0 >= SERVER_TURN_NS) &&
+                    conn_defer(c))
+                        break;
+                n++;
                 r = ph_framer_next(c->framer, &msg, &len);
                 if (r == 0)
                         break;
@@ -450,18 +887,38 @@ static void conn_process(ph_conn *c)
                         conn_oversize(c);
                         return;
                 }
+                c->partial_since = 0;
                 conn_message(c, msg, len);
+                /* Its budget, as each answer comes: not after 128 of them. */
+                conn_enforce(c);
         }
         c->processing = false;
-        if (c->closing)
+        if (c->closing || c->condemned)
                 return;
-        if (c->n_replies >= SERVER_PIPELINE_MAX || c->close_after_flush) {
+        if (c->deferred) {
                 if (c->reading) {
                         uv_read_stop((uv_stream_t *)&c->pipe);
                         c->reading = false;
                 }
-        } else if (!c->reading) {
-                conn_start_reading(c);
+        } else if (c->n_replies >= SERVER_PIPELINE_MAX || c->close_after_flush) {
+                if (c->reading) {
+                        uv_read_stop((uv_stream_t *)&c->pipe);
+                        c->reading = false;
+                }
+                /* Our backpressure, not the client's slowness. */
+                c->partial_since = 0;
+                server_arm_sweep(c->srv);       /* to see its hang-up */
+        } else {
+                if (!c->reading)
+                        conn_start_reading(c);
+                /* Bytes left after the complete messages: a message under
+                 * way, which has MessageTimeoutSec= to complete. */
+                if (ph_framer_pending(c->framer) > 0 && !c->partial_since) {
+                        c->partial_since = uv_now(c->srv->loop);
+                        server_arm_sweep(c->srv);
+                } else if (ph_framer_pending(c->framer) == 0) {
+                        c->partial_since = 0;
+                }
         }
         conn_flush(c);
 }
@@ -473,7 +930,7 @@ static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
         size_t avail;
 
         (void)suggested;
-        if (ph_framer_reserve(c->framer, SERVER_READ_CHUNK, &space, &avail) < 0) {
+        if (!c->framer || ph_framer_reserve(c->framer, SERVER_READ_CHUNK, &space, &avail) < 0) {
                 buf->base = NULL;
                 buf->len = 0;
                 return;
@@ -491,8 +948,9 @@ static void conn_oversize(ph_conn *c)
                 uv_read_stop((uv_stream_t *)&c->pipe);
                 c->reading = false;
         }
-        log_notice("client pid %d uid %u sent a message over %zu bytes; disconnecting",
-                   (int)c->cred.pid, (unsigned)c->cred.uid, c->srv->cfg->max_message);
+        if (ph_ratelimit_ok(c->srv->rl_disconnect, c->cred.uid, uv_now(c->srv->loop)))
+                log_notice("client pid %d uid %u sent a message over %zu bytes; disconnecting",
+                           (int)c->cred.pid, (unsigned)c->cred.uid, c->srv->cfg->max_message);
         c->close_after_flush = true;
         if (r)
                 ph_reply_error(r, PH_VERR_INVALID_PARAMETER, json_pack("{s:s}", "parameter", "message"),
@@ -502,9 +960,9 @@ static void conn_oversize(ph_conn *c)
                 conn_close(c);
 }
 
-static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+static void conn_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
-        ph_conn *c = s->data;
+        ph_conn *c = st->data;
 
         (void)buf;
         if (nread == UV_ENOBUFS) {
@@ -513,9 +971,10 @@ static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         }
         if (nread == UV_EOF) {
                 /* Half-closed: answer what was asked, then close. */
-                uv_read_stop(s);
+                uv_read_stop(st);
                 c->reading = false;
                 c->close_after_flush = true;
+                c->partial_since = 0;
                 if (!c->head || c->head->stream)
                         conn_close_when_written(c);
                 return;
@@ -526,6 +985,8 @@ static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         }
         ph_framer_commit(c->framer, (size_t)nread);
         conn_process(c);
+        if (!c->closing && !c->condemned)
+                conn_enforce(c);
 }
 
 static void conn_start_reading(ph_conn *c)
@@ -551,6 +1012,7 @@ static void conn_free(ph_conn *c)
                 next = r->next;
                 reply_free(r);
         }
+        queue_clear(&c->out);
         ph_framer_free(c->framer);
         free(c);
 }
@@ -566,8 +1028,8 @@ static void conn_close_cb(uv_handle_t *h)
                 return;
         }
         u = uid_slot(s, c->cred.uid, false);
-        if (u && u->n > 0)
-                u->n--;
+        if (u && u->n > 0 && --u->n == 0)
+                *u = s->uids[--s->n_uids];      /* a uid without connections takes no room */
         if (c->prev)
                 c->prev->next = c->next;
         else
@@ -575,6 +1037,12 @@ static void conn_close_cb(uv_handle_t *h)
         if (c->next)
                 c->next->prev = c->prev;
         s->n_conns--;
+        if (c->condemned)
+                s->n_condemned--;
+        if (c->deferred)
+                s->n_deferred--;
+        s->conn_total -= c->gcharge;
+        server_note_total(s);
         conn_free(c);
         server_resume(s);
 }
@@ -590,6 +1058,10 @@ static void conn_close_when_written(ph_conn *c)
 {
         if (c->closing || c->shutting_down)
                 return;
+        if (c->out.head) {
+                c->shutdown_pending = true;     /* conn_pump comes back here */
+                return;
+        }
         c->shutdown.data = c;
         if (uv_shutdown(&c->shutdown, (uv_stream_t *)&c->pipe, conn_shutdown_cb) < 0)
                 conn_close(c);
@@ -628,11 +1100,111 @@ static void conn_close(ph_conn *c)
         uv_close((uv_handle_t *)&c->pipe, conn_close_cb);
 }
 
+/* ---- the sweep ---- */
+
+static void server_sweep_cb(uv_timer_t *t)
+{
+        ph_server *s = t->data;
+        uint64_t now = uv_now(s->loop);
+        uint64_t timeout = (uint64_t)(s->cfg->message_timeout_sec * 1000);
+        size_t n = 0;
+        bool again = false;
+
+        for (ph_conn *c = s->conns, *next; c; c = next) {
+                next = c->next;
+                if (c->closing)
+                        continue;
+                if (c->condemned) {
+                        if (now - c->condemned_at >= SERVER_CONDEMNED_GRACE_MS)
+                                conn_close(c);
+                        else
+                                again = true;
+                        continue;
+                }
+                if (c->partial_since && now - c->partial_since >= timeout) {
+                        conn_condemn(c, "incomplete-message",
+                                     "a message has been incomplete for %.1f s (MessageTimeoutSec=)",
+                                     (double)(now - c->partial_since) / 1000);
+                        again = true;
+                        continue;
+                }
+                again |= c->partial_since != 0;
+                /* A stream behind for its whole grace period, with no new
+                 * event to notice it. */
+                if (c->over_since) {
+                        conn_enforce(c);
+                        if (c->condemned)
+                                continue;
+                        again |= c->over_since != 0;
+                }
+                /* Not read by us: its hang-up would go unseen otherwise. */
+                if (!c->reading) {
+                        uv_os_fd_t fd;
+
+                        if (uv_fileno((uv_handle_t *)&c->pipe, &fd) < 0)
+                                continue;
+                        if (ph__vec_reserve((void **)&s->pfds, &s->cap_pfds, n + 1, sizeof(*s->pfds)) < 0 ||
+                            ph__vec_reserve((void **)&s->pconns, &s->cap_pconns, n + 1,
+                                            sizeof(*s->pconns)) < 0)
+                                break;
+                        s->pfds[n] = (struct pollfd){ .fd = fd, .events = POLLRDHUP };
+                        s->pconns[n++] = c;
+                }
+        }
+        if (n > 0 && poll(s->pfds, n, 0) > 0)
+                for (size_t i = 0; i < n; i++)
+                        if ((s->pfds[i].revents & (POLLHUP | POLLERR | POLLNVAL)) ||
+                            /* Half-closed behind its Monitor stream: what it
+                             * sent can never be answered (the stream holds
+                             * the reply order), and a stream goes after a
+                             * half-close anyway (conn_flush). */
+                            ((s->pfds[i].revents & POLLRDHUP) && s->pconns[i]->head &&
+                             s->pconns[i]->head->stream))
+                                conn_close(s->pconns[i]);
+        again |= n > 0;
+        ph_ratelimit_flush(s->rl_refused, now);
+        ph_ratelimit_flush(s->rl_disconnect, now);
+        again |= ph_ratelimit_pending(s->rl_refused) || ph_ratelimit_pending(s->rl_disconnect);
+        /* Give memory back after a burst (freed memory stays with malloc). */
+        if (s->trimmed_at > server_total(s) + SERVER_TRIM_BYTES && now - s->trim_ms >= SERVER_TRIM_MS) {
+                malloc_trim(0);
+                s->trim_ms = now;
+                s->trimmed_at = server_total(s);
+        }
+        again |= s->trimmed_at > server_total(s) + SERVER_TRIM_BYTES;
+        if (!again) {
+                uv_timer_stop(&s->sweep);
+                s->sweeping = false;
+        }
+}
+
+static void server_arm_sweep(ph_server *s)
+{
+        if (s->sweeping || s->stopped)
+                return;
+        s->sweeping = true;
+        uv_timer_start(&s->sweep, server_sweep_cb, SERVER_SWEEP_MS, SERVER_SWEEP_MS);
+}
+
+/* ---- accepting ---- */
+
+static void server_refuse(ph_server *s, int fd, const struct ucred *cred, const char *why)
+{
+        if (ph_ratelimit_ok(s->rl_refused, cred->uid, uv_now(s->loop)))
+                log_warning("refusing a connection from pid %d uid %u: %s", (int)cred->pid,
+                            (unsigned)cred->uid, why);
+        close(fd);
+        server_arm_sweep(s);    /* for the summary of what was not logged */
+}
+
 static void server_accept_one(ph_server *s, int fd)
 {
         const ph_config *cfg = s->cfg;
-        socklen_t len = sizeof(struct ucred);
+        socklen_t len = sizeof(struct ucred), glen;
+        gid_t groups[64];
+        size_t n_groups = 1;
         struct ucred cred;
+        bool privileged;
         uid_count *u;
         ph_conn *c;
 
@@ -640,14 +1212,22 @@ static void server_accept_one(ph_server *s, int fd)
                 close(fd);
                 return;
         }
+        groups[0] = cred.gid;
+        glen = sizeof(groups) - sizeof(gid_t);
+        /* The peer's supplementary groups, for AllowGroups=. */
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, &groups[1], &glen) == 0)
+                n_groups += glen / sizeof(gid_t);
+        /* Root, our own user and the [Policy] access list may use the
+         * reserve: no set of other users can lock them out. */
+        privileged = ph_acl_allows(&cfg->acl, cred.uid, groups, n_groups);
+        if (s->n_conns >= cfg->max_connections ||
+            (!privileged && s->n_conns >= cfg->max_connections - cfg->reserved_connections)) {
+                server_refuse(s, fd, &cred, "too many connections");
+                return;
+        }
         u = uid_slot(s, cred.uid, true);
-        if (s->n_conns >= cfg->max_connections || !u ||
-            u->n >= cfg->max_connections_per_uid) {
-                log_warning("refusing a connection from pid %d uid %u: %s", (int)cred.pid,
-                            (unsigned)cred.uid,
-                            s->n_conns >= cfg->max_connections ? "too many connections"
-                                                                 : "too many connections for this user");
-                close(fd);
+        if (!u || (!privileged && u->n >= cfg->max_connections_per_uid)) {
+                server_refuse(s, fd, &cred, "too many connections for this user");
                 return;
         }
         c = calloc(1, sizeof(*c));
@@ -657,15 +1237,9 @@ static void server_accept_one(ph_server *s, int fd)
                 return;
         }
         c->cred = cred;
-        c->groups[0] = cred.gid;
-        c->n_groups = 1;
-        {
-                socklen_t glen = sizeof(c->groups) - sizeof(gid_t);
-
-                /* The peer's supplementary groups, for AllowGroups=. */
-                if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, &c->groups[1], &glen) == 0)
-                        c->n_groups += glen / sizeof(gid_t);
-        }
+        memcpy(c->groups, groups, n_groups * sizeof(gid_t));
+        c->n_groups = n_groups;
+        c->privileged = privileged;
         uv_pipe_init(s->loop, &c->pipe, 0);
         c->pipe.data = c;
         if (uv_pipe_open(&c->pipe, fd) < 0) {
@@ -682,6 +1256,7 @@ static void server_accept_one(ph_server *s, int fd)
         if (s->conns)
                 s->conns->prev = c;
         s->conns = c;
+        conn_account(c);
         conn_start_reading(c);
 }
 
@@ -697,7 +1272,10 @@ static void server_accept_cb(uv_poll_t *p, int status, int events)
         (void)events;
         if (status < 0)
                 return;
-        for (;;) {
+        /* A few per turn: a client that connects as fast as we accept would
+         * keep us here for good. The poll is level-triggered: the rest come
+         * on the next turn, after the other connections had theirs. */
+        for (unsigned n = 0; n < SERVER_ACCEPT_TURN; n++) {
                 int fd = accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
                 if (fd >= 0) {
@@ -846,10 +1424,18 @@ int ph_server_new(uv_loop_t *loop, const ph_config *cfg, ph_server_dispatch_fn d
                 free(s);
                 return r;
         }
+        s->rl_refused = ph_ratelimit_new("refused connections", SERVER_LOG_PER_UID, SERVER_LOG_TOTAL,
+                                         SERVER_LOG_INTERVAL_MS);
+        s->rl_disconnect = ph_ratelimit_new("disconnects", SERVER_LOG_PER_UID, SERVER_LOG_TOTAL,
+                                            SERVER_LOG_INTERVAL_MS);
         uv_poll_init(loop, &s->poll, s->fd);
         s->poll.data = s;
         uv_timer_init(loop, &s->retry);
         s->retry.data = s;
+        uv_timer_init(loop, &s->sweep);
+        s->sweep.data = s;
+        uv_idle_init(loop, &s->turn);
+        s->turn.data = s;
         *ret = s;
         return 0;
 }
@@ -867,8 +1453,12 @@ void ph_server_stop(ph_server *s)
         s->stopped = true;
         uv_poll_stop(&s->poll);
         uv_timer_stop(&s->retry);
+        uv_timer_stop(&s->sweep);
+        uv_idle_stop(&s->turn);
         uv_close((uv_handle_t *)&s->poll, NULL);
+        uv_close((uv_handle_t *)&s->turn, NULL);
         uv_close((uv_handle_t *)&s->retry, NULL);
+        uv_close((uv_handle_t *)&s->sweep, NULL);
         if (s->unlink_on_exit)
                 unlink(s->path);
         close(s->fd);
@@ -892,6 +1482,10 @@ void ph_server_free(ph_server *s)
                 conn_close(c);
                 c->srv = NULL;  /* its close callback runs after s is gone */
         }
+        ph_ratelimit_free(s->rl_refused);
+        ph_ratelimit_free(s->rl_disconnect);
+        free(s->pfds);
+        free(s->pconns);
         free(s->uids);
         free(s->path);
         free(s);

@@ -39,6 +39,10 @@ void ph_server_stop(ph_server *s);
 void ph_server_free(ph_server *s);
 unsigned ph_server_clients(const ph_server *s);
 uint64_t ph_server_requests(const ph_server *s);
+/* Bytes all connections hold (buffers, queued replies), as counted
+ * against MaxBufferTotal=; connections disconnected for their budgets. */
+size_t ph_server_buffered(const ph_server *s);
+uint64_t ph_server_disconnects(const ph_server *s);
 /* True when the listener came from systemd (socket activation). */
 bool ph_server_activated(const ph_server *s);
 

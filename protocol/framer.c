@@ -163,3 +163,8 @@ size_t ph_framer_pending(const ph_framer *f)
 {
         return f->end - f->start;
 }
+
+size_t ph_framer_allocated(const ph_framer *f)
+{
+        return f->size;
+}

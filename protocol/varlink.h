@@ -38,6 +38,8 @@ void ph_framer_commit(ph_framer *f, size_t n);
 int ph_framer_next(ph_framer *f, const char **ret_msg, size_t *ret_len);
 /* Bytes held (complete or partial), for accounting. */
 size_t ph_framer_pending(const ph_framer *f);
+/* Bytes allocated for the buffer (what it really costs). */
+size_t ph_framer_allocated(const ph_framer *f);
 
 /* ---- errors -------------------------------------------------------------- */
 
@@ -57,6 +59,7 @@ typedef enum ph_verr {
         PH_VERR_BUSY,                   /* io.plughost.Busy */
         PH_VERR_RESULT_TOO_LARGE,       /* io.plughost.ResultTooLarge */
         PH_VERR_SCAN_FAILED,            /* io.plughost.ScanFailed */
+        PH_VERR_DISCONNECTED,           /* io.plughost.Disconnected */
         _PH_VERR_MAX,
 } ph_verr;
 

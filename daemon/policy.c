@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <nettle/sha2.h>
 #include <pwd.h>
 #include <stdatomic.h>
@@ -118,41 +119,115 @@ int ph_policy_check_file(const struct stat *st, char *err, size_t err_size)
         return -EPERM;
 }
 
-int ph_policy_check_dir(const char *dir, char *err, size_t err_size)
+static bool dir_trusted(const struct stat *st)
 {
-        struct stat st, root;
-        int fd, up, depth;
+        return owner_trusted(st->st_uid) &&
+               (!(st->st_mode & (S_IWGRP | S_IWOTH)) || ((st->st_mode & S_ISVTX) && st->st_uid == 0));
+}
 
-        if (stat("/", &root) < 0)
-                return -errno;
-        fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+static int walk_refuse(char *err, size_t err_size, const char *path, const char *at, const char *what)
+{
+        snprintf(err, err_size, "%s: %s %s", path, at, what);
+        return -EPERM;
+}
+
+/* The walk keeps what is left to resolve in rest, a link's target put in
+ * front of what followed the link, as the kernel does, but a component at
+ * a time with O_NOFOLLOW, checking each directory before going into it. */
+int ph_policy_open_dir(const char *path, int *ret_fd, char *err, size_t err_size)
+{
+        char rest[2 * PATH_MAX], target[PATH_MAX], comp[NAME_MAX + 1], at[PATH_MAX];
+        struct stat st;
+        int fd, next, links = 0, r;
+        size_t len;
+
+        if (path[0] != '/')
+                return -EINVAL;
+        if (strlen(path) >= sizeof(rest))
+                return -ENAMETOOLONG;
+        strcpy(rest, path);
+        snprintf(at, sizeof(at), "/");
+        fd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0)
                 return -errno;
-        for (depth = 0; depth < 256; depth++) {
-                if (fstat(fd, &st) < 0) {
-                        int r = -errno;
-                        close(fd);
-                        return r;
+        for (;;) {
+                char *p = rest, *slash;
+
+                if (fstat(fd, &st) < 0)
+                        goto fail_errno;
+                if (!dir_trusted(&st)) {
+                        r = walk_refuse(err, err_size, path, at,
+                                        !owner_trusted(st.st_uid) ? "is owned by someone else"
+                                                                  : "is writable by group or others");
+                        goto fail;
                 }
-                if (!owner_trusted(st.st_uid) ||
-                    ((st.st_mode & (S_IWGRP | S_IWOTH)) && !((st.st_mode & S_ISVTX) && st.st_uid == 0))) {
-                        snprintf(err, err_size, "%s directory at depth %d above %s is %s",
-                                 depth ? "a" : "the plugin", depth, dir,
-                                 !owner_trusted(st.st_uid) ? "owned by someone else"
-                                                           : "writable by group or others");
-                        close(fd);
-                        return -EPERM;
-                }
-                if (st.st_dev == root.st_dev && st.st_ino == root.st_ino)
+                while (*p == '/')
+                        p++;
+                if (!*p)
                         break;
-                up = openat(fd, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                close(fd);
-                if (up < 0)
-                        return -errno;
-                fd = up;
+                slash = strchr(p, '/');
+                len = slash ? (size_t)(slash - p) : strlen(p);
+                if (len > NAME_MAX) {
+                        r = -ENAMETOOLONG;
+                        goto fail;
+                }
+                memcpy(comp, p, len);
+                comp[len] = '\0';
+                memmove(rest, p + len, strlen(p + len) + 1);
+                if (strcmp(comp, ".") == 0)
+                        continue;
+                next = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (next >= 0) {
+                        close(fd);
+                        fd = next;
+                        snprintf(at + strlen(at), sizeof(at) - strlen(at), "%s%s",
+                                 at[strlen(at) - 1] == '/' ? "" : "/", comp);
+                        continue;
+                }
+                if ((errno != ELOOP && errno != ENOTDIR) || fstatat(fd, comp, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+                    !S_ISLNK(st.st_mode)) {
+                        if (errno == ELOOP)
+                                errno = ENOTDIR;
+                        goto fail_errno;
+                }
+                /* A symlink in a directory that passed: only root or we
+                 * could have made it, unless the directory is sticky
+                 * (/tmp), where its owner says who did. */
+                if (!owner_trusted(st.st_uid)) {
+                        r = walk_refuse(err, err_size, path, comp, "is a symlink owned by someone else");
+                        goto fail;
+                }
+                if (++links > 40) {
+                        r = -ELOOP;
+                        goto fail;
+                }
+                ssize_t n = readlinkat(fd, comp, target, sizeof(target) - 1);
+                if (n < 0)
+                        goto fail_errno;
+                target[n] = '\0';
+                if ((size_t)n + strlen(rest) + 2 > sizeof(rest)) {
+                        r = -ENAMETOOLONG;
+                        goto fail;
+                }
+                memmove(rest + n + 1, rest, strlen(rest) + 1);
+                memcpy(rest, target, (size_t)n);
+                rest[n] = '/';
+                if (target[0] == '/') {
+                        next = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                        if (next < 0)
+                                goto fail_errno;
+                        close(fd);
+                        fd = next;
+                        snprintf(at, sizeof(at), "/");
+                }
         }
-        close(fd);
+        *ret_fd = fd;
         return 0;
+fail_errno:
+        r = -errno;
+fail:
+        close(fd);
+        return r;
 }
 
 /* ---- digests ---- */

@@ -43,10 +43,15 @@ int ph_digests_match(const ph_digests *d, int fd, char hex[65]);
  * or others. Returns 0, or -EPERM with the reason in err. */
 int ph_policy_check_file(const struct stat *st, char *err, size_t err_size);
 
-/* Checks a directory and every directory above it, walking up through
- * open descriptors ("..") so nothing can be swapped by path in between:
- * owned by root or us, not writable by group or others unless sticky and
- * root-owned. Returns 0, -EPERM with the reason in err, or -errno. */
-int ph_policy_check_dir(const char *dir, char *err, size_t err_size);
+/* Opens the directory at path (absolute) by walking it from "/" a
+ * component at a time with O_NOFOLLOW, so nothing is resolved that was not
+ * checked: every directory on the way must be owned by root or us and not
+ * writable by group or others (unless sticky and root's, as /tmp). A
+ * symlink on the way (the path itself, or /lib on a merged-/usr system) is
+ * followed only if it is owned by root or us and lies in a directory that
+ * passed; its target is walked the same way. Returns 0 with the
+ * descriptor in *ret_fd (O_RDONLY | O_DIRECTORY), -EPERM with the reason
+ * in err, or -errno (ENOENT, ENOTDIR, ELOOP...). */
+int ph_policy_open_dir(const char *path, int *ret_fd, char *err, size_t err_size);
 
 #endif

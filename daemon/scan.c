@@ -291,16 +291,25 @@ static void scan_names(scan_job *job, int dirfd)
 static void scan_work_cb(uv_work_t *req)
 {
         scan_job *job = req->data;
-        int dirfd = open(job->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        int dirfd = -1, r;
 
-        if (dirfd < 0) {
-                job->error = -errno;
+        /* The directory as the policy walked it: nothing on the way can be
+         * swapped for a symlink between the check and the listing. */
+        r = ph_policy_open_dir(job->dir, &dirfd, job->dir_trust, sizeof(job->dir_trust));
+        if (r == -EPERM) {
+                /* Every plugin in it is refused, with this reason, unread:
+                 * listed by name only (reading names trusts nothing). */
+                dirfd = open(job->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (dirfd < 0) {
+                        job->error = -errno;
+                        return;
+                }
+        } else if (r < 0) {
+                job->error = r;
                 return;
-        }
-        /* Every plugin in a directory that fails the policy is refused,
-         * with this reason, unread. */
-        if (ph_policy_check_dir(job->dir, job->dir_trust, sizeof(job->dir_trust)) != -EPERM)
+        } else {
                 job->dir_trust[0] = '\0';
+        }
         if (job->full)
                 scan_listing(job, dirfd);
         else

@@ -440,7 +440,11 @@ static void call_start(ph_daemon *d, ph_plugin *p, ph_serving *srv, ph_waiter *w
                 ph_op_free(op);
                 return;
         }
-        if (ph_op_submit(op, has_uid, uid) < 0) {
+        /* One thread for a serial plugin; for the others, a share of the
+         * pool, so one that hangs cannot take every thread. */
+        if (ph_op_submit_lane(op, &srv->lane,
+                              ph_instance_meta(srv->inst)->serial ? 1 : op->cfg->max_calls_per_plugin,
+                              has_uid, uid) < 0) {
                 ph_op_discard(op, "too many operations queued; try again");
                 return;
         }

@@ -43,7 +43,8 @@ typedef struct ph_serving {
         ph_instance *inst;              /* the daemon's reference */
         uint64_t generation;
         char *file;                     /* where it was loaded from */
-        unsigned in_flight;             /* calls borrowing inst */
+        unsigned in_flight;             /* calls borrowing inst (running or in lane) */
+        ph_lane lane;                   /* its calls: how many run at once */
         bool retired;                   /* no longer serving: released at in_flight 0 */
 } ph_serving;
 

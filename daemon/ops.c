@@ -10,11 +10,13 @@
  * freed right after. An operation whose waiters all left still runs to the
  * end: a thread cannot be taken back from plugin code. */
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "ops.h"
@@ -93,6 +95,9 @@ bool ph_ops_uid_has_room(ph_ops *ops, uid_t uid, unsigned *ret_now)
         uid_slot *s = uid_find(ops, uid, false);
 
         *ret_now = s ? s->n : 0;
+        /* Root and the daemon's own user administer it: never capped. */
+        if (uid == 0 || uid == geteuid())
+                return true;
         return *ret_now < ops->cfg->max_calls_per_uid;
 }
 
@@ -113,21 +118,13 @@ int ph_ops_check_cb(const struct stat *file_st, int image_fd, const ph_load_requ
                     size_t err_size)
 {
         ph_op *op = req->userdata;
-        char why[256], dir[4096], hex[65], *slash;
+        char why[256], hex[65];
         int r;
 
+        /* Its directory passed when op_work opened it. */
         if (ph_policy_check_file(file_st, why, sizeof(why)) < 0) {
                 snprintf(err, err_size, "untrusted file: %s", why);
                 return -EPERM;
-        }
-        snprintf(dir, sizeof(dir), "%s", op->path);
-        slash = strrchr(dir, '/');
-        if (slash && slash != dir)
-                *slash = '\0';
-        r = ph_policy_check_dir(dir, why, sizeof(why));
-        if (r == -EPERM) {
-                snprintf(err, err_size, "untrusted directory: %s", why);
-                return r;
         }
         if (!op->cfg->digests)
                 return 0;
@@ -186,6 +183,37 @@ static void op_take_result(ph_op *op, char *text)
         free(text);
 }
 
+/* The file is opened in its directory as the policy walked it (see
+ * ph_policy_open_dir), by name, with O_NOFOLLOW: no path is resolved
+ * again between the check and the load. */
+static void op_load(ph_op *op)
+{
+        const char *slash = strrchr(op->path, '/');
+        char dir[PATH_MAX], why[512];
+        int dirfd = -1;
+
+        if (!slash || (size_t)(slash - op->path) >= sizeof(dir)) {
+                op->r = -EINVAL;
+                snprintf(op->err, sizeof(op->err), "%s: not an absolute path: %s", op->name, op->path);
+                return;
+        }
+        memcpy(dir, op->path, (size_t)(slash - op->path));
+        dir[slash - op->path] = '\0';
+        op->r = ph_policy_open_dir(dir[0] ? dir : "/", &dirfd, why, sizeof(why));
+        if (op->r < 0) {
+                if (op->r == -EPERM)
+                        snprintf(op->err, sizeof(op->err), "%s: untrusted directory: %s", op->name, why);
+                else
+                        snprintf(op->err, sizeof(op->err), "%s: %.512s: %s", op->name, dir, strerror(-op->r));
+                return;
+        }
+        ph_load_request req = { .name = op->name, .generation = op->generation, .dirfd = dirfd,
+                                .path = slash + 1, .config_json = op->config_json, .userdata = op };
+
+        op->r = ph_cache_get(op->cache, &req, &op->inst, op->err, sizeof(op->err));
+        close(dirfd);
+}
+
 static void op_work(ph_job *job)
 {
         ph_op *op = (ph_op *)job;
@@ -193,11 +221,7 @@ static void op_work(ph_job *job)
 
         atomic_store_explicit(&op->started, true, memory_order_relaxed);
         if (op->kind == PH_OP_LOAD) {
-                ph_load_request req = { .name = op->name, .generation = op->generation,
-                                        .dirfd = AT_FDCWD, .path = op->path,
-                                        .config_json = op->config_json, .userdata = op };
-
-                op->r = ph_cache_get(op->cache, &req, &op->inst, op->err, sizeof(op->err));
+                op_load(op);
                 return;
         }
         op->r = ph_instance_call(op->call_inst, op->method, op->params, &text, op->err,
@@ -208,6 +232,8 @@ static void op_work(ph_job *job)
                 op_take_result(op, text);
 }
 
+static void lane_pump(ph_lane *lane);
+
 static void op_done(ph_job *job)
 {
         ph_op *op = (ph_op *)job;
@@ -217,6 +243,15 @@ static void op_done(ph_job *job)
         if (op->counted)
                 uid_release(op->ops, op->uid);
         op->counted = false;
+        if (op->lane) {
+                /* Its room goes to the next in line before done() may free
+                 * the lane's owner (op still holds it here). */
+                ph_lane *lane = op->lane;
+
+                op->lane = NULL;
+                lane->running--;
+                lane_pump(lane);
+        }
         op->done(op);
 }
 
@@ -256,9 +291,21 @@ ph_op *ph_op_new(ph_ops *ops, ph_op_kind kind, const ph_plugin *p, ph_cache *cac
         return op;
 }
 
-int ph_op_submit(ph_op *op, bool has_uid, uid_t uid)
+/* An operation holds its uid's place from admission (a call waiting in
+ * a lane included) to its end: MaxCallsPerUser= counts both. */
+static void op_charge(ph_op *op, bool has_uid, uid_t uid)
 {
         uid_slot *s = has_uid ? uid_find(op->ops, uid, true) : NULL;
+
+        if (s) {
+                s->n++;
+                op->uid = uid;
+                op->counted = true;
+        }
+}
+
+int ph_op_submit(ph_op *op, bool has_uid, uid_t uid)
+{
         int r;
 
         r = ph_pool_submit(op->ops->pool, &op->job);
@@ -266,11 +313,87 @@ int ph_op_submit(ph_op *op, bool has_uid, uid_t uid)
                 return r;
         op->running = true;
         op->ops->running++;
-        if (s) {
-                s->n++;
-                op->uid = uid;
-                op->counted = true;
+        op_charge(op, has_uid, uid);
+        return 0;
+}
+
+/* ---- lanes ---- */
+
+static void lane_unlink(ph_op *op)
+{
+        ph_lane *lane = op->lane;
+        ph_op **pp = &lane->head, *prev = NULL;
+
+        while (*pp != op) {
+                prev = *pp;
+                pp = &(*pp)->lane_next;
         }
+        *pp = op->lane_next;
+        if (lane->tail == op)
+                lane->tail = prev;
+        op->lane_next = NULL;
+        op->lane = NULL;
+        op->queued = false;
+        lane->waiting--;
+}
+
+/* A queued op that will not run: done() with -ECANCELED, as a take-back. */
+static void op_drop_queued(ph_op *op, const char *why)
+{
+        lane_unlink(op);
+        if (op->counted)
+                uid_release(op->ops, op->uid);
+        op->counted = false;
+        op->r = -ECANCELED;
+        op->abandoned = true;
+        snprintf(op->err, sizeof(op->err), "%s", why);
+        op->done(op);
+}
+
+static void lane_pump(ph_lane *lane)
+{
+        while (lane->head && lane->running < lane->cap) {
+                ph_op *op = lane->head;
+
+                lane_unlink(op);
+                if (ph_op_submit(op, false, 0) < 0) {   /* charged when queued */
+                        ph_op_fail_waiters(op, PH_VERR_BUSY, "too many operations queued; try again");
+                        if (op->counted)
+                                uid_release(op->ops, op->uid);
+                        op->counted = false;
+                        op->r = -ECANCELED;
+                        op->abandoned = true;
+                        op->done(op);
+                        continue;
+                }
+                op->lane = lane;
+                lane->running++;
+        }
+}
+
+int ph_op_submit_lane(ph_op *op, ph_lane *lane, unsigned cap, bool has_uid, uid_t uid)
+{
+        int r;
+
+        lane->cap = cap ? cap : 1;
+        if (lane->running < lane->cap && !lane->head) {
+                r = ph_op_submit(op, has_uid, uid);
+                if (r < 0)
+                        return r;
+                op->lane = lane;
+                lane->running++;
+                return 0;
+        }
+        op_charge(op, has_uid, uid);
+        op->lane = lane;
+        op->queued = true;
+        op->lane_next = NULL;
+        if (lane->tail)
+                lane->tail->lane_next = op;
+        else
+                lane->head = op;
+        lane->tail = op;
+        lane->waiting++;
         return 0;
 }
 
@@ -281,6 +404,11 @@ void ph_op_free(ph_op *op)
         if (!op)
                 return;
         ops = op->ops;
+        if (op->queued)
+                lane_unlink(op);
+        if (op->counted && !op->running)
+                uid_release(ops, op->uid);
+        op->counted = false;
         while (op->waiters)
                 ph_waiter_error(op->waiters, PH_VERR_BUSY, NULL, "operation abandoned");
         if (op->all_prev)
@@ -344,6 +472,10 @@ static void waiter_free(ph_waiter *w)
  * would only take a plugin thread from someone who still waits. */
 bool ph_op_take_back(ph_op *op)
 {
+        if (op->queued) {
+                op_drop_queued(op, "taken back before it started");
+                return true;
+        }
         if (!op->running || atomic_load_explicit(&op->started, memory_order_relaxed) ||
             ph_pool_cancel(op->ops->pool, &op->job) < 0)
                 return false;
@@ -364,7 +496,7 @@ void ph_ops_take_back_calls(ph_ops *ops, const struct ph_serving *srv, int verr,
 {
         for (ph_op *op = ops->all, *next; op; op = next) {
                 next = op->all_next;
-                if (op->kind != PH_OP_CALL || op->srv != srv || !op->running ||
+                if (op->kind != PH_OP_CALL || op->srv != srv || (!op->running && !op->queued) ||
                     atomic_load_explicit(&op->started, memory_order_relaxed))
                         continue;
                 ph_op_fail_waiters(op, verr, "%s", why);
@@ -488,6 +620,10 @@ void ph_ops_log_running(ph_ops *ops, const char *why)
 
 void ph_ops_fail_all(ph_ops *ops, const char *why)
 {
-        for (ph_op *op = ops->all; op; op = op->all_next)
+        for (ph_op *op = ops->all, *next; op; op = next) {
+                next = op->all_next;
                 ph_op_fail_waiters(op, PH_VERR_BUSY, "%s", why);
+                if (op->queued)
+                        op_drop_queued(op, why);
+        }
 }

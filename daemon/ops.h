@@ -30,6 +30,17 @@ typedef enum ph_op_kind {
         PH_OP_CALL,
 } ph_op_kind;
 
+/* The calls of one instance: at most cap run on plugin threads at once
+ * (1 for a serial plugin, MaxCallsPerPlugin otherwise); the others wait
+ * here, on the loop, oldest first, without holding a thread. Embedded in
+ * its owner (lifecycle.c's ph_serving), which outlives every op in it. */
+typedef struct ph_lane {
+        ph_op *head, *tail;             /* waiting for room */
+        unsigned running;               /* submitted to the pool */
+        unsigned waiting;
+        unsigned cap;
+} ph_lane;
+
 /* Someone waiting for an operation. */
 struct ph_waiter {
         ph_waiter *prev, *next;         /* in op->waiters */
@@ -77,8 +88,11 @@ struct ph_op {
         atomic_bool started;            /* a plugin thread took it (set there) */
         bool cancelled;                 /* unloaded or removed while it ran: its
                                          * outcome is dropped */
-        uid_t uid;                      /* holds a thread slot of this uid */
+        uid_t uid;                      /* holds a place of this uid (queued or running) */
         bool counted;
+        ph_lane *lane;                  /* CALL: the lane it runs or waits in */
+        ph_op *lane_next;
+        bool queued;                    /* waiting in lane, not yet submitted */
         uint64_t started_ms;
         void (*done)(ph_op *op);        /* lifecycle.c's, on the loop */
         ph_op *all_prev, *all_next;     /* every op, for the stop report */
@@ -110,6 +124,11 @@ bool ph_ops_uid_has_room(ph_ops *ops, uid_t uid, unsigned *ret_now);
  * Returns 0, or -EAGAIN (queue full; op untouched). */
 int ph_op_submit(ph_op *op, bool has_uid, uid_t uid);
 
+/* Submits a call through lane: now if fewer than cap of its calls run,
+ * else once one of them is done. Returns 0, or -EAGAIN (queue full; op
+ * untouched). */
+int ph_op_submit_lane(ph_op *op, ph_lane *lane, unsigned cap, bool has_uid, uid_t uid);
+
 /* Adds a waiter to op, with a deadline of the configured call timeout.
  * reply may be NULL. Returns it, or NULL (and answers reply with Busy) on
  * ENOMEM. */
@@ -123,8 +142,9 @@ void ph_waiter_error(ph_waiter *w, int verr, json_t *params, const char *fmt, ..
 /* Answers every waiter of op with the same error. */
 void ph_op_fail_waiters(ph_op *op, int verr, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
-/* Takes op back from the pool if no plugin thread took it yet: its done()
- * runs now with -ECANCELED and abandoned set. Returns whether it did. */
+/* Takes op back from its lane or the pool if no plugin thread took it
+ * yet: its done() runs now with -ECANCELED and abandoned set. Returns
+ * whether it did. */
 bool ph_op_take_back(ph_op *op);
 /* Answers and takes back the calls on srv that have not started (the
  * plugin was removed). */
@@ -140,7 +160,8 @@ unsigned ph_ops_running(const ph_ops *ops);
 /* Logs each operation still running: which plugin, which method, for how
  * long. */
 void ph_ops_log_running(ph_ops *ops, const char *why);
-/* Answers every waiter of every operation with Busy (the daemon stops). */
+/* Answers every waiter of every operation with Busy (the daemon stops),
+ * and takes back the calls that wait in a lane. */
 void ph_ops_fail_all(ph_ops *ops, const char *why);
 
 #endif

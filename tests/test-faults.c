@@ -558,7 +558,9 @@ START_TEST(test_hung_calls)
         json_t *r;
 
         du_init(&d);
-        du_write_config(&d, "[Daemon]\nWorkers=2\nCallTimeoutSec=1\n");
+        /* One plugin may take both threads here (by default it gets half:
+         * test-limits checks that). */
+        du_write_config(&d, "[Daemon]\nWorkers=2\nCallTimeoutSec=1\n[Policy]\nMaxCallsPerPlugin=2\n");
         du_add_plugin(&d, tu_fixture("counted-v1.so"), "counted.so");
         du_add_plugin(&d, tu_fixture("parallel.so"), "parallel.so");
         du_start(&d);
@@ -1088,7 +1090,12 @@ static int collect_replies(du_conn **conns, bool *answered, int n, int ms)
                         if (!(pfd[i].revents & (POLLIN | POLLHUP | POLLERR)))
                                 continue;
                         reply = du_recv(conns[i]);
-                        ck_assert_msg(reply != NULL, "connection %d was dropped", i);
+                        if (!reply) {
+                                /* Refused (closed at accept): not served. */
+                                du_close(conns[i]);
+                                conns[i] = NULL;
+                                continue;
+                        }
                         ok(reply);
                         json_decref(reply);
                         answered[i] = true;
@@ -1100,10 +1107,11 @@ static int collect_replies(du_conn **conns, bool *answered, int n, int ms)
         return total;
 }
 
-/* RLIMIT_NOFILE 40 and 60 connections: the daemon serves those it could
- * accept and pauses accepting, without spinning; a Load that finds no fd
- * fails cleanly; once the clients go, new ones are served and the same
- * plugin loads. */
+/* RLIMIT_NOFILE 40 and 60 connections: the daemon takes its connection
+ * limit from the descriptors it has (half of 40 here), serves that many,
+ * refuses the others at once without spinning, keeps descriptors for its
+ * own work (a Load still works), and serves new clients once the others
+ * go. */
 START_TEST(test_fds_exhausted)
 {
         enum { N = 60 };
@@ -1124,9 +1132,9 @@ START_TEST(test_fds_exhausted)
         /* Wait until the count of answered connections settles. */
         for (t0 = now_ms(); (now = collect_replies(c, answered, N, 300)) != served; served = now)
                 ck_assert_msg(now_ms() - t0 < WAIT_MS, "the answers never settled");
-        ck_assert_msg(served > 0 && served < N, "%d of %d connections served with 40 fds", served, N);
+        ck_assert_msg(served > 0 && served <= 20, "%d of %d connections served with 40 fds", served, N);
         fprintf(stderr, "test_fds_exhausted: %d of %d connections served\n", served, N);
-        assert_log_within("cannot accept: Too many open files; pausing", WAIT_MS);
+        assert_log_within("too many connections", WAIT_MS);
 
         ticks = cpu_ticks(d.pid);
         nap_ms(1000);
@@ -1135,14 +1143,14 @@ START_TEST(test_fds_exhausted)
         fprintf(stderr, "test_fds_exhausted: %lld clock ticks in 1 s while paused\n", ticks);
         ck_assert_int_eq(collect_replies(c, answered, N, 0), served);
 
-        /* An accepted client asks for a load that needs an fd. */
+        /* An accepted client asks for a load: the daemon kept the
+         * descriptors it needs for it. */
         for (int i = 0; i < N; i++)
                 if (answered[i]) {
                         du_send(c[i], "{\"method\":\"io.plughost.Load\",\"parameters\":{\"name\":\"counted\"}}");
                         r = du_recv(c[i]);
                         ck_assert_ptr_nonnull(r);
-                        expect_error(r, "io.plughost.LoadFailed");
-                        ck_assert_ptr_nonnull(strstr(du_str(du_params(r), "message"), "Too many open files"));
+                        ok(r);
                         json_decref(r);
                         break;
                 }
@@ -1152,18 +1160,18 @@ START_TEST(test_fds_exhausted)
         t0 = now_ms();
         for (;;) {
                 du_conn *one = du_connect(&d);
-                bool quiet;
+                bool got = false;
 
-                du_send(one, "{\"method\":\"io.plughost.Status\"}");
-                quiet = du_quiet(one, 100);
-                if (!quiet) {
-                        r = du_recv(one);
-                        ck_assert_ptr_nonnull(r);
+                /* Refused (closed) while the others' closes are still on
+                 * their way: try again. */
+                if (du_send_raw(one, "{\"method\":\"io.plughost.Status\"}", 32) && !du_quiet(one, 100) &&
+                    (r = du_recv(one))) {
                         ok(r);
                         json_decref(r);
+                        got = true;
                 }
                 du_close(one);
-                if (!quiet)
+                if (got)
                         break;
                 ck_assert_msg(now_ms() - t0 < WAIT_MS, "no new connection served after the others left");
         }

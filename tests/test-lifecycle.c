@@ -1088,7 +1088,9 @@ START_TEST(test_bug06_flush_closes_stream)
         long long t0, deadline, clients;
         bool closed = false;
 
-        cfg_begin("CallTimeoutSec=30\n");
+        /* Room for what the setup fills; the events that queue behind the
+         * Call are what goes over: the stream's own budget. */
+        cfg_begin("CallTimeoutSec=30\nMaxBufferPerConnection=16M\nMonitorBufferMax=64K\n");
         cfg_write();
         du_add_plugin(&d, tu_fixture("behave-v1.so"), "behave.so");
         ck_assert_int_eq(mkdir(stage, 0755), 0);
@@ -1131,7 +1133,7 @@ START_TEST(test_bug06_flush_closes_stream)
         }
         wait_daemon_calls(calls);
         fprintf(stderr, "test_bug06: %ld bytes queued in the daemon for the client\n", sent - inq);
-        ck_assert_msg(!log_has("does not read its replies"), "setup: the client was dropped too early");
+        ck_assert_msg(!log_has("disconnecting client"), "setup: the client was dropped too early");
 
         /* The Call and the Monitor, read together. */
         {

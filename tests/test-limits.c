@@ -55,8 +55,9 @@
 #include "daemon-util2.h"
 #include "testutil.h"
 
-/* Root's requests while the daemon is abused: each answered within this. */
-#define PROMPT_MS 1000
+/* Root's requests while the daemon is abused: each answered within this
+ * (four times that for an ASan daemon, several times slower throughout). */
+#define PROMPT_MS (daemon_asan ? 4000 : 1000)
 /* How long something the daemon does by itself may take. */
 #define WAIT_MS 5000
 /* The unprivileged uids (nobody, then made-up ones: only SO_PEERCRED counts). */

@@ -569,6 +569,8 @@ void ph_life_call(ph_daemon *d, ph_plugin *p, const char *method, json_t *params
                 return;
         }
         w = ph_op_wait(op, r, has_uid, uid);
+        if (w)
+                ph_waiter_charge(w);
         if (w && !(w->method = strdup(method)))
                 ph_waiter_error(w, PH_VERR_BUSY, NULL, "out of memory");
         else if (w)

@@ -459,8 +459,26 @@ static void waiter_link(ph_waiter *w, ph_op *op)
         op->waiters = w;
 }
 
+static void waiter_uncharge(ph_waiter *w)
+{
+        if (w->charged)
+                uid_release(w->ops, w->uid);
+        w->charged = false;
+}
+
+void ph_waiter_charge(ph_waiter *w)
+{
+        uid_slot *s = w->has_uid && !w->charged ? uid_find(w->ops, w->uid, true) : NULL;
+
+        if (s) {
+                s->n++;
+                w->charged = true;
+        }
+}
+
 static void waiter_free(ph_waiter *w)
 {
+        waiter_uncharge(w);
         ph_deadline_cancel(w->ops->deadlines, &w->deadline);
         waiter_unlink(w);
         free(w->method);
@@ -557,6 +575,7 @@ ph_waiter *ph_op_wait(ph_op *op, ph_reply *reply, bool has_uid, uid_t uid)
 
 void ph_waiter_move(ph_waiter *w, ph_op *to)
 {
+        waiter_uncharge(w);     /* the operation it joins is charged instead */
         waiter_unlink(w);
         waiter_link(w, to);
 }

@@ -53,6 +53,7 @@ struct ph_waiter {
         char *method, *params;
         uid_t uid;                      /* who asked (for the uid's thread count) */
         bool has_uid;
+        bool charged;                   /* holds a place of uid (a Call waiting for a load) */
 };
 
 struct ph_op {
@@ -133,7 +134,12 @@ int ph_op_submit_lane(ph_op *op, ph_lane *lane, unsigned cap, bool has_uid, uid_
  * reply may be NULL. Returns it, or NULL (and answers reply with Busy) on
  * ENOMEM. */
 ph_waiter *ph_op_wait(ph_op *op, ph_reply *reply, bool has_uid, uid_t uid);
-/* Moves w to another operation, keeping its deadline. */
+/* A Call that waits for its plugin's load holds a place of its uid under
+ * MaxCallsPerUser= (it keeps its parameters meanwhile), until it is
+ * answered or moved to the call's own operation. */
+void ph_waiter_charge(ph_waiter *w);
+/* Moves w to another operation, keeping its deadline (and giving back a
+ * place charged with ph_waiter_charge). */
 void ph_waiter_move(ph_waiter *w, ph_op *to);
 /* Answers a waiter and frees it (params stolen). */
 void ph_waiter_ok(ph_waiter *w, json_t *params);

@@ -1936,6 +1936,50 @@ START_TEST(test_item07_oneway_pipeline)
 }
 END_TEST
 
+/* ==== found 2: calls waiting for their plugin's load ==== */
+
+/* Found by the black-box attack: Calls that wait for their plugin's load
+ * were admitted without a place under MaxCallsPerUser=, each keeping its
+ * parameters: one uid's pipelines of 1 MB calls during a slow init took
+ * the daemon to 1 GB. Expect: past MaxCallsPerUser= they are refused at
+ * once (their parameters freed), so the daemon's RSS stays near where it
+ * was while the init waits. */
+START_TEST(test_found02_calls_waiting_for_load)
+{
+        enum { N_CONNS = 4, PER_CONN = 64, PAD = 256 * 1024 };
+        char *request, *pad = malloc(PAD + 1), msg[512];
+        conns_arg a = { .sock = d.socket, .n = N_CONNS, .pipelined = PER_CONN };
+        long long end;
+        rss_watch w;
+        kid *k;
+
+        ck_assert_ptr_nonnull(pad);
+        memset(pad, 'x', PAD);
+        pad[PAD] = '\0';
+        cfg_begin("Workers=8\nCallTimeoutSec=30\n[Policy]\nMaxCallsPerUser=4\n");
+        cfg_add("[Plugin slowone]\nAllowUsers=65534\nConfig={\"initWaitFile\":\"%s\"}\n", go);
+        cfg_write();
+        du_add_plugin(&d, tu_fixture("slowone-v1.so"), "slowone.so");
+        start_default();
+        ck_assert_int_ge(asprintf(&request, "{\"method\":\"io.plughost.Call\",\"parameters\":{\"name\":\"slowone\","
+                                            "\"method\":\"Echo\",\"parameters\":{\"pad\":\"%s\"}}}", pad), 0);
+        a.request = request;
+        rss_begin(&w, 32, "4 x 64 calls of 256 KiB waiting for their plugin's load");
+        k = kid_spawn(NOBODY, 0, kid_conns, &a);
+        kid_expect(k, msg, sizeof(msg), 20000, "its calls");
+        /* What the daemon reads it holds (or refuses) while the init waits. */
+        for (end = now_ms() + 3000; now_ms() < end; du2_nap_ms(50))
+                rss_sample(&w);
+        fprintf(stderr, "test-limits: found02: VmRSS %ld -> at most %ld kB while the load waited\n", w.base,
+                w.max);
+        assert_root_served("while the load waits");
+        touch(go);
+        kid_kill(k);
+        free(request);
+        free(pad);
+}
+END_TEST
+
 /* ==== found 1: a connection flood starves the loop ==== */
 
 /* Not in the issue, found by test_item07_log_flood: uid 65534, over its
@@ -2879,6 +2923,7 @@ int main(void)
         add_case(s, "item10", 120, test_item10_huge_result, NULL);
         add_case(s, "item11", 60, test_item11_int_min, NULL);
         add_case(s, "found01", 60, test_found01_accept_flood, NULL);
+        add_case(s, "found02", 60, test_found02_calls_waiting_for_load, NULL);
         add_case(s, "soak", (int)soak + 180, test_soak, NULL);
         return tu_run_suite(s) ? EXIT_FAILURE : EXIT_SUCCESS;
 }

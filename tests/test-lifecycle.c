@@ -2598,7 +2598,16 @@ static void st_send(st_kind kind, const char *plugin)
                 break;
         }
         ck_assert_ptr_nonnull(json);
-        du_send(sc->c, json);
+        if (!du_send_raw(sc->c, json, strlen(json) + 1)) {
+                /* Dying, or hung up on us: say which, with the log. */
+                int e = errno;
+
+                st_dump_history();
+                assert_alive_for("during the stress run (a send failed)", 2000);
+                dump_log();
+                ck_abort_msg("the daemon hung up on stress connection %d (%s)", (int)(sc - st_conns),
+                             strerror(e));
+        }
         free(json);
         sc->n++;
         st_note("conn %d: %s %s", (int)(sc - st_conns), st_kind_names[kind], plugin ? plugin : "");

@@ -1,6 +1,6 @@
 /* Rate limits for log lines, per uid and in total, with a summary of what
- * was suppressed. The uid table is small and fixed: a uid that finds no
- * free entry counts against the total only. */
+ * was suppressed. The uid table is small and fixed: the lines of a uid
+ * that finds no free entry are suppressed, in the total's summary. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -105,7 +105,9 @@ bool ph_ratelimit_ok(ph_ratelimit *rl, uid_t uid, uint64_t now)
                 e->uid = uid;
                 e->start = now;
         }
-        if (rl->count >= rl->total || (e && e->count >= rl->per_uid)) {
+        /* A uid without an entry (the table is full: many uids at once)
+         * cannot be capped on its own: it goes in the total's summary. */
+        if (!e || rl->count >= rl->total || e->count >= rl->per_uid) {
                 if (e && e->count >= rl->per_uid)
                         e->suppressed++;
                 else
@@ -113,7 +115,6 @@ bool ph_ratelimit_ok(ph_ratelimit *rl, uid_t uid, uint64_t now)
                 return false;
         }
         rl->count++;
-        if (e)
-                e->count++;
+        e->count++;
         return true;
 }

@@ -49,6 +49,10 @@
  * other connection gets its own in between. */
 #define SERVER_TURN_MESSAGES 32u
 #define SERVER_TURN_NS 250000u
+/* ... and this many bytes read (libuv reads a readable connection up to 32
+ * times in a row: 1000 clients streaming big messages would otherwise hold
+ * a turn for seconds). */
+#define SERVER_TURN_BYTES (64u << 10)
 /* Room asked of the framer before a read: small, so an idle connection
  * costs little; a larger message grows the buffer as it comes. */
 #define SERVER_READ_CHUNK 4096u
@@ -139,6 +143,7 @@ struct ph_conn {
         bool reading;
         bool processing;                /* inside conn_process: no re-entry */
         bool deferred;                  /* had its turn: more on the next one */
+        size_t turn_bytes;              /* read since its last deferral */
         bool closing;
         bool close_after_flush;         /* half-closed or oversize: answer, then go */
         bool shutdown_pending;          /* shut down once our queue is written */
@@ -842,6 +847,7 @@ static void server_turn_cb(uv_idle_t *h)
                         continue;
                 c->deferred = false;
                 s->n_deferred--;
+                c->turn_bytes = 0;
                 if (!c->closing && !c->condemned)
                         conn_process(c);
         }
@@ -984,9 +990,16 @@ static void conn_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
                 return;
         }
         ph_framer_commit(c->framer, (size_t)nread);
+        c->turn_bytes += (size_t)nread;
         conn_process(c);
         if (!c->closing && !c->condemned)
                 conn_enforce(c);
+        /* Enough read for this turn: the rest on the next one. */
+        if (!c->closing && !c->condemned && c->reading && c->turn_bytes >= SERVER_TURN_BYTES &&
+            conn_defer(c)) {
+                uv_read_stop(st);
+                c->reading = false;
+        }
 }
 
 static void conn_start_reading(ph_conn *c)

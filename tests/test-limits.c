@@ -1877,6 +1877,37 @@ START_TEST(test_item07_log_flood)
 }
 END_TEST
 
+/* A oneway request holds a silent place until its work is done, but the
+ * reply to a request sent after it on the same connection does not wait
+ * for it (it has nothing to send): a Status behind a oneway Call that
+ * sleeps 60 s is answered at once. */
+START_TEST(test_item07_oneway_does_not_block)
+{
+        char params[PATH_MAX + 64], *sleep;
+        long long ms;
+        du_conn *c;
+        json_t *r;
+
+        cfg_begin("CallTimeoutSec=120\n");
+        cfg_write();
+        du_add_plugin(&d, tu_fixture("behave-v1.so"), "behave.so");
+        start_default();
+        load_ok("behave");
+        snprintf(params, sizeof(params), "{\"untilFile\":\"%s\",\"ms\":60000}", go);
+        ck_assert_int_ge(asprintf(&sleep, "{\"method\":\"io.plughost.Call\",\"oneway\":true,\"parameters\":"
+                                          "{\"name\":\"behave\",\"method\":\"Sleep\",\"parameters\":%s}}",
+                                  params), 0);
+        c = du_connect(&d);
+        du_send(c, sleep);
+        r = ask_within(c, STATUS_REQ, PROMPT_MS, &ms, "a Status behind a oneway Call that sleeps");
+        ck_assert_int_eq(du_int(ok(r), "counters.callsInFlight"), 1);
+        json_decref(r);
+        touch(go);
+        du_close(c);
+        free(sleep);
+}
+END_TEST
+
 START_TEST(test_item07_oneway_pipeline)
 {
         enum { N_CALLS = 10000 };
@@ -2915,7 +2946,8 @@ int main(void)
         add_case(s, "item04", 180, test_item04_slow_monitors, NULL);
         add_case(s, "item05", 240, test_item05_unread_replies, NULL);
         add_case(s, "item06", 120, test_item06_partial_messages, NULL);
-        add_case(s, "item07", 90, test_item07_log_flood, test_item07_oneway_pipeline, NULL);
+        add_case(s, "item07", 90, test_item07_log_flood, test_item07_oneway_pipeline,
+                 test_item07_oneway_does_not_block, NULL);
         add_case(s, "item08", 90, test_item08_caps, test_item08_defaults, test_item08_serial, NULL);
         add_case(s, "item09", 60, test_item09_side_door_config, test_item09_side_door_cli,
                  test_item09_intermediate_link_config, test_item09_intermediate_link_cli,

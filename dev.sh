@@ -10,7 +10,7 @@ cd "$(dirname "$0")"
 top=$PWD
 
 PACKAGES=(gcc make binutils autoconf automake libtool pkg-config
-          libuv1-dev libjansson-dev check libinih-dev nettle-dev libbsd-dev systemd socat
+          libuv1-dev libjansson-dev check libinih-dev nettle-dev libbsd-dev libseccomp-dev systemd socat
           clang libclang-rt-14-dev)
 
 # The threaded parts under TSan: the instance cache, and the daemon's

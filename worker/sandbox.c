@@ -5,6 +5,7 @@
  * Threading: ph_sandbox_apply() runs in the single-threaded worker before
  * any plugin code; sandbox_landlock_abi is written there and only read
  * afterwards. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -252,12 +253,32 @@ static int sandbox_drop_caps(char *err, size_t err_size)
         return 0;
 }
 
+/* Landlock and seccomp bind the calling thread (and its future threads)
+ * only: a thread already running would stay free. */
+static int sandbox_single_threaded(char *err, size_t err_size)
+{
+        DIR *d = opendir("/proc/self/task");
+        struct dirent *e;
+        int n = 0;
+
+        if (!d)
+                return ph__sandbox_fail(err, err_size, -errno, "opendir(/proc/self/task)");
+        while ((e = readdir(d)))
+                n += e->d_name[0] != '.';
+        closedir(d);
+        if (n != 1)
+                return ph__sandbox_fail(err, err_size, -EINVAL, "called with %d threads running", n);
+        return 0;
+}
+
 int ph_sandbox_apply(const ph_sandbox_opts *o, char *err, size_t err_size)
 {
         int r, abi;
 
         if (err && err_size)
                 err[0] = '\0';
+        if ((r = sandbox_single_threaded(err, err_size)) < 0)
+                return r;
         if ((r = sandbox_limits(o, err, err_size)) < 0)
                 return r;
         if (o->set_ids && (r = sandbox_ids(o, err, err_size)) < 0)

@@ -25,7 +25,8 @@ typedef struct ph_sandbox_opts {
 
 /* Applies everything, irreversibly, to the calling process, which must be
  * single-threaded (seccomp and Landlock bind this thread only, and the
- * filter's pid checks use getpid()). In order: RLIMIT_CORE 0 and the
+ * filter's pid checks use getpid()); with other threads running it fails
+ * with -EINVAL and changes nothing. In order: RLIMIT_CORE 0 and the
  * configured limits; the ids when set_ids; all capabilities dropped when
  * still euid 0; not dumpable; no_new_privs; Landlock when the kernel has
  * it; the seccomp allowlist. Returns 0 or -errno; err (err_size bytes, may

@@ -515,6 +515,32 @@ START_TEST(test_limit_as)
 END_TEST
 #endif
 
+static void cpu_body(int fd, void *arg)
+{
+        struct timespec start, now;
+
+        rep(fd, "spinning", 0, 0, NULL);
+        clock_gettime(CLOCK_MONOTONIC, &start);
+        do
+                clock_gettime(CLOCK_MONOTONIC, &now);
+        while (now.tv_sec - start.tv_sec < 10);
+        rep(fd, "survived", 0, 0, NULL);
+}
+
+START_TEST(test_limit_cpu)
+{
+        ph_sandbox_opts o = plain;
+        struct child c;
+
+        o.limit_cpu = 1;
+        run_child(&o, NULL, cpu_body, NULL, &c);
+        expect_eq(&c, "apply", 0);
+        expect_eq(&c, "spinning", 0);
+        ck_assert_msg(WIFSIGNALED(c.status) && (WTERMSIG(c.status) == SIGKILL || WTERMSIG(c.status) == SIGXCPU),
+                      "status %#x; the child said:\n%s", c.status, c.out);
+}
+END_TEST
+
 static void nofile_body(int fd, void *arg)
 {
         int f, last = -1, open_below = 0;
@@ -545,6 +571,39 @@ START_TEST(test_limit_nofile)
         ck_assert_int_le(last, 15);
         expect_eq(&c, "open_below_16", 16);
         expect_err(&c, "open_fail", EMFILE, EMFILE);
+}
+END_TEST
+
+/* ---- threads already running: refused, since they would stay free -------- */
+static void *sleeper_main(void *p)
+{
+        pause();
+        return p;
+}
+
+static void threads_pre(int fd, void *arg)
+{
+        pthread_t t;
+        int r = pthread_create(&t, NULL, sleeper_main, NULL);
+
+        rep(fd, "thread_started", -r, r, NULL);
+}
+
+static void never_body(int fd, void *arg)
+{
+        rep(fd, "confined", 0, 0, NULL);
+}
+
+START_TEST(test_refuses_threads)
+{
+        struct child c;
+
+        run_child(&plain, threads_pre, never_body, NULL, &c);
+        expect_eq(&c, "thread_started", 0);
+        expect_eq(&c, "apply", -EINVAL);
+        ck_assert_msg(strstr(c.out, "2 threads"), "%s", c.out);
+        ck_assert_msg(WIFEXITED(c.status) && WEXITSTATUS(c.status) == EXIT_APPLY_FAILED,
+                      "status %#x; the child said:\n%s", c.status, c.out);
 }
 END_TEST
 
@@ -609,7 +668,9 @@ int main(void)
 #else
         tcase_add_test(tc, test_limit_as);
 #endif
+        tcase_add_test(tc, test_limit_cpu);
         tcase_add_test(tc, test_limit_nofile);
+        tcase_add_test(tc, test_refuses_threads);
         tcase_add_test(tc, test_set_ids);
         suite_add_tcase(s, tc);
         return tu_run_suite(s) ? EXIT_FAILURE : EXIT_SUCCESS;

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "crash.h"
 #include "daemon.h"
 #include "lifecycle.h"
 #include "log.h"
@@ -365,7 +366,8 @@ static void watch_scan_names_hook(void *userdata, unsigned dir_index, char **nam
 static int daemon_start(ph_daemon *d)
 {
         ph_cache_config cc = { .garbage_cb = ph_life_garbage_cb, .init_cb = ph_ops_init_cb,
-                               .check_cb = ph_ops_check_cb, .userdata = d };
+                               .check_cb = ph_ops_check_cb, .fini_cb = ph_life_fini_cb,
+                               .userdata = d };
         ph_scanner_hooks sh = { .apply = scan_apply_hook, .writing = scan_writing_hook,
                                 .userdata = d };
         ph_watch_hooks wh = { .scan_dir = watch_scan_dir_hook,
@@ -423,6 +425,12 @@ int main(int argc, char **argv)
         ph_daemon d = { 0 };
         int r;
 
+        /* Before any thread starts: a crash anywhere gets its line. */
+        r = ph_crash_init();
+        if (r < 0) {
+                fprintf(stderr, "plughostd: cannot set up signals: %s\n", strerror(-r));
+                return EXIT_FAILURE;
+        }
         signal(SIGPIPE, SIG_IGN);
         /* A full disk or a file size limit is an error to report, not death. */
         signal(SIGXFSZ, SIG_IGN);

@@ -16,6 +16,7 @@
 #include "lifecycle.h"
 #include "log.h"
 #include "ratelimit.h"
+#include "signals.h"
 #include "vec.h"
 
 /* How long a stop waits for calls in flight before finalising anyway. */
@@ -313,9 +314,9 @@ static void stop_poll_cb(uv_timer_t *t)
         uv_stop(d->loop);
 }
 
-static void signal_cb(uv_signal_t *s, int signum)
+static void signal_cb(void *userdata, int signum)
 {
-        ph_daemon *d = s->data;
+        ph_daemon *d = userdata;
 
         if (signum == SIGHUP) {
                 /* A SIGHUP handled after SIGTERM (both in one loop pass). */
@@ -403,13 +404,11 @@ static int daemon_start(ph_daemon *d)
                 log_warning("cannot watch the plugin directories: %s; use Rescan", strerror(-r));
         uv_timer_init(d->loop, &d->stop_timer);
         d->stop_timer.data = d;
-        uv_signal_init(d->loop, &d->sigterm);
-        uv_signal_init(d->loop, &d->sigint);
-        uv_signal_init(d->loop, &d->sighup);
-        d->sigterm.data = d->sigint.data = d->sighup.data = d;
-        uv_signal_start(&d->sigterm, signal_cb, SIGTERM);
-        uv_signal_start(&d->sigint, signal_cb, SIGINT);
-        uv_signal_start(&d->sighup, signal_cb, SIGHUP);
+        r = ph_signals_new(d->loop, signal_cb, d, &d->signals);
+        if (r < 0) {
+                log_err("cannot read signals: %s", strerror(-r));
+                return r;
+        }
         return ph_scan_all(d->scanner, first_scan_done, d);
 }
 
@@ -425,8 +424,11 @@ int main(int argc, char **argv)
         ph_daemon d = { 0 };
         int r;
 
-        /* Before any thread starts: a crash anywhere gets its line. */
-        r = ph_crash_init();
+        /* Before any thread starts, so that every thread inherits the mask
+         * (signals.c), and a crash anywhere gets its line (crash.c). */
+        r = ph_signals_block();
+        if (r == 0)
+                r = ph_crash_init();
         if (r < 0) {
                 fprintf(stderr, "plughostd: cannot set up signals: %s\n", strerror(-r));
                 return EXIT_FAILURE;
@@ -476,6 +478,7 @@ int main(int argc, char **argv)
         ph_state_free(d.state);
         ph_ratelimit_free(d.rl_denied);
         ph_ops_free(d.ops);
+        ph_signals_free(d.signals);
         uv_walk(d.loop, close_walk_cb, NULL);
         uv_run(d.loop, UV_RUN_DEFAULT);
         uv_loop_close(d.loop);

@@ -47,6 +47,7 @@ typedef struct ph_daemon {
         atomic_bool garbage;            /* instances to finalise since a reap began */
         unsigned reaps_running;         /* reap jobs submitted, not yet done */
         struct ph_signals *signals;     /* SIGTERM, SIGINT, SIGHUP (signals.c) */
+        uv_timer_t listen_timer;        /* the listening socket is still ours */
         uv_timer_t stop_timer;
         uv_timer_t status_timer, watchdog_timer;
 } ph_daemon;

@@ -23,6 +23,8 @@
 #define STOP_DRAIN_MS 10000
 /* Jobs that may wait for a plugin thread before callers get Busy. */
 #define POOL_QUEUE_MAX 4096
+/* How often the listening socket is checked (listen_check_cb). */
+#define LISTEN_CHECK_MS 1000
 
 uint64_t ph_now_ms(void)
 {
@@ -314,6 +316,26 @@ static void stop_poll_cb(uv_timer_t *t)
         uv_stop(d->loop);
 }
 
+/* Every second: a plugin may have closed the listening socket, or dup2'd
+ * something over it. Serving on without it would look alive to systemd
+ * and reach no client: exit with a failure instead, for Restart=on-failure
+ * (with socket activation, systemd still holds the socket for the next
+ * start). _exit: plugin code may still run on other threads (see main). */
+static void listen_check_cb(uv_timer_t *t)
+{
+        ph_daemon *d = t->data;
+        int r;
+
+        if (d->stopping)
+                return;
+        r = ph_server_check_listener(d->server);
+        if (r == 0)
+                return;
+        log_err("the listening socket was lost (%s): a plugin closed or replaced it; exiting to be "
+                "restarted", strerror(-r));
+        _exit(EXIT_FAILURE);
+}
+
 static void signal_cb(void *userdata, int signum)
 {
         ph_daemon *d = userdata;
@@ -404,6 +426,9 @@ static int daemon_start(ph_daemon *d)
                 log_warning("cannot watch the plugin directories: %s; use Rescan", strerror(-r));
         uv_timer_init(d->loop, &d->stop_timer);
         d->stop_timer.data = d;
+        uv_timer_init(d->loop, &d->listen_timer);
+        d->listen_timer.data = d;
+        uv_timer_start(&d->listen_timer, listen_check_cb, LISTEN_CHECK_MS, LISTEN_CHECK_MS);
         r = ph_signals_new(d->loop, signal_cb, d, &d->signals);
         if (r < 0) {
                 log_err("cannot read signals: %s", strerror(-r));

@@ -166,7 +166,6 @@ int ph_crash_init(void)
         stack_t ss = { .ss_sp = main_altstack, .ss_size = sizeof(main_altstack) };
         struct sigaction sa = { .sa_sigaction = crash_handler,
                                 .sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESETHAND };
-
         stack_t old;
 
         crash_journal = ph_log_is_journal();

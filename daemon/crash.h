@@ -37,7 +37,9 @@ void ph_crash_enter_fini(const char *plugin);
 /* Installs the handler for SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT and
  * SIGSYS, and an alternate signal stack for the calling thread. A handler
  * that was there before (a sanitizer's) is chained to after the line.
- * main(), once, before any thread starts. Returns 0 or a negative errno. */
+ * main(), once, after ph_log_init (the line takes the journal's prefix
+ * when stderr is the journal) and before any thread starts. Returns 0 or a
+ * negative errno. */
 int ph_crash_init(void);
 
 /* An alternate signal stack for the calling thread (a pool thread), so

@@ -449,19 +449,19 @@ int main(int argc, char **argv)
         ph_daemon d = { 0 };
         int r;
 
+        signal(SIGPIPE, SIG_IGN);
+        /* A full disk or a file size limit is an error to report, not death. */
+        signal(SIGXFSZ, SIG_IGN);
+        ph_log_init(PH_LOG_INFO);
         /* Before any thread starts, so that every thread inherits the mask
          * (signals.c), and a crash anywhere gets its line (crash.c). */
         r = ph_signals_block();
         if (r == 0)
                 r = ph_crash_init();
         if (r < 0) {
-                fprintf(stderr, "plughostd: cannot set up signals: %s\n", strerror(-r));
+                log_err("cannot set up signals: %s", strerror(-r));
                 return EXIT_FAILURE;
         }
-        signal(SIGPIPE, SIG_IGN);
-        /* A full disk or a file size limit is an error to report, not death. */
-        signal(SIGXFSZ, SIG_IGN);
-        ph_log_init(PH_LOG_INFO);
         raise_nofile();
         if (parse_args(&d, argc, argv) < 0)
                 return EXIT_FAILURE;

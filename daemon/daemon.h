@@ -46,7 +46,8 @@ typedef struct ph_daemon {
         atomic_bool reap_queued;        /* a reap job waits for a thread */
         atomic_bool garbage;            /* instances to finalise since a reap began */
         unsigned reaps_running;         /* reap jobs submitted, not yet done */
-        uv_signal_t sigterm, sigint, sighup;
+        struct ph_signals *signals;     /* SIGTERM, SIGINT, SIGHUP (signals.c) */
+        uv_timer_t listen_timer;        /* the listening socket is still ours */
         uv_timer_t stop_timer;
         uv_timer_t status_timer, watchdog_timer;
 } ph_daemon;

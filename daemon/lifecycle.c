@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crash.h"
 #include "daemon.h"
 #include "events.h"
 #include "lifecycle.h"
@@ -819,6 +820,15 @@ static void reap_async_cb(uv_async_t *a)
                 return;
         }
         d->reaps_running++;
+}
+
+void ph_life_fini_cb(void *userdata, const char *name, bool done)
+{
+        (void)userdata;
+        if (done)
+                ph_crash_leave();
+        else
+                ph_crash_enter_fini(name);
 }
 
 void ph_life_garbage_cb(void *userdata)

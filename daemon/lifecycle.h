@@ -104,6 +104,9 @@ size_t ph_life_loaded_count(const struct ph_daemon *d);
 
 /* Finalising retired instances (the cache's garbage hook; any thread). */
 void ph_life_garbage_cb(void *userdata);
+/* The cache's fini hook: the crash context (crash.h) names the plugin
+ * whose fini and dlclose run, on the reaping thread. */
+void ph_life_fini_cb(void *userdata, const char *name, bool done);
 int ph_life_reaper_init(struct ph_daemon *d);
 /* Whether instances wait to be finalised or are being finalised (queues
  * their reap if the wake-up is still on its way). Loop thread. */

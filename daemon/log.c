@@ -35,6 +35,11 @@ void ph_log_init(int level)
         log_journal = log_stderr_is_journal();
 }
 
+bool ph_log_is_journal(void)
+{
+        return log_journal;
+}
+
 void ph_log_set_level(int level)
 {
         log_level = level;

@@ -3,6 +3,8 @@
 #ifndef PH_LOG_H
 #define PH_LOG_H
 
+#include <stdbool.h>
+
 enum {
         PH_LOG_ERR = 3,
         PH_LOG_WARNING = 4,
@@ -15,6 +17,8 @@ enum {
  * start, before threads. */
 void ph_log_init(int level);
 void ph_log_set_level(int level);
+/* Whether stderr is the journal (lines then start with "<N>"). */
+bool ph_log_is_journal(void);
 /* "err", "warning", "notice", "info", "debug" -> level, or -EINVAL. */
 int ph_log_level_from_string(const char *s);
 

@@ -11,16 +11,20 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "crash.h"
 #include "daemon.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "ratelimit.h"
+#include "signals.h"
 #include "vec.h"
 
 /* How long a stop waits for calls in flight before finalising anyway. */
 #define STOP_DRAIN_MS 10000
 /* Jobs that may wait for a plugin thread before callers get Busy. */
 #define POOL_QUEUE_MAX 4096
+/* How often the listening socket is checked (listen_check_cb). */
+#define LISTEN_CHECK_MS 1000
 
 uint64_t ph_now_ms(void)
 {
@@ -312,9 +316,29 @@ static void stop_poll_cb(uv_timer_t *t)
         uv_stop(d->loop);
 }
 
-static void signal_cb(uv_signal_t *s, int signum)
+/* Every second: a plugin may have closed the listening socket, or dup2'd
+ * something over it. Serving on without it would look alive to systemd
+ * and reach no client: exit with a failure instead, for Restart=on-failure
+ * (with socket activation, systemd still holds the socket for the next
+ * start). _exit: plugin code may still run on other threads (see main). */
+static void listen_check_cb(uv_timer_t *t)
 {
-        ph_daemon *d = s->data;
+        ph_daemon *d = t->data;
+        int r;
+
+        if (d->stopping)
+                return;
+        r = ph_server_check_listener(d->server);
+        if (r == 0)
+                return;
+        log_err("the listening socket was lost (%s): a plugin closed or replaced it; exiting to be "
+                "restarted", strerror(-r));
+        _exit(EXIT_FAILURE);
+}
+
+static void signal_cb(void *userdata, int signum)
+{
+        ph_daemon *d = userdata;
 
         if (signum == SIGHUP) {
                 /* A SIGHUP handled after SIGTERM (both in one loop pass). */
@@ -365,7 +389,8 @@ static void watch_scan_names_hook(void *userdata, unsigned dir_index, char **nam
 static int daemon_start(ph_daemon *d)
 {
         ph_cache_config cc = { .garbage_cb = ph_life_garbage_cb, .init_cb = ph_ops_init_cb,
-                               .check_cb = ph_ops_check_cb, .userdata = d };
+                               .check_cb = ph_ops_check_cb, .fini_cb = ph_life_fini_cb,
+                               .userdata = d };
         ph_scanner_hooks sh = { .apply = scan_apply_hook, .writing = scan_writing_hook,
                                 .userdata = d };
         ph_watch_hooks wh = { .scan_dir = watch_scan_dir_hook,
@@ -401,13 +426,14 @@ static int daemon_start(ph_daemon *d)
                 log_warning("cannot watch the plugin directories: %s; use Rescan", strerror(-r));
         uv_timer_init(d->loop, &d->stop_timer);
         d->stop_timer.data = d;
-        uv_signal_init(d->loop, &d->sigterm);
-        uv_signal_init(d->loop, &d->sigint);
-        uv_signal_init(d->loop, &d->sighup);
-        d->sigterm.data = d->sigint.data = d->sighup.data = d;
-        uv_signal_start(&d->sigterm, signal_cb, SIGTERM);
-        uv_signal_start(&d->sigint, signal_cb, SIGINT);
-        uv_signal_start(&d->sighup, signal_cb, SIGHUP);
+        uv_timer_init(d->loop, &d->listen_timer);
+        d->listen_timer.data = d;
+        uv_timer_start(&d->listen_timer, listen_check_cb, LISTEN_CHECK_MS, LISTEN_CHECK_MS);
+        r = ph_signals_new(d->loop, signal_cb, d, &d->signals);
+        if (r < 0) {
+                log_err("cannot read signals: %s", strerror(-r));
+                return r;
+        }
         return ph_scan_all(d->scanner, first_scan_done, d);
 }
 
@@ -427,6 +453,15 @@ int main(int argc, char **argv)
         /* A full disk or a file size limit is an error to report, not death. */
         signal(SIGXFSZ, SIG_IGN);
         ph_log_init(PH_LOG_INFO);
+        /* Before any thread starts, so that every thread inherits the mask
+         * (signals.c), and a crash anywhere gets its line (crash.c). */
+        r = ph_signals_block();
+        if (r == 0)
+                r = ph_crash_init();
+        if (r < 0) {
+                log_err("cannot set up signals: %s", strerror(-r));
+                return EXIT_FAILURE;
+        }
         raise_nofile();
         if (parse_args(&d, argc, argv) < 0)
                 return EXIT_FAILURE;
@@ -468,6 +503,7 @@ int main(int argc, char **argv)
         ph_state_free(d.state);
         ph_ratelimit_free(d.rl_denied);
         ph_ops_free(d.ops);
+        ph_signals_free(d.signals);
         uv_walk(d.loop, close_walk_cb, NULL);
         uv_run(d.loop, UV_RUN_DEFAULT);
         uv_loop_close(d.loop);

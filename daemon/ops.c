@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "crash.h"
 #include "log.h"
 #include "ops.h"
 #include "policy.h"
@@ -210,7 +211,10 @@ static void op_load(ph_op *op)
         ph_load_request req = { .name = op->name, .generation = op->generation, .dirfd = dirfd,
                                 .path = slash + 1, .config_json = op->config_json, .userdata = op };
 
+        /* dlopen runs the plugin's constructors, then init: both "init". */
+        ph_crash_enter(op->name, "init", NULL);
         op->r = ph_cache_get(op->cache, &req, &op->inst, op->err, sizeof(op->err));
+        ph_crash_leave();
         close(dirfd);
 }
 
@@ -224,8 +228,11 @@ static void op_work(ph_job *job)
                 op_load(op);
                 return;
         }
+        /* op's name and method outlive the call: op is freed on the loop. */
+        ph_crash_enter(op->name, "call", op->method);
         op->r = ph_instance_call(op->call_inst, op->method, op->params, &text, op->err,
                                  sizeof(op->err));
+        ph_crash_leave();
         if (op->r < 0)
                 op->call_failed = true;
         else

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "crash.h"
 #include "log.h"
 #include "pool.h"
 
@@ -33,6 +34,8 @@ static void *pool_thread(void *arg)
         ph_pool *pool = arg;
         ph_job *job;
 
+        /* A stack overflow in plugin code still gets its crash line. */
+        ph_crash_thread_init();
         pthread_mutex_lock(&pool->lock);
         for (;;) {
                 while (!pool->queue_head && !pool->stopping) {
@@ -67,6 +70,7 @@ static void *pool_thread(void *arg)
         pool->threads--;
         pthread_cond_broadcast(&pool->wake);   /* ph_pool_free may wait for us */
         pthread_mutex_unlock(&pool->lock);
+        ph_crash_thread_done();
         return NULL;
 }
 

@@ -164,6 +164,8 @@ struct ph_server {
         void *userdata;
         uint64_t requests;
         int fd;
+        dev_t fd_dev;                   /* what fd was when we got it: */
+        ino_t fd_ino;                   /* ph_server_check_listener */
         uv_poll_t poll;
         uv_timer_t retry;
         uv_timer_t sweep;
@@ -218,6 +220,23 @@ uid_t ph_conn_uid(const ph_conn *c)
 pid_t ph_conn_pid(const ph_conn *c)
 {
         return c->cred.pid;
+}
+
+int ph_server_check_listener(const ph_server *s)
+{
+        struct stat st;
+        int acc = 0;
+        socklen_t len = sizeof(acc);
+
+        if (s->fd < 0)
+                return 0;       /* stopped: nothing to check */
+        if (fstat(s->fd, &st) < 0)
+                return -errno;
+        if (st.st_dev != s->fd_dev || st.st_ino != s->fd_ino)
+                return -ESTALE;
+        if (getsockopt(s->fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &len) < 0)
+                return -errno;
+        return acc ? 0 : -EINVAL;
 }
 
 bool ph_server_activated(const ph_server *s)
@@ -1421,6 +1440,7 @@ int ph_server_new(uv_loop_t *loop, const ph_config *cfg, ph_server_dispatch_fn d
                   void *userdata, ph_server **ret)
 {
         ph_server *s = calloc(1, sizeof(*s));
+        struct stat st;
         int r;
 
         if (!s)
@@ -1437,6 +1457,15 @@ int ph_server_new(uv_loop_t *loop, const ph_config *cfg, ph_server_dispatch_fn d
                 free(s);
                 return r;
         }
+        if (fstat(s->fd, &st) < 0) {
+                r = -errno;
+                close(s->fd);
+                free(s->path);
+                free(s);
+                return r;
+        }
+        s->fd_dev = st.st_dev;
+        s->fd_ino = st.st_ino;
         s->rl_refused = ph_ratelimit_new("refused connections", SERVER_LOG_PER_UID, SERVER_LOG_TOTAL,
                                          SERVER_LOG_INTERVAL_MS);
         s->rl_disconnect = ph_ratelimit_new("disconnects", SERVER_LOG_PER_UID, SERVER_LOG_TOTAL,

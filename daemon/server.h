@@ -43,6 +43,11 @@ uint64_t ph_server_requests(const ph_server *s);
  * against MaxBufferTotal=; connections disconnected for their budgets. */
 size_t ph_server_buffered(const ph_server *s);
 uint64_t ph_server_disconnects(const ph_server *s);
+/* 0 while the listening fd is still the socket we listened on (same
+ * st_dev and st_ino as at start, and listening); -EBADF when it was
+ * closed, -ESTALE when something else now has its number, -EINVAL when it
+ * no longer listens. Two system calls. Loop thread. */
+int ph_server_check_listener(const ph_server *s);
 /* True when the listener came from systemd (socket activation). */
 bool ph_server_activated(const ph_server *s);
 

@@ -499,7 +499,11 @@ int ph_cache_reap(ph_cache *c)
 
         for (; list; list = next) {
                 next = list->next_dead;
+                if (c->cfg.fini_cb)
+                        c->cfg.fini_cb(c->cfg.userdata, list->img.meta->name, false);
                 ph__instance_free(list);        /* fini, dlclose */
+                if (c->cfg.fini_cb)
+                        c->cfg.fini_cb(c->cfg.userdata, NULL, true);
                 atomic_fetch_add(&c->unloads, 1);
                 atomic_fetch_sub(&c->instances, 1);
                 n++;

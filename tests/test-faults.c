@@ -699,6 +699,173 @@ START_TEST(test_init_kills_quarantine)
 }
 END_TEST
 
+/* ---- in-process plugins: the crash line, signals and the socket ---- */
+
+/* Lines of the daemon's log that hold text. */
+static int log_count(const char *text)
+{
+        size_t size;
+        unsigned char *log = tu_read_file(d.log, &size);
+        int n = 0;
+
+        log[size] = '\0';
+        for (char *p = (char *)log; (p = strstr(p, text)); p += strlen(text))
+                n++;
+        free(log);
+        return n;
+}
+
+/* Waits for the daemon to die of sig, and asserts its log holds one crash
+ * line, the one that starts with line. In an ASan build ASan reports a
+ * SIGSEGV itself (the crash handler chains to it) and exits 1. */
+static void assert_crash_line(int sig, const char *line)
+{
+        int status = wait_exit(WAIT_MS);
+        bool asan = log_has("ERROR: AddressSanitizer");
+
+        ck_assert_msg(status != -1, "plughostd survived");
+        if (!(WIFSIGNALED(status) && WTERMSIG(status) == sig) &&
+            !(asan && sig == SIGSEGV && WIFEXITED(status) && WEXITSTATUS(status) != 0)) {
+                dump_log();
+                ck_abort_msg("plughostd ended with status 0x%x, not signal %d", status, sig);
+        }
+        if (log_count("plughostd: fatal: ") != 1 || !log_has(line) ||
+            !log_has("; the daemon stops\n")) {
+                dump_log();
+                ck_abort_msg("the log lacks one crash line '%s...'", line);
+        }
+}
+
+/* Sends a request whose plugin code kills the daemon: no answer comes. */
+static void send_fatal(const char *json)
+{
+        du_conn *c = du_connect(&d);
+
+        du_send(c, json);
+        ck_assert_ptr_null(du_recv(c));
+        du_close(c);
+}
+
+/* A call that faults: the daemon dies of SIGSEGV, and the one line it
+ * writes first names the plugin and the method. */
+START_TEST(test_call_segv_line)
+{
+        char *json;
+
+        du_init(&d);
+        du_add_plugin(&d, tu_fixture("behave-v1.so"), "behave.so");
+        du_start(&d);
+        load_ok("behave");
+        json = call_json("behave", "Segv", NULL);
+        send_fatal(json);
+        free(json);
+        assert_crash_line(SIGSEGV, "plughostd: fatal: signal 11 (SIGSEGV) in plugin behave, "
+                                   "call \"Segv\" (thread ");
+}
+END_TEST
+
+/* The same for abort(): SIGABRT, named as such. */
+START_TEST(test_call_abort_line)
+{
+        char *json;
+
+        du_init(&d);
+        du_add_plugin(&d, tu_fixture("behave-v1.so"), "behave.so");
+        du_start(&d);
+        load_ok("behave");
+        json = call_json("behave", "Abort", NULL);
+        send_fatal(json);
+        free(json);
+        assert_crash_line(SIGABRT, "plughostd: fatal: signal 6 (SIGABRT) in plugin behave, "
+                                   "call \"Abort\" (thread ");
+}
+END_TEST
+
+/* An init that faults: the line says init. */
+START_TEST(test_init_segv_line)
+{
+        du_init(&d);
+        du_write_config(&d, "[Plugin behave]\nConfig={\"initCrash\":\"segv\"}\n");
+        du_add_plugin(&d, tu_fixture("behave-v1.so"), "behave.so");
+        du_start(&d);
+        send_fatal("{\"method\":\"io.plughost.Load\",\"parameters\":{\"name\":\"behave\"}}");
+        assert_crash_line(SIGSEGV, "plughostd: fatal: signal 11 (SIGSEGV) in plugin behave, init (thread ");
+}
+END_TEST
+
+/* A plugin takes SIGTERM (a handler of its own, or SIG_IGN): SIGTERM
+ * still stops the daemon, cleanly and soon. */
+static void sigterm_taken(const char *params)
+{
+        int status;
+        json_t *r;
+
+        du_init(&d);
+        du_add_plugin(&d, tu_fixture("behave-v1.so"), "behave.so");
+        du_start(&d);
+        r = call("behave", "Sigterm", params);
+        ok(r);
+        json_decref(r);
+        ck_assert_int_eq(kill(d.pid, SIGTERM), 0);
+        status = wait_exit(WAIT_MS);
+        if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                dump_log();
+        ck_assert_msg(status != -1, "plughostd still runs %d ms after SIGTERM", WAIT_MS);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "plughostd ended with status 0x%x",
+                      status);
+        ck_assert(log_has("Terminated: stopping"));
+}
+
+START_TEST(test_sigterm_plugin_handler)
+{
+        sigterm_taken(NULL);
+}
+END_TEST
+
+START_TEST(test_sigterm_plugin_ignores)
+{
+        sigterm_taken("{\"ignore\":true}");
+}
+END_TEST
+
+/* A plugin closes (or dup2s over) the listening socket: the daemon says
+ * so and exits with a failure within a few seconds, for systemd to restart
+ * it. */
+static void listen_lost(const char *params)
+{
+        long long t0;
+        int status;
+        json_t *r;
+
+        du_init(&d);
+        du_add_plugin(&d, tu_fixture("behave-v1.so"), "behave.so");
+        du_start(&d);
+        r = call("behave", "CloseListen", params);
+        ck_assert_int_ge(du_int(ok(r), "result.closed"), 1);
+        json_decref(r);
+        t0 = now_ms();
+        status = wait_exit(3000);
+        if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != EXIT_FAILURE)
+                dump_log();
+        ck_assert_msg(status != -1, "plughostd still runs 3 s after its socket was closed");
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == EXIT_FAILURE,
+                      "plughostd ended with status 0x%x", status);
+        ck_assert(log_has("the listening socket was lost"));
+        fprintf(stderr, "listen_lost: exit %lld ms after the close\n", now_ms() - t0);
+}
+
+START_TEST(test_listen_closed)
+{
+        listen_lost(NULL);
+}
+END_TEST
+
+START_TEST(test_listen_dup2)
+{
+        listen_lost("{\"dup2\":true}");
+}
+END_TEST
+
 /* ---- file faults ---- */
 
 /* Truncated in place after the scan (no writer closed it, so no event):
@@ -1214,7 +1381,8 @@ int main(void)
 {
         Suite *s = suite_create("faults");
         TCase *plugin = tcase_create("plugin"), *crash = tcase_create("crash"),
-              *file = tcase_create("file"), *resource = tcase_create("resource");
+              *file = tcase_create("file"), *resource = tcase_create("resource"),
+              *inproc = tcase_create("inproc");
 
         if (geteuid() != 0) {
                 /* setpriv, chown, mounts and prlimit need root: say so, do not pass. */
@@ -1233,7 +1401,18 @@ int main(void)
         tcase_set_timeout(crash, 60);
         tcase_add_test(crash, test_call_crashes_process);
         tcase_add_test(crash, test_init_kills_quarantine);
+        tcase_add_test(crash, test_call_segv_line);
+        tcase_add_test(crash, test_call_abort_line);
+        tcase_add_test(crash, test_init_segv_line);
         suite_add_tcase(s, crash);
+
+        tcase_add_checked_fixture(inproc, NULL, teardown);
+        tcase_set_timeout(inproc, 60);
+        tcase_add_test(inproc, test_sigterm_plugin_handler);
+        tcase_add_test(inproc, test_sigterm_plugin_ignores);
+        tcase_add_test(inproc, test_listen_closed);
+        tcase_add_test(inproc, test_listen_dup2);
+        suite_add_tcase(s, inproc);
 
         tcase_add_checked_fixture(file, NULL, teardown);
         tcase_set_timeout(file, 60);

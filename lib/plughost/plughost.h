@@ -188,7 +188,12 @@ typedef struct ph_cache_config {
         /* Called, without locks, when an instance's last reference is gone
          * and ph_cache_reap has work. May be NULL. Gets userdata below. */
         void (*garbage_cb)(void *userdata);
-        void *userdata;         /* for garbage_cb */
+        void *userdata;         /* for garbage_cb and fini_cb */
+        /* Called before (done = false) and after (done = true) an instance
+         * is finalised (fini, then dlclose) by ph_cache_reap or
+         * ph_cache_free, on that thread, without locks; name is valid until
+         * the call with done = true returns, not after. May be NULL. */
+        void (*fini_cb)(void *userdata, const char *name, bool done);
 } ph_cache_config;
 
 typedef struct ph_cache_counters {

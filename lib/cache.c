@@ -240,7 +240,8 @@ static int cache_load(ph_cache *c, const ph_load_request *req, ph_instance **ret
         if (fd < 0)
                 return cache_fail(fd, err, err_size, "%s: open %s: %s", req->name, req->path,
                                   fd == -ELOOP ? "a symbolic link" : strerror(-fd));
-        r = ph__image_load(fd, req->name, c->cfg.max_image_size, &check, &img, err, err_size);
+        r = ph__image_load(fd, req->name, c->cfg.max_image_size, &check, req->runner == NULL, &img,
+                           err, err_size);
         close(fd);
         if (r < 0) {
                 *ret_transient = ph_cache_error_transient(r);
@@ -253,10 +254,10 @@ static int cache_load(ph_cache *c, const ph_load_request *req, ph_instance **ret
                 return cache_fail(r, err, err_size, "%s: out of memory", req->name);
         }
 
-        has_init = inst->img.entry->init != NULL;
+        has_init = req->runner || inst->img.entry->init != NULL;
         if (has_init && c->cfg.init_cb)
                 c->cfg.init_cb(req, false);
-        r = ph__instance_start(inst, req->name, req->config_json, err, err_size);
+        r = ph__instance_start(inst, req, err, err_size);
         if (has_init && c->cfg.init_cb)
                 c->cfg.init_cb(req, true);
         if (r < 0) {

@@ -39,6 +39,8 @@ struct ph_instance {
         /* Set before the instance is shared, then only read (by every call). */
         ph_image img;
         void *self;                             /* from init */
+        const struct ph_runner *runner;         /* NULL: runs here (img is mapped) */
+        void *run;                              /* runner's handle, once started */
         uint64_t generation;
         bool serial;
         bool started;                           /* init ran and succeeded, or there is none */
@@ -60,12 +62,12 @@ struct ph_instance {
 int ph__instance_new(ph_image *img, uint64_t generation, ph_call_counters *counters,
                      ph_instance_last_unref_fn *last_unref, void *owner, ph_instance **ret);
 
-/* Runs the plugin's init (if it has one) with config_json (NULL: "{}") on
- * the calling thread, before the instance is shared. On failure returns the
- * plugin's errno (-EIO for a value below -4095) with "NAME: init failed: MESSAGE"
+/* Runs the plugin's init (if it has one) with req->config_json (NULL:
+ * "{}") on the calling thread, before the instance is shared; with
+ * req->runner, starts it there instead. On failure returns the plugin's
+ * errno (-EIO for a value below -4095) with "NAME: init failed: MESSAGE"
  * in err, and the instance must be freed without being started. */
-int ph__instance_start(ph_instance *inst, const char *name, const char *config_json,
-                       char *err, size_t err_size);
+int ph__instance_start(ph_instance *inst, const ph_load_request *req, char *err, size_t err_size);
 
 /* Runs fini (if the instance was started), closes the image and frees the
  * instance. No reference may be left. Accepts NULL. */

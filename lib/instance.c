@@ -80,12 +80,20 @@ static void instance_error(ph_instance *inst, int r, char *err, size_t err_size,
                 snprintf(err, err_size, "%s%s", prefix, strerror(-r));
 }
 
-int ph__instance_start(ph_instance *inst, const char *name, const char *config_json,
-                       char *err, size_t err_size)
+int ph__instance_start(ph_instance *inst, const ph_load_request *req, char *err, size_t err_size)
 {
+        const char *name = req->name, *config_json = req->config_json;
         char prefix[PH_NAME_MAX + 32];
         int r;
 
+        if (req->runner) {
+                r = req->runner->start(req, inst->img.memfd, inst->img.meta, &inst->run, err, err_size);
+                if (r < 0)
+                        return r;
+                inst->runner = req->runner;
+                inst->started = true;
+                return 0;
+        }
         if (inst->img.entry->init) {
                 if (inst->img.entry->clear_error)
                         inst->img.entry->clear_error();
@@ -105,7 +113,9 @@ void ph__instance_free(ph_instance *inst)
 {
         if (!inst)
                 return;
-        if (inst->started && inst->img.entry->fini)
+        if (inst->runner)
+                inst->runner->stop(inst->run);
+        else if (inst->started && inst->img.entry->fini)
                 inst->img.entry->fini(inst->self);
         ph__image_close(&inst->img);
         pthread_mutex_destroy(&inst->call_lock);
@@ -139,6 +149,27 @@ uint64_t ph_instance_generation(const ph_instance *inst)
         return inst->generation;
 }
 
+void *ph_instance_runner_handle(const ph_instance *inst)
+{
+        return inst->runner ? inst->run : NULL;
+}
+
+/* A call through the runner: counted like one made here; the runner
+ * serialises what must be. */
+static int instance_call_runner(ph_instance *inst, const char *method, const char *params_json,
+                                char **ret_result, char *err, size_t err_size)
+{
+        ph_call_counters *k = inst->counters;
+        unsigned stripe = call_stripe();
+        int r;
+
+        atomic_fetch_add_explicit(&k->stripes[stripe].started, 1, memory_order_relaxed);
+        r = inst->runner->call(inst->run, method, params_json ? params_json : "{}", ret_result,
+                               err, err_size);
+        atomic_fetch_add_explicit(&k->stripes[stripe].ended, 1, memory_order_release);
+        return r;
+}
+
 int ph_instance_call(ph_instance *inst, const char *method, const char *params_json,
                      char **ret_result, char *err, size_t err_size)
 {
@@ -150,6 +181,8 @@ int ph_instance_call(ph_instance *inst, const char *method, const char *params_j
 
         if (!method || !ret_result)
                 return -EINVAL;
+        if (inst->runner)
+                return instance_call_runner(inst, method, params_json, ret_result, err, err_size);
         if (entry->clear_error)
                 entry->clear_error();
         atomic_fetch_add_explicit(&k->stripes[stripe].started, 1, memory_order_relaxed);

@@ -3,6 +3,7 @@
 #ifndef PH_LOADER_INTERNAL_H
 #define PH_LOADER_INTERNAL_H
 
+#include <stdbool.h>
 #include <sys/stat.h>
 
 #include "plughost/plughost.h"
@@ -26,13 +27,19 @@ typedef struct ph_image_check {
 
 /* Copies the file open on fd into a sealed memfd, lets check (if any) judge
  * the file's stat and the sealed copy, scans that copy, checks
- * that it carries want_name, and dlopens it as /proc/self/fd/N (glibc hands
- * back an already-loaded image for a known name, so N stays open while the
- * image lives). Checks the entry point's ABI against the note's. fd stays
- * the caller's. On failure returns a negative errno with a message in err.
- * Thread-safe. */
-int ph__image_load(int fd, const char *want_name, uint64_t max_size,
-                   const ph_image_check *check, ph_image *ret, char *err, size_t err_size);
+ * that it carries want_name, and (if map) maps it with ph__image_map. Not
+ * mapped, the image is the sealed memfd and its metadata (handle and entry
+ * NULL), for a runner to start elsewhere. fd stays the caller's. On failure
+ * returns a negative errno with a message in err. Thread-safe. */
+int ph__image_load(int fd, const char *want_name, uint64_t max_size, const ph_image_check *check,
+                   bool map, ph_image *ret, char *err, size_t err_size);
+
+/* dlopens img->memfd (with img->meta read from it) as /proc/self/fd/N
+ * (glibc hands back an already-loaded image for a known name, so N stays
+ * open while the image lives) and checks the entry point's ABI against the
+ * note's. On failure img keeps its memfd and meta (ph__image_close frees
+ * them) and a negative errno comes back with a message in err. */
+int ph__image_map(ph_image *img, const char *want_name, char *err, size_t err_size);
 
 /* dlclose (unless the plugin is resident) and free; the memfd is closed
  * once glibc no longer has the image. Accepts an image from a failed load. */

@@ -92,11 +92,28 @@ static int load_entry(ph_image *img, const char *name, char *err, size_t err_siz
         return 0;
 }
 
-int ph__image_load(int fd, const char *want_name, uint64_t max_size,
-                   const ph_image_check *check, ph_image *ret, char *err, size_t err_size)
+int ph__image_map(ph_image *img, const char *want_name, char *err, size_t err_size)
+{
+        char proc[64];
+
+        /* glibc matches loaded objects by name and by inode. The inode of a
+         * memfd is new; the name /proc/self/fd/N stays unique because N is
+         * kept open for as long as glibc has the image (ph__image_close). */
+        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", img->memfd);
+        dlerror();
+        img->handle = dlopen(proc, RTLD_NOW | RTLD_LOCAL | (img->meta->resident ? RTLD_NODELETE : 0));
+        if (!img->handle) {
+                const char *why = dlerror();
+                return load_fail(-ENOEXEC, err, err_size, "%s: dlopen: %s", want_name,
+                                 why ? why : "failed");
+        }
+        return load_entry(img, want_name, err, err_size);
+}
+
+int ph__image_load(int fd, const char *want_name, uint64_t max_size, const ph_image_check *check,
+                   bool map, ph_image *ret, char *err, size_t err_size)
 {
         ph_image img = { .memfd = -1 };
-        char proc[64];
         struct stat st;
         ph_scan scan;
         int memfd, r;
@@ -152,21 +169,10 @@ int ph__image_load(int fd, const char *want_name, uint64_t max_size,
                               want_name, img.meta->name);
                 goto out;
         }
-
-        /* glibc matches loaded objects by name and by inode. The inode of a
-         * memfd is new; the name /proc/self/fd/N stays unique because N is
-         * kept open for as long as glibc has the image (ph__image_close). */
-        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", memfd);
-        dlerror();
-        img.handle = dlopen(proc, RTLD_NOW | RTLD_LOCAL | (img.meta->resident ? RTLD_NODELETE : 0));
-        if (!img.handle) {
-                const char *why = dlerror();
-                r = load_fail(-ENOEXEC, err, err_size, "%s: dlopen: %s", want_name, why ? why : "failed");
-                goto out;
-        }
         img.memfd = memfd;
         memfd = -1;
-        r = load_entry(&img, want_name, err, err_size);
+        if (map)
+                r = ph__image_map(&img, want_name, err, err_size);
 out:
         if (memfd >= 0)
                 close(memfd);

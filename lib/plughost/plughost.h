@@ -157,6 +157,7 @@ struct stat;
 
 typedef struct ph_cache ph_cache;
 typedef struct ph_instance ph_instance;
+struct ph_runner;
 
 /* What to load: a name and generation (which changes whenever the file
  * does) and where the file is. The file must carry that name. */
@@ -167,7 +168,31 @@ typedef struct ph_load_request {
         const char *path;       /* relative to dirfd; opened with O_NOFOLLOW */
         const char *config_json;/* passed to init; NULL means "{}" */
         void *userdata;         /* passed to check_cb and init_cb */
+        /* Where the plugin's code runs: NULL, in this process (dlopen);
+         * otherwise these hooks run it elsewhere (plughostd's worker
+         * processes) and the cache maps nothing. */
+        const struct ph_runner *runner;
+        const void *runner_data;/* the runner's, for its start hook */
 } ph_load_request;
+
+/* A plugin run outside the calling process. The cache copies, checks and
+ * scans the file as for any load, then hands the sealed copy to start
+ * instead of mapping it; the instance's calls and its end go through the
+ * hooks. Each runs on the thread of the load, call or reap, without
+ * cache locks. */
+typedef struct ph_runner {
+        /* Starts the plugin from image_fd (the sealed copy, with meta read
+         * from it; dup what you keep) and runs its init with
+         * req->config_json. 0 with *ret_handle, or a negative errno with a
+         * message in err. */
+        int (*start)(const ph_load_request *req, int image_fd, const ph_meta *meta,
+                     void **ret_handle, char *err, size_t err_size);
+        /* As ph_instance_call. */
+        int (*call)(void *handle, const char *method, const char *params_json,
+                    char **ret_result, char *err, size_t err_size);
+        /* fini, then the end of whatever ran it; frees handle. */
+        void (*stop)(void *handle);
+} ph_runner;
 
 /* The hooks below run for the request that loads. Others that asked for
  * the same (name, generation) meanwhile wait for that load and share its
@@ -268,6 +293,9 @@ void ph_instance_unref(ph_instance *inst);
  * reference is held. */
 const ph_meta *ph_instance_meta(const ph_instance *inst);
 uint64_t ph_instance_generation(const ph_instance *inst);
+/* The runner's handle of an instance it started, or NULL for one that
+ * runs in this process. */
+void *ph_instance_runner_handle(const ph_instance *inst);
 
 /* Calls the plugin; the caller holds a reference (its own, or one it
  * borrows from a holder that outlives the call). On success *ret_result

@@ -1,6 +1,8 @@
 /* The Landlock step of the worker's sandbox: every access right the running
  * kernel's ABI knows is handled, and only reading, listing and mapping
- * beneath "/" (plus writing /dev/null) is granted back. The uapi header of
+ * beneath the system directories (plus writing /dev/null) is granted back:
+ * not the daemon's state, runtime or plugin directories, /tmp, /var or
+ * /home. The uapi header of
  * the build machine may predate the kernel, so the rights and the ruleset
  * attribute of ABI 3..6 are spelled out here. */
 #include <errno.h>
@@ -44,6 +46,13 @@ static uint64_t ll_fs_rights(int abi)
                 r |= LL_FS_IOCTL_DEV;
         return r;
 }
+
+/* What a plugin may read: the system's programs, libraries, configuration
+ * and the kernel's views; absent ones are skipped. */
+static const char *const ll_readable[] = {
+        "/usr", "/lib", "/lib32", "/lib64", "/libx32", "/bin", "/sbin", "/etc", "/opt",
+        "/proc", "/sys", "/dev",
+};
 
 /* Grants allowed (masked to what is handled) beneath path. */
 static int ll_allow(int ruleset, const char *path, uint64_t allowed, uint64_t handled)
@@ -90,13 +99,19 @@ int ph__sandbox_landlock(char *err, size_t err_size)
         if (ruleset < 0)
                 return ph__sandbox_fail(err, err_size, -errno, "landlock: creating the ruleset (ABI %d)", abi);
 
-        /* Read and map libraries anywhere; create, write, remove or rename
-         * nothing. Truncate on /dev/null lets fopen(..., "w") of it work. */
-        r = ll_allow(ruleset, "/", LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR |
-                     LANDLOCK_ACCESS_FS_EXECUTE, attr.handled_access_fs);
-        if (r < 0) {
-                ph__sandbox_fail(err, err_size, r, "landlock: a rule for /");
-                goto fail;
+        /* Read and map system files and libraries (and the image, as
+         * /proc/self/fd/N); create, write, remove or rename nothing.
+         * Truncate on /dev/null lets fopen(..., "w") of it work. */
+        for (size_t i = 0; i < sizeof(ll_readable) / sizeof(ll_readable[0]); i++) {
+                r = ll_allow(ruleset, ll_readable[i], LANDLOCK_ACCESS_FS_READ_FILE |
+                             LANDLOCK_ACCESS_FS_READ_DIR | LANDLOCK_ACCESS_FS_EXECUTE,
+                             attr.handled_access_fs);
+                if (r == -ENOENT)
+                        continue;
+                if (r < 0) {
+                        ph__sandbox_fail(err, err_size, r, "landlock: a rule for %s", ll_readable[i]);
+                        goto fail;
+                }
         }
         r = ll_allow(ruleset, "/dev/null", LANDLOCK_ACCESS_FS_WRITE_FILE | LL_FS_TRUNCATE,
                      attr.handled_access_fs);

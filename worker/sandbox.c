@@ -7,6 +7,7 @@
  * afterwards. */
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
@@ -287,6 +288,13 @@ int ph_sandbox_apply(const ph_sandbox_opts *o, char *err, size_t err_size)
                 return r;
         /* Not dumpable: no core, and no ptrace or /proc/PID access by
          * processes of the same uid. */
+        /* After the ids: a change of credentials clears it. */
+        if (o->parent > 0) {
+                if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+                        return ph__sandbox_fail(err, err_size, -errno, "PR_SET_PDEATHSIG");
+                if (getppid() != o->parent)
+                        return ph__sandbox_fail(err, err_size, -ESRCH, "the parent is gone");
+        }
         if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
                 return ph__sandbox_fail(err, err_size, -errno, "PR_SET_DUMPABLE");
         if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)

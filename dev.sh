@@ -126,10 +126,13 @@ cmd_run() {
                 cp "$so" "run/plugins/.$(basename "$so")" &&
                         mv "run/plugins/.$(basename "$so")" "run/plugins/$(basename "$so")"
         done
+        # The build tree's worker, for plugins run with Isolation=process.
+        printf '[Daemon]\nWorkerPath=%s/build/plughost-worker\n# Isolation=process\n' "$top" \
+                >run/plughostd.conf
         log "plughostd on run/plughost.sock with the plugins in run/plugins (Ctrl-C stops it)"
         log "try: build/plughostctl --socket run/plughost.sock list"
         exec build/plughostd --plugin-dir "$top/run/plugins" --socket "$top/run/plughost.sock" \
-                --state-dir "$top/run/state"
+                --state-dir "$top/run/state" --config "$top/run/plughostd.conf"
 }
 
 cmd_test() {

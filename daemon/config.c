@@ -109,6 +109,11 @@ static int daemon_key(struct config_parse *p, const char *name, const char *valu
                         return -EINVAL;
                 return ph_config_add_dir(cfg, value, &p->dirs_seen);
         }
+        if (strcmp(name, "WorkerPath") == 0)
+                return value[0] == '/' ? set_string(&cfg->worker_path, value) : -EINVAL;
+        r = ph_isolation_key(&cfg->iso, name, value, p->why, sizeof(p->why));
+        if (r != -ENOENT)
+                return r;
         if (strcmp(name, "Socket") == 0)
                 return value[0] == '/' ? set_string(&cfg->socket_path, value) : -EINVAL;
         if (strcmp(name, "SocketMode") == 0) {
@@ -196,12 +201,35 @@ static int plugin_key(struct config_parse *p, const char *plugin, const char *na
         if (strcmp(name, "AllowGroups") == 0)
                 return ph_acl_add_groups(&pc->acl, value, p->why, sizeof(p->why));
         if (strcmp(name, "Config") != 0)
-                return -ENOENT;
+                return ph_isolation_key(&pc->iso, name, value, p->why, sizeof(p->why));
         if (asprintf(&joined, "%s%s", pc->config_json ? pc->config_json : "", value) < 0)
                 return -ENOMEM;
         free(pc->config_json);
         pc->config_json = joined;
         return 0;
+}
+
+/* [Directory PATH] keys: isolation settings of the plugins found there. */
+static int dir_key(struct config_parse *p, const char *dir, const char *name, const char *value)
+{
+        ph_config *cfg = p->cfg;
+        ph_dir_conf dc = { 0 };
+        size_t i;
+
+        if (dir[0] != '/') {
+                snprintf(p->why, sizeof(p->why), "the directory must be an absolute path");
+                return -EINVAL;
+        }
+        for (i = 0; i < cfg->n_dirs && strcmp(cfg->dirs[i].dir, dir) != 0; i++)
+                ;
+        if (i == cfg->n_dirs) {
+                if (!(dc.dir = strdup(dir)) ||
+                    ph__vec_push((void **)&cfg->dirs, &cfg->n_dirs, &cfg->cap_dirs, sizeof(dc), &dc) < 0) {
+                        free(dc.dir);
+                        return -ENOMEM;
+                }
+        }
+        return ph_isolation_key(&cfg->dirs[i].iso, name, value, p->why, sizeof(p->why));
 }
 
 /* [Policy] keys. */
@@ -243,6 +271,8 @@ static int config_handler(void *user, const char *section, const char *name, con
                 r = policy_key(p, name, value);
         else if (strncmp(section, "Plugin ", 7) == 0 && section[7])
                 r = plugin_key(p, section + 7, name, value);
+        else if (strncmp(section, "Directory ", 10) == 0 && section[10])
+                r = dir_key(p, section + 10, name, value);
         else
                 r = -ENOENT;
         if (r < 0 && !p->failed) {
@@ -351,6 +381,7 @@ int ph_config_new(ph_config **ret)
         cfg->message_timeout_sec = 10;
         if (set_string(&cfg->socket_path, PH_DEFAULT_SOCKET) < 0 ||
             set_string(&cfg->state_dir, PH_DEFAULT_STATE_DIR) < 0 ||
+            set_string(&cfg->worker_path, PKGLIBEXECDIR "/plughost-worker") < 0 ||
             set_string(&cfg->socket_group, "plughost") < 0 ||
             strv_push(&cfg->plugin_dirs, &cfg->n_plugin_dirs, &cfg->cap_plugin_dirs, LIBDIR "/plughost/plugins") < 0 ||
             strv_push(&cfg->plugin_dirs, &cfg->n_plugin_dirs, &cfg->cap_plugin_dirs, SYSCONFDIR "/plughost/plugins.d") < 0) {
@@ -434,6 +465,31 @@ const ph_acl *ph_config_plugin_acl(const ph_config *cfg, const char *name)
         return &cfg->acl;
 }
 
+void ph_config_isolation(const ph_config *cfg, const char *name, const char *path,
+                         ph_isolation *ret)
+{
+        const char *slash = strrchr(path, '/');
+        size_t dirlen = slash ? (size_t)(slash - path) : 0;
+
+        *ret = cfg->iso;
+        for (size_t i = 0; i < cfg->n_dirs; i++) {
+                const char *d = cfg->dirs[i].dir;
+                size_t n = strlen(d);
+
+                while (n > 1 && d[n - 1] == '/')
+                        n--;
+                if (n == dirlen && strncmp(d, path, n) == 0)
+                        ph_isolation_merge(ret, &cfg->dirs[i].iso);
+        }
+        for (size_t i = 0; i < cfg->n_plugins; i++)
+                if (strcmp(cfg->plugins[i].name, name) == 0)
+                        ph_isolation_merge(ret, &cfg->plugins[i].iso);
+        if (ret->mode == PH_ISOLATION_UNSET)
+                ret->mode = PH_ISOLATION_INPROCESS;
+        if (!ret->limit_nofile)
+                ret->limit_nofile = PH_ISOLATION_NOFILE_DEFAULT;
+}
+
 static void config_free(ph_config *cfg)
 {
         for (size_t i = 0; i < cfg->n_plugin_dirs; i++)
@@ -445,6 +501,10 @@ static void config_free(ph_config *cfg)
                 ph_acl_clear(&cfg->plugins[i].acl);
         }
         ph_acl_clear(&cfg->acl);
+        for (size_t i = 0; i < cfg->n_dirs; i++)
+                free(cfg->dirs[i].dir);
+        free(cfg->dirs);
+        free(cfg->worker_path);
         free(cfg->digests_file);
         free(cfg->plugins);
         free(cfg->socket_path);

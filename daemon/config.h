@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "isolation.h"
 #include "policy.h"
 
 #define PH_CONFIG_DEFAULT_PATH SYSCONFDIR "/plughost/plughostd.conf"
@@ -18,7 +19,14 @@ typedef struct ph_plugin_conf {
         char *name;
         char *config_json;          /* validated JSON object text; NULL: {} */
         ph_acl acl;                 /* who may Load/Unload/Call it, if set */
+        ph_isolation iso;           /* Isolation=, User=, Limit...= */
 } ph_plugin_conf;
+
+/* [Directory PATH]: settings for the plugins found in PATH. */
+typedef struct ph_dir_conf {
+        char *dir;
+        ph_isolation iso;
+} ph_dir_conf;
 
 /* A configuration is built once (ph_config_new, then ph_config_load and
  * the command line), then published and never changed: a reload builds a
@@ -50,6 +58,10 @@ typedef struct ph_config {
         ph_digests *digests;        /* its pins, read when the config is built */
         unsigned max_calls_per_uid; /* [Policy] MaxCallsPerUser=; 0 until resolved */
         unsigned max_calls_per_plugin;  /* [Policy] MaxCallsPerPlugin=; 0 until resolved */
+        ph_isolation iso;           /* [Daemon] Isolation=, User=, Limit...= */
+        ph_dir_conf *dirs;          /* [Directory PATH] sections */
+        size_t n_dirs, cap_dirs;
+        char *worker_path;          /* [Daemon] WorkerPath=: the plughost-worker binary */
 } ph_config;
 
 /* A new configuration with the built-in defaults and one reference.
@@ -75,6 +87,11 @@ const char *ph_config_plugin_json(const ph_config *cfg, const char *name);
 /* The access list for a plugin's changing methods: its own, else the
  * global one. */
 const ph_acl *ph_config_plugin_acl(const ph_config *cfg, const char *name);
+
+/* Where and how the plugin name, found at file path, runs: [Daemon],
+ * then its directory's section, then its own. */
+void ph_config_isolation(const ph_config *cfg, const char *name, const char *path,
+                         ph_isolation *ret);
 
 /* Adds a plugin directory (command line); the first call drops the ones
  * the file gave. */

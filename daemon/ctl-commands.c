@@ -156,6 +156,15 @@ static void print_info(const ctl_opts *opts, json_t *params)
                        str(n, "state") ? str(n, "state") : "?", str(n, "error") ? ": " : "",
                        str(n, "error") ? str(n, "error") : "");
         }
+        field("Isolation:", str(p, "isolation"));
+        if (json_is_object(json_object_get(p, "worker"))) {
+                json_t *w = json_object_get(p, "worker");
+
+                fieldf("Worker:", "pid %lld, %lld restarts, %lld faults%s", num(w, "pid"),
+                       num(w, "restarts"), num(w, "faults"),
+                       json_is_true(json_object_get(w, "quarantined")) ? ", quarantined" : "");
+                field("Last fault:", str(w, "lastFault"));
+        }
         print_counters(json_object_get(params, "counters"));
         free(ifaces);
 }

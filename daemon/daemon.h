@@ -70,7 +70,7 @@ void ph_methods_dispatch(void *userdata, ph_conn *c, struct ph_request *req, ph_
 
 /* ---- plugin-json.c: what clients see of a plugin ---- */
 
-json_t *ph_plugin_json(const ph_plugin *p);
+json_t *ph_plugin_json(const ph_daemon *d, const ph_plugin *p);
 
 uint64_t ph_now_ms(void);
 

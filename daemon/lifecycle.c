@@ -113,6 +113,8 @@ static ph_pstate life_state(ph_daemon *d, const ph_plugin *p)
                 return PH_PSTATE_LOADED;
         if (l->load)
                 return PH_PSTATE_LOADING;
+        if (l->quarantined_generation == p->file->generation)
+                return PH_PSTATE_QUARANTINED;
         if (ph_state_quarantined(d->state, p->name, &p->file->id))
                 return PH_PSTATE_QUARANTINED;
         if (l->failed_generation == p->file->generation)
@@ -139,6 +141,8 @@ static void life_settle_gone(ph_daemon *d, ph_plugin *p, const ph_serving *gone)
         else if (old == PH_PSTATE_LOADED)
                 emit_for(d, PH_EVENT_UNLOADED, p, gone, NULL);
         if (now == PH_PSTATE_FAILED) {
+                emit(d, PH_EVENT_FAILED, p, l->error);
+        } else if (now == PH_PSTATE_QUARANTINED && l->quarantined_generation == p->file->generation) {
                 emit(d, PH_EVENT_FAILED, p, l->error);
         } else if (now == PH_PSTATE_QUARANTINED) {
                 set_error(l, quarantine_why);
@@ -191,6 +195,8 @@ static const char *load_refusal(ph_daemon *d, ph_plugin *p)
 
         if (l->failed_generation == p->file->generation && !l->failed_retry)
                 return l->error ? l->error : "load failed";
+        if (l->quarantined_generation == p->file->generation)
+                return l->error ? l->error : "quarantined";
         if (ph_state_quarantined(d->state, p->name, &p->file->id)) {
                 life_settle(d, p);
                 return quarantine_why;
@@ -401,7 +407,7 @@ static void load_done(ph_op *op)
                 else if (w->method)
                         call_start(d, p, l->serving, w, NULL, NULL, NULL, w->has_uid, w->uid);
                 else
-                        ph_waiter_ok(w, json_pack("{s:o}", "plugin", ph_plugin_json(p)));
+                        ph_waiter_ok(w, json_pack("{s:o}", "plugin", ph_plugin_json(d, p)));
         }
         ph_op_free(op);
 }
@@ -454,6 +460,43 @@ static void call_start(ph_daemon *d, ph_plugin *p, ph_serving *srv, ph_waiter *w
         d->counters.in_flight++;
 }
 
+static ph_serving *life_drop(ph_daemon *d, ph_plugin *p, int verr, const char *why);
+
+/* The serving generation's worker faulted too often: it stops serving and
+ * is not loaded again until its file changes. A newer file already
+ * loading takes over instead. */
+static void life_quarantine(ph_daemon *d, ph_plugin *p, const char *why)
+{
+        ph_life *l = p->life;
+        ph_serving *gone;
+
+        if (l->load)
+                return;
+        l->quarantined_generation = l->serving->generation;
+        count_unload(d, l);
+        gone = life_drop(d, p, PH_VERR_LOAD_FAILED, "was quarantined");
+        set_error(l, why);
+        life_settle_gone(d, p, gone);
+        serving_retire(gone);
+}
+
+/* The parameters of PluginCrashed for a call an isolated plugin's worker
+ * failed. */
+static json_t *fault_params(const ph_op *op)
+{
+        const ph_fault *f = &op->fault;
+        json_t *j = json_pack("{s:s, s:s, s:s}", "name", op->name, "method", op->method, "reason",
+                              f->kind == PH_FAULT_QUARANTINED ? "quarantined"
+                              : op->r == -EAGAIN              ? "restarting"
+                                                              : "crashed");
+
+        if (j && f->signal > 0)
+                json_object_set_new(j, "signal", json_integer(f->signal));
+        if (j && f->exit_status >= 0)
+                json_object_set_new(j, "exitStatus", json_integer(f->exit_status));
+        return j;
+}
+
 static void call_done(ph_op *op)
 {
         ph_daemon *d = op->userdata;
@@ -461,6 +504,10 @@ static void call_done(ph_op *op)
         ph_plugin_counters *k = p ? &p->life->counters : NULL;
         ph_serving *srv = op->srv;
 
+        /* Too many faults: this generation serves no more, until a new
+         * file comes (life_state derives "quarantined" from this). */
+        if (op->fault.quarantined_now && p && p->life->serving == srv)
+                life_quarantine(d, p, op->err);
         if (--srv->in_flight == 0 && srv->retired)
                 serving_free(srv);
         op->srv = NULL;
@@ -485,6 +532,13 @@ static void call_done(ph_op *op)
 
                 if (op->r == 0)
                         ph_waiter_ok(w, json_pack("{s:O?}", "result", op->result));
+                else if (op->fault.kind == PH_FAULT_TIMEOUT)
+                        ph_waiter_error(w, PH_VERR_TIMEOUT,
+                                        json_pack("{s:s, s:s, s:f}", "name", op->name, "method",
+                                                  op->method, "seconds", op->cfg->call_timeout_sec),
+                                        "%s", op->err);
+                else if (op->fault.kind != PH_FAULT_NONE)
+                        ph_waiter_error(w, PH_VERR_PLUGIN_CRASHED, fault_params(op), "%s", op->err);
                 else if (op->r == -EMSGSIZE && !op->call_failed)
                         ph_waiter_error(w, PH_VERR_RESULT_TOO_LARGE,
                                         json_pack("{s:s, s:s, s:I, s:I}", "name", op->name, "method",
@@ -523,7 +577,7 @@ void ph_life_load(ph_daemon *d, ph_plugin *p, ph_reply *r, const ph_conn *c)
         l->wanted = true;
         ph_state_want(d->state, p->name, true);
         if (l->serving && l->serving->generation == p->file->generation) {
-                ph_reply_ok(r, json_pack("{s:o}", "plugin", ph_plugin_json(p)));
+                ph_reply_ok(r, json_pack("{s:o}", "plugin", ph_plugin_json(d, p)));
                 return;
         }
         if (!(l->load && l->load->generation == p->file->generation) && !uid_room(d, c, r))

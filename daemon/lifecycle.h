@@ -7,7 +7,7 @@
  *                older one while the new one loads or after it failed);
  *   loading      no instance serves, a load is under way;
  *   quarantined  no instance; the daemon died while this file version
- *                initialised;
+ *                initialised, or its worker process faulted too often;
  *   failed       no instance; this file version failed to load;
  *   discovered   none of these.
  * See docs/architecture.md for the transitions. */
@@ -63,6 +63,8 @@ typedef struct ph_life {
                                          * or an Unload says otherwise */
         bool failed_retry;              /* ... unless the error was the host's (no fd,
                                          * no memory): the next Load tries again */
+        uint64_t quarantined_generation;/* its worker faulted too often: not loaded
+                                         * again until the file changes */
         char *error;                    /* why the last load failed, or the file's refusal */
         bool wanted;                    /* a client loaded it: keep it loaded */
         ph_plugin_counters counters;

@@ -41,7 +41,7 @@ static void method_list(ph_daemon *d, ph_conn *c, ph_request *req, ph_reply *r)
                         continue;
                 if (state && strcmp(state, ph_pstate_name(p->life->state)) != 0)
                         continue;
-                json_array_append_new(plugins, ph_plugin_json(p));
+                json_array_append_new(plugins, ph_plugin_json(d, p));
         }
         for (ph_file *f = ph_registry_rejected_first(d->reg); f; f = ph_registry_rejected_next(d->reg, f))
                 json_array_append_new(rejected,
@@ -83,7 +83,7 @@ static void method_info(ph_daemon *d, ph_conn *c, ph_request *req, ph_reply *r)
                 return;
         /* The tree the reader validated: shared, read-only, loop thread only. */
         meta = json_incref((json_t *)ph_life_meta(p)->priv);
-        ph_reply_ok(r, json_pack("{s:o, s:o, s:o}", "plugin", ph_plugin_json(p),
+        ph_reply_ok(r, json_pack("{s:o, s:o, s:o}", "plugin", ph_plugin_json(d, p),
                                  "metadata", meta ? meta : json_object(),
                                  "counters", counters_json(&p->life->counters)));
 }
@@ -119,7 +119,7 @@ static void method_query(ph_daemon *d, ph_conn *c, ph_request *req, ph_reply *r)
         if (n > 0)              /* found is NULL then: qsort(NULL, 0) is undefined */
                 qsort(found, n, sizeof(*found), query_order);
         for (size_t i = 0; i < n; i++)
-                json_array_append_new(list, ph_plugin_json(found[i]));
+                json_array_append_new(list, ph_plugin_json(d, found[i]));
         free(found);
         ph_reply_ok(r, json_pack("{s:o}", "plugins", list));
 }

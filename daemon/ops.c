@@ -209,7 +209,9 @@ static void op_load(ph_op *op)
                 return;
         }
         ph_load_request req = { .name = op->name, .generation = op->generation, .dirfd = dirfd,
-                                .path = slash + 1, .config_json = op->config_json, .userdata = op };
+                                .path = slash + 1, .config_json = op->config_json, .userdata = op,
+                                .runner = op->isolated ? &ph_worker_runner : NULL,
+                                .runner_data = &op->wopts };
 
         /* dlopen runs the plugin's constructors, then init: both "init". */
         ph_crash_enter(op->name, "init", NULL);
@@ -233,10 +235,12 @@ static void op_work(ph_job *job)
         op->r = ph_instance_call(op->call_inst, op->method, op->params, &text, op->err,
                                  sizeof(op->err));
         ph_crash_leave();
-        if (op->r < 0)
+        if (op->r < 0) {
                 op->call_failed = true;
-        else
+                ph_worker_take_fault(&op->fault);
+        } else {
                 op_take_result(op, text);
+        }
 }
 
 static void lane_pump(ph_lane *lane);
@@ -282,6 +286,12 @@ ph_op *ph_op_new(ph_ops *ops, ph_op_kind kind, const ph_plugin *p, ph_cache *cac
         op->max_result = (ops->cfg->max_message < PH_VARLINK_MESSAGE_MAX ? ops->cfg->max_message
                                                                         : PH_VARLINK_MESSAGE_MAX) - 256;
         op->started_ms = uv_now(ops->loop);
+        if (kind == PH_OP_LOAD) {
+                ph_config_isolation(op->cfg, p->name, p->file->path, &op->wopts.iso);
+                op->isolated = op->wopts.iso.mode == PH_ISOLATION_PROCESS;
+                op->wopts.path = op->cfg->worker_path;
+                op->wopts.timeout_ms = (unsigned)(op->cfg->call_timeout_sec * 1000.0);
+        }
         op->job.work = op_work;
         op->job.done = op_done;
         if (!(op->name = strdup(p->name)) ||

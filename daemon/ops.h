@@ -19,6 +19,7 @@
 #include "pool.h"
 #include "registry.h"
 #include "server.h"
+#include "worker.h"
 
 typedef struct ph_ops ph_ops;
 typedef struct ph_op ph_op;
@@ -68,6 +69,8 @@ struct ph_op {
         ph_config *cfg;                 /* a reference: what the op started with */
         char *path, *config_json;       /* LOAD */
         ph_file_id id;                  /* LOAD: for the quarantine marker */
+        bool isolated;                  /* LOAD: in a worker process (wopts) */
+        ph_worker_opts wopts;           /* LOAD: its path borrowed from cfg */
         ph_cache *cache;
         struct ph_serving *srv;         /* CALL: lifecycle.c's, holding the instance */
         ph_instance *call_inst;         /* CALL: borrowed from srv for the work */
@@ -76,6 +79,7 @@ struct ph_op {
         /* Outputs. */
         int r;                          /* 0 or -errno (load or call) */
         bool call_failed;               /* CALL: the plugin's error, not the host's */
+        ph_fault fault;                 /* CALL: how an isolated plugin's worker failed it */
         bool abandoned;                 /* CALL: every waiter left before it started;
                                          * taken back from the pool, never run */
         char err[1024];

@@ -5,6 +5,7 @@
 
 #include "daemon.h"
 #include "lifecycle.h"
+#include "worker.h"
 
 static json_t *str_or_null(const char *s)
 {
@@ -29,16 +30,41 @@ static json_t *pending_json(const ph_plugin *p)
                          str_or_null(l->failed_generation == p->file->generation ? l->error : NULL));
 }
 
-json_t *ph_plugin_json(const ph_plugin *p)
+/* An isolated plugin's worker process, while a generation serves. */
+static json_t *worker_json(const ph_serving *srv)
+{
+        void *h = srv ? ph_instance_runner_handle(srv->inst) : NULL;
+        ph_worker_stats st;
+
+        if (!h)
+                return json_null();
+        ph_worker_stats_get(h, &st);
+        return json_pack("{s:I, s:i, s:i, s:b, s:o}", "pid", (json_int_t)st.pid, "restarts",
+                         (int)st.restarts, "faults", (int)st.faults, "quarantined", st.quarantined,
+                         "lastFault", str_or_null(st.last_fault[0] ? st.last_fault : NULL));
+}
+
+/* Where its code runs: the serving instance's mode, else the configured. */
+static const char *isolation_name(const ph_daemon *d, const ph_plugin *p, const ph_serving *srv)
+{
+        ph_isolation iso;
+
+        if (srv)
+                return ph_instance_runner_handle(srv->inst) ? "process" : "inprocess";
+        ph_config_isolation(d->cfg, p->name, p->file->path, &iso);
+        return ph_isolation_mode_name(iso.mode);
+}
+
+json_t *ph_plugin_json(const ph_daemon *d, const ph_plugin *p)
 {
         const ph_life *l = p->life;
         const ph_meta *m = ph_life_meta(p);
         const ph_serving *srv = l->serving;
-        json_t *ifaces = json_array();
+        json_t *ifaces = json_array(), *j;
 
         for (size_t i = 0; i < m->n_interfaces; i++)
                 json_array_append_new(ifaces, json_string(m->interfaces[i]));
-        return json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:s, s:b, s:i, s:s, s:s, s:I, s:o, s:o}",
+        j = json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:s, s:b, s:i, s:s, s:s, s:I, s:o, s:o}",
                          "name", p->name, "version", m->version, "interfaces", ifaces,
                          "description", str_or_null(m->description),
                          "license", str_or_null(m->license), "url", str_or_null(m->url),
@@ -47,4 +73,9 @@ json_t *ph_plugin_json(const ph_plugin *p)
                          "file", srv ? srv->file : p->file->path,
                          "generation", (json_int_t)(srv ? srv->generation : p->file->generation),
                          "lastError", str_or_null(l->error), "pending", pending_json(p));
+        if (j) {
+                json_object_set_new(j, "isolation", json_string(isolation_name(d, p, srv)));
+                json_object_set_new(j, "worker", worker_json(srv));
+        }
+        return j;
 }

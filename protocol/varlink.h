@@ -60,6 +60,7 @@ typedef enum ph_verr {
         PH_VERR_RESULT_TOO_LARGE,       /* io.plughost.ResultTooLarge */
         PH_VERR_SCAN_FAILED,            /* io.plughost.ScanFailed */
         PH_VERR_DISCONNECTED,           /* io.plughost.Disconnected */
+        PH_VERR_PLUGIN_CRASHED,         /* io.plughost.PluginCrashed */
         _PH_VERR_MAX,
 } ph_verr;
 

@@ -1,0 +1,68 @@
+/* Isolated plugins (Isolation=process): each loaded generation runs in a
+ * plughost-worker process of its own, started with exec and sandboxed
+ * there, that gets the sealed image the cache checked. This is the
+ * daemon's side: a ph_runner for the cache. Its hooks run on plugin
+ * threads (load, call, reap), one exchange with a worker at a time; a
+ * worker that dies, exits or misses its deadline is killed and reaped
+ * there, and its fault goes back to the caller (ph_worker_take_fault).
+ * The next call restarts it, after a backoff; a generation that faults
+ * PH_WORKER_CRASH_LIMIT times within PH_WORKER_CRASH_WINDOW_MS is
+ * quarantined: every call is refused until a new file replaces it. */
+#ifndef PH_WORKER_H
+#define PH_WORKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "plughost/plughost.h"
+#include "isolation.h"
+
+#define PH_WORKER_CRASH_LIMIT 5u
+#define PH_WORKER_CRASH_WINDOW_MS 60000u
+#define PH_WORKER_BACKOFF_MS 100u       /* doubled per recent crash */
+
+/* What a load passes as ph_load_request.runner_data (the caller's, read
+ * during start only). */
+typedef struct ph_worker_opts {
+        const char *path;               /* the plughost-worker binary */
+        ph_isolation iso;
+        unsigned timeout_ms;            /* init, a call or fini past this: killed */
+} ph_worker_opts;
+
+typedef enum ph_fault_kind {
+        PH_FAULT_NONE,
+        PH_FAULT_CRASHED,               /* the worker died, exited or hung up */
+        PH_FAULT_TIMEOUT,               /* killed at its deadline */
+        PH_FAULT_QUARANTINED,           /* refused: too many faults */
+} ph_fault_kind;
+
+/* How the last call on this thread failed, when the worker did. */
+typedef struct ph_fault {
+        ph_fault_kind kind;
+        int signal;                     /* it was killed by this signal, or 0 */
+        int exit_status;                /* it exited with this status, or -1 */
+        bool quarantined_now;           /* this fault quarantined the generation */
+        char what[160];                 /* "signal 11 (SIGSEGV)", "exit status 0", ... */
+} ph_fault;
+
+typedef struct ph_worker_stats {
+        pid_t pid;                      /* 0 while none runs */
+        unsigned restarts;              /* starts after the first */
+        unsigned faults;
+        bool quarantined;
+        char last_fault[200];           /* empty: none yet */
+} ph_worker_stats;
+
+extern const ph_runner ph_worker_runner;
+
+/* The fault of this thread's last ph_worker_runner call, cleared by the
+ * taking. False when it had none. */
+bool ph_worker_take_fault(ph_fault *ret);
+
+/* A snapshot of a worker handle (ph_instance_runner_handle). Any thread;
+ * never waits for an exchange. */
+void ph_worker_stats_get(void *handle, ph_worker_stats *ret);
+
+#endif

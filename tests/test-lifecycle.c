@@ -1763,9 +1763,14 @@ static bool sigterm_caught(pid_t pid)
         f = fopen(path, "re");
         if (!f)
                 return false;
-        while (fgets(line, sizeof(line), f))
-                if (sscanf(line, "SigCgt: %llx", &caught) == 1)
-                        break;
+        /* Caught (a handler) or blocked, to be read from a signalfd: either
+         * way a SIGTERM now is the daemon's, not the default action's. */
+        while (fgets(line, sizeof(line), f)) {
+                unsigned long long v;
+
+                if (sscanf(line, "SigCgt: %llx", &v) == 1 || sscanf(line, "SigBlk: %llx", &v) == 1)
+                        caught |= v;
+        }
         fclose(f);
         return caught & (1ull << (SIGTERM - 1));
 }

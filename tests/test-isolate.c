@@ -326,7 +326,7 @@ END_TEST
  * and a log line say so, calls are refused; a fixed file serves again. */
 START_TEST(test_quarantine_then_fixed_file)
 {
-        char *dst;
+        char *dst, *text;
         du_conn *mon;
         json_t *r, *ev;
         int faults = 0;
@@ -347,7 +347,9 @@ START_TEST(test_quarantine_then_fixed_file)
         ck_assert_int_eq(faults, 5);
         ev = du2_wait_event(mon, "failed", "fault", du2_now_ms() + WAIT_MS);
         ck_assert_ptr_nonnull(ev);
-        ck_assert_msg(strstr(json_dumps(ev, 0), "quarantined"), "event: %s", json_dumps(ev, 0));
+        text = json_dumps(ev, 0);
+        ck_assert_msg(strstr(text, "quarantined"), "event: %s", text);
+        free(text);
         json_decref(ev);
         du_close(mon);
         ck_assert(du2_wait_state(&d, "fault", "quarantined", WAIT_MS));

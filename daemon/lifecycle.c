@@ -159,6 +159,8 @@ static void life_settle(ph_daemon *d, ph_plugin *p)
 
 static void serving_free(ph_serving *srv)
 {
+        /* An isolated instance's worker: the loop lets go of it first. */
+        ph_worker_detach(ph_instance_runner_handle(srv->inst));
         ph_instance_unref(srv->inst);   /* fini runs later, in a reap */
         free(srv->file);
         free(srv);
@@ -486,9 +488,7 @@ static json_t *fault_params(const ph_op *op)
 {
         const ph_fault *f = &op->fault;
         json_t *j = json_pack("{s:s, s:s, s:s}", "name", op->name, "method", op->method, "reason",
-                              f->kind == PH_FAULT_QUARANTINED ? "quarantined"
-                              : op->r == -EAGAIN              ? "restarting"
-                                                              : "crashed");
+                              f->kind == PH_FAULT_QUARANTINED ? "quarantined" : "crashed");
 
         if (j && f->signal > 0)
                 json_object_set_new(j, "signal", json_integer(f->signal));

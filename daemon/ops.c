@@ -321,16 +321,46 @@ static void op_charge(ph_op *op, bool has_uid, uid_t uid)
         }
 }
 
+/* An isolated plugin's call is done: as op_work and op_done would. */
+static void op_wcall_done(ph_wcall *c)
+{
+        ph_op *op = (ph_op *)((char *)c - offsetof(ph_op, wcall));
+
+        op->r = c->r;
+        op->fault = c->fault;
+        if (op->r < 0) {
+                free(c->result);
+                op->call_failed = true;
+        } else {
+                /* The result is parsed here, on the loop (bounded by the
+                 * message limit; the worker answered with it as a string). */
+                op_take_result(op, c->result);
+        }
+        c->result = NULL;
+        op_done(&op->job);
+}
+
 int ph_op_submit(ph_op *op, bool has_uid, uid_t uid)
 {
+        void *worker = op->kind == PH_OP_CALL ? ph_instance_runner_handle(op->call_inst) : NULL;
         int r;
 
-        r = ph_pool_submit(op->ops->pool, &op->job);
-        if (r < 0)
-                return r;
+        if (!worker) {
+                r = ph_pool_submit(op->ops->pool, &op->job);
+                if (r < 0)
+                        return r;
+        }
         op->running = true;
         op->ops->running++;
         op_charge(op, has_uid, uid);
+        if (worker) {
+                /* No plugin thread: the loop talks to the worker. It counts
+                 * as started (it cannot be taken back). */
+                atomic_store_explicit(&op->started, true, memory_order_relaxed);
+                op->wcall = (ph_wcall){ .method = op->method, .params = op->params, .err = op->err,
+                                        .err_size = sizeof(op->err), .done = op_wcall_done };
+                ph_worker_call_async(worker, op->ops->loop, op->ops->pool, &op->wcall);
+        }
         return 0;
 }
 

@@ -80,6 +80,7 @@ struct ph_op {
         int r;                          /* 0 or -errno (load or call) */
         bool call_failed;               /* CALL: the plugin's error, not the host's */
         ph_fault fault;                 /* CALL: how an isolated plugin's worker failed it */
+        ph_wcall wcall;                 /* CALL: an isolated plugin's, sent from the loop */
         bool abandoned;                 /* CALL: every waiter left before it started;
                                          * taken back from the pool, never run */
         char err[1024];

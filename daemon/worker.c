@@ -18,39 +18,17 @@
 #include "daemon.h"
 #include "log.h"
 #include "varlink.h"
-#include "worker.h"
+#include "worker-internal.h"
 #include "../protocol/worker.h"
 
-/* Room for a reply: a result the daemon accepts (its message limit),
- * escaped as a JSON string (at most 6 bytes a byte), and its envelope. */
-#define WK_MESSAGE_MAX (6u * PH_VARLINK_MESSAGE_MAX + 4096u)
 /* How long a worker that hung up may take to exit before it is killed. */
 #define WK_EXIT_GRACE_MS 500u
 /* fini's own deadline is the call timeout; past it, a kill. */
 
-typedef struct wk {
-        pthread_mutex_t lock;           /* one exchange at a time, held across it */
-        /* Set at start, then read under lock. */
-        char *name, *config, *path;
-        int image_fd;                   /* a dup of the sealed image, ours */
-        ph_isolation iso;
-        unsigned timeout_ms;
-        /* The running worker, under lock. */
-        pid_t pid;                      /* 0: none */
-        int fd;
-        ph_framer *fr;
-        uint64_t fault_ms[PH_WORKER_CRASH_LIMIT];       /* the last faults, a ring */
-        unsigned n_faults;
-        uint64_t next_start_ms;
-        bool quarantined;
-        /* What Info shows; never held across an exchange. */
-        pthread_mutex_t stats_lock;
-        ph_worker_stats stats;
-} wk;
 
 static __thread ph_fault wk_fault;
 
-static uint64_t wk_now_ms(void)
+uint64_t wk_now_ms(void)
 {
         struct timespec ts;
 
@@ -89,7 +67,7 @@ static void wk_stats_pid(wk *w, pid_t pid, bool restart)
 
 /* Reaps the worker (killing it first if kill_now, or if it is still alive
  * after the grace) and says how it ended in f. Closes our end. */
-static void wk_reap(wk *w, bool kill_now, ph_fault *f)
+void wk_reap(wk *w, bool kill_now, ph_fault *f)
 {
         int status = 0;
         pid_t r = 0;
@@ -303,7 +281,7 @@ static int wk_exchange(wk *w, json_t *msg, int fd, json_t **ret, ph_fault *f)
 
 /* A fault: counted, a backoff before the next start, and a quarantine
  * when they come too often. Under lock. */
-static void wk_faulted(wk *w, ph_fault *f, const char *during)
+void wk_faulted(wk *w, ph_fault *f, const char *during)
 {
         uint64_t now = wk_now_ms(), oldest;
         unsigned recent = 0, n;
@@ -329,7 +307,7 @@ static void wk_faulted(wk *w, ph_fault *f, const char *during)
 }
 
 /* The error a worker reported: its errno and message. */
-static int wk_failed(json_t *reply, char *err, size_t err_size)
+int wk_failed(json_t *reply, char *err, size_t err_size)
 {
         const char *message = NULL;
         int e = EIO;
@@ -342,7 +320,7 @@ static int wk_failed(json_t *reply, char *err, size_t err_size)
 }
 
 /* Starts a worker and the plugin in it (sandbox, map, init). Under lock. */
-static int wk_start(wk *w, ph_fault *f, char *err, size_t err_size)
+int wk_start(wk *w, ph_fault *f, char *err, size_t err_size)
 {
         json_t *sandbox, *msg, *reply = NULL;
         int r;
@@ -376,6 +354,7 @@ static int wk_start(wk *w, ph_fault *f, char *err, size_t err_size)
                 return r;
         }
         json_decref(reply);
+        wk_stats_pid(w, w->pid, w->starts++ > 0);
         return 0;
 }
 
@@ -426,7 +405,6 @@ static int wk_runner_start(const ph_load_request *req, int image_fd, const ph_me
                 wk_free(w);
                 return r;
         }
-        wk_stats_pid(w, w->pid, false);
         *ret_handle = w;
         return 0;
 }
@@ -454,13 +432,9 @@ static int wk_ready(wk *w, ph_fault *f, char *err, size_t err_size)
                 usleep((useconds_t)(wait * 1000u));
         }
         r = wk_start(w, f, err, err_size);
-        if (r < 0) {
-                if (f->kind != PH_FAULT_NONE)
-                        wk_faulted(w, f, "init");
-                return r;
-        }
-        wk_stats_pid(w, w->pid, true);
-        return 0;
+        if (r < 0 && f->kind != PH_FAULT_NONE)
+                wk_faulted(w, f, "init");
+        return r;
 }
 
 static int wk_runner_call(void *handle, const char *method, const char *params_json,

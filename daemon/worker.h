@@ -16,6 +16,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <uv.h>
+
 #include "plughost/plughost.h"
 #include "isolation.h"
 
@@ -56,6 +58,38 @@ typedef struct ph_worker_stats {
 } ph_worker_stats;
 
 extern const ph_runner ph_worker_runner;
+
+struct ph_pool;
+
+/* A call made from the loop (ph_worker_call_async): no plugin thread waits
+ * for it. Embedded in the caller's operation. */
+typedef struct ph_wcall {
+        const char *method, *params;    /* the caller's, until done */
+        char *err;                      /* the caller's buffer for a message */
+        size_t err_size;
+        void (*done)(struct ph_wcall *c);       /* loop thread; never inside
+                                                 * ph_worker_call_async */
+        /* The outcome, when done runs. */
+        int r;                          /* 0 or a negative errno */
+        char *result;                   /* malloc'd JSON text, NULL for null; the caller's */
+        ph_fault fault;                 /* how the worker failed it, if it did */
+        struct ph_wcall *next;          /* the worker's queue */
+} ph_wcall;
+
+/* Sends c to the worker of handle over the loop, behind the calls it has
+ * in flight (the worker runs them one at a time, in order); starts a
+ * worker first when none runs (after the backoff of the last fault, on a
+ * plugin thread). A call whose worker faults (crash, exit, hang-up, or
+ * its deadline of CallTimeoutSec= from the moment it is the worker's
+ * current call, which kills it) gets that fault; the calls behind it were
+ * not run and go to the next worker. While a call is outstanding, the
+ * instance of handle must stay alive. Loop thread. */
+void ph_worker_call_async(void *handle, uv_loop_t *loop, struct ph_pool *pool, ph_wcall *c);
+
+/* The loop lets go of the worker (no call is outstanding): before the
+ * instance's reference is dropped, so that its stop can run elsewhere.
+ * Loop thread. Accepts NULL. */
+void ph_worker_detach(void *handle);
 
 /* The fault of this thread's last ph_worker_runner call, cleared by the
  * taking. False when it had none. */

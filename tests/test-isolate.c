@@ -154,6 +154,36 @@ END_TEST
 START_TEST(test_call_closefds) { crash_in_call("CloseFds", 0, -1); }
 END_TEST
 
+/* Calls queued behind one that crashes its worker were not run: they run
+ * on the next worker, and only the crashing call fails. */
+START_TEST(test_queued_calls_survive_crash)
+{
+        du_conn *c;
+        json_t *r;
+
+        start(NULL);
+        load_ok("fault");
+        c = du_connect(&d);
+        du_send(c, "{\"method\":\"io.plughost.Call\",\"parameters\":{\"name\":\"fault\","
+                   "\"method\":\"Segv\"}}");
+        for (int i = 0; i < 5; i++)
+                du_send(c, "{\"method\":\"io.plughost.Call\",\"parameters\":{\"name\":\"fault\","
+                           "\"method\":\"Echo\",\"parameters\":{\"x\":1}}}");
+        r = du_recv(c);
+        ck_assert_str_eq(du_error(r) ? du_error(r) : "(ok)", "io.plughost.PluginCrashed");
+        json_decref(r);
+        for (int i = 0; i < 5; i++) {
+                r = du_recv(c);
+                ck_assert_msg(!du_error(r), "queued Echo %d: %s: %s", i, du_error(r),
+                              du_str(du_params(r), "message"));
+                ck_assert_int_eq(du_int(du_params(r), "result.echo.x"), 1);
+                json_decref(r);
+        }
+        du_close(c);
+        du_assert_serving(&d);
+}
+END_TEST
+
 /* A call that never returns is answered Timeout and its worker killed:
  * real cancellation, so nothing keeps a thread. */
 START_TEST(test_call_loop)
@@ -598,6 +628,7 @@ int main(void)
         add_case(s, "call_exit0", test_call_exit0, 60);
         add_case(s, "call_closefds", test_call_closefds, 60);
         add_case(s, "call_loop", test_call_loop, 60);
+        add_case(s, "queued_calls_survive_crash", test_queued_calls_survive_crash, 60);
         add_case(s, "call_thread_signals_unload", test_call_thread_signals_unload, 60);
         add_case(s, "daemon_death_ends_workers", test_daemon_death_ends_workers, 60);
         add_case(s, "init_segv", test_init_segv, 60);

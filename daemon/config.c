@@ -2,6 +2,9 @@
  * libinih; drop-ins in FILE.d/\*.conf are read in name order after it. */
 #include <dirent.h>
 #include <errno.h>
+#include <pwd.h>
+#include <unistd.h>
+#include <limits.h>
 #include <ini.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -379,6 +382,12 @@ int ph_config_new(ph_config **ret)
         cfg->max_buffer_total = 128u << 20;
         cfg->monitor_buffer_max = 1u << 20;
         cfg->message_timeout_sec = 10;
+        {
+                struct passwd *pw = getpwnam("nobody");
+
+                cfg->nobody_uid = pw ? pw->pw_uid : 65534;
+                cfg->nobody_gid = pw ? pw->pw_gid : 65534;
+        }
         if (set_string(&cfg->socket_path, PH_DEFAULT_SOCKET) < 0 ||
             set_string(&cfg->state_dir, PH_DEFAULT_STATE_DIR) < 0 ||
             set_string(&cfg->worker_path, PKGLIBEXECDIR "/plughost-worker") < 0 ||
@@ -465,22 +474,74 @@ const ph_acl *ph_config_plugin_acl(const ph_config *cfg, const char *name)
         return &cfg->acl;
 }
 
+/* An absolute path without "//", "/./" or a trailing "/" (no ".."
+ * resolution, no symbolic links: those do not name a plugin directory as
+ * configured). n bytes of in; false if it does not fit. */
+static bool path_norm(const char *in, size_t n, char *out, size_t out_size)
+{
+        size_t o = 0;
+
+        for (size_t i = 0; i < n;) {
+                size_t j = i;
+
+                while (j < n && in[j] == '/')
+                        j++;
+                i = j;
+                while (j < n && in[j] != '/')
+                        j++;
+                if (j == i || (j - i == 1 && in[i] == '.')) {
+                        i = j;
+                        continue;
+                }
+                if (o + 1 + (j - i) + 1 > out_size)
+                        return false;
+                out[o++] = '/';
+                memcpy(out + o, in + i, j - i);
+                o += j - i;
+                i = j;
+        }
+        if (o == 0)
+                out[o++] = '/';
+        out[o] = '\0';
+        return true;
+}
+
+int ph_config_check(const ph_config *cfg, char *err, size_t err_size)
+{
+        char a[PATH_MAX], b[PATH_MAX];
+
+        for (size_t i = 0; i < cfg->n_dirs; i++) {
+                bool found = false;
+
+                if (!path_norm(cfg->dirs[i].dir, strlen(cfg->dirs[i].dir), a, sizeof(a)))
+                        return -EINVAL;
+                for (size_t j = 0; j < cfg->n_plugin_dirs && !found; j++)
+                        found = path_norm(cfg->plugin_dirs[j], strlen(cfg->plugin_dirs[j]), b,
+                                          sizeof(b)) &&
+                                strcmp(a, b) == 0;
+                if (!found) {
+                        snprintf(err, err_size,
+                                 "[Directory %s]: not one of the plugin directories (PluginDirectory= "
+                                 "or --plugin-dir, as written there); its settings would apply to "
+                                 "nothing", cfg->dirs[i].dir);
+                        return -EINVAL;
+                }
+        }
+        return 0;
+}
+
 void ph_config_isolation(const ph_config *cfg, const char *name, const char *path,
                          ph_isolation *ret)
 {
         const char *slash = strrchr(path, '/');
-        size_t dirlen = slash ? (size_t)(slash - path) : 0;
+        char dir[PATH_MAX], d[PATH_MAX];
+        bool have = slash && path_norm(path, (size_t)(slash - path), dir, sizeof(dir));
 
         *ret = cfg->iso;
-        for (size_t i = 0; i < cfg->n_dirs; i++) {
-                const char *d = cfg->dirs[i].dir;
-                size_t n = strlen(d);
-
-                while (n > 1 && d[n - 1] == '/')
-                        n--;
-                if (n == dirlen && strncmp(d, path, n) == 0)
+        for (size_t i = 0; i < cfg->n_dirs && have; i++)
+                if (path_norm(cfg->dirs[i].dir, strlen(cfg->dirs[i].dir), d, sizeof(d)) &&
+                    strcmp(d, dir) == 0)
                         ph_isolation_merge(ret, &cfg->dirs[i].iso);
-        }
         for (size_t i = 0; i < cfg->n_plugins; i++)
                 if (strcmp(cfg->plugins[i].name, name) == 0)
                         ph_isolation_merge(ret, &cfg->plugins[i].iso);
@@ -488,6 +549,16 @@ void ph_config_isolation(const ph_config *cfg, const char *name, const char *pat
                 ret->mode = PH_ISOLATION_INPROCESS;
         if (!ret->limit_nofile)
                 ret->limit_nofile = PH_ISOLATION_NOFILE_DEFAULT;
+        if (!ret->limit_nproc)
+                ret->limit_nproc = PH_ISOLATION_NPROC_DEFAULT;
+        /* A root daemon's workers are not root by default: uid 0 without
+         * capabilities still owns (and reads) root's files. */
+        if (!ret->has_uid && geteuid() == 0) {
+                ret->has_uid = true;
+                ret->uid = cfg->nobody_uid;
+                if (!ret->has_gid)
+                        ret->gid = cfg->nobody_gid;
+        }
 }
 
 static void config_free(ph_config *cfg)

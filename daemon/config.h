@@ -62,6 +62,8 @@ typedef struct ph_config {
         ph_dir_conf *dirs;          /* [Directory PATH] sections */
         size_t n_dirs, cap_dirs;
         char *worker_path;          /* [Daemon] WorkerPath=: the plughost-worker binary */
+        uid_t nobody_uid;           /* a root daemon's workers' user by default */
+        gid_t nobody_gid;
 } ph_config;
 
 /* A new configuration with the built-in defaults and one reference.
@@ -87,6 +89,10 @@ const char *ph_config_plugin_json(const ph_config *cfg, const char *name);
 /* The access list for a plugin's changing methods: its own, else the
  * global one. */
 const ph_acl *ph_config_plugin_acl(const ph_config *cfg, const char *name);
+
+/* What can only be judged once the file and the command line are read:
+ * every [Directory PATH] names a plugin directory. -EINVAL with err. */
+int ph_config_check(const ph_config *cfg, char *err, size_t err_size);
 
 /* Where and how the plugin name, found at file path, runs: [Daemon],
  * then its directory's section, then its own. */

@@ -17,8 +17,13 @@ typedef enum ph_isolation_mode {
         PH_ISOLATION_PROCESS,
 } ph_isolation_mode;
 
-/* Defaults for a worker, unless configured. */
+/* Defaults for a worker, unless configured, and the smallest values that
+ * still let it start and read a request. */
 #define PH_ISOLATION_NOFILE_DEFAULT 256u
+#define PH_ISOLATION_NOFILE_MIN 16u
+#define PH_ISOLATION_NPROC_DEFAULT 512u
+#define PH_ISOLATION_NPROC_MIN 16u
+#define PH_ISOLATION_AS_MIN (64ull << 20)
 
 typedef struct ph_isolation {
         ph_isolation_mode mode;
@@ -28,6 +33,7 @@ typedef struct ph_isolation {
         uint64_t limit_as;              /* LimitAS= bytes; 0: unset */
         uint64_t limit_cpu;             /* LimitCPU= seconds; 0: unset */
         uint64_t limit_nofile;          /* LimitNOFILE=; 0: unset */
+        uint64_t limit_nproc;           /* LimitNPROC=; 0: unset */
 } ph_isolation;
 
 /* Parses one of the keys above into iso. -ENOENT for another key,

@@ -681,9 +681,11 @@ void ph_life_unload(ph_daemon *d, ph_plugin *p)
         if (l->serving)
                 count_unload(d, l);
         gone = life_drop(d, p, PH_VERR_LOAD_FAILED, "was unloaded while loading");
-        /* An unload is a fresh start: the next Load tries again. */
+        /* An unload is a fresh start: the next Load tries again; a
+         * quarantine keeps its reason (only a new file ends it). */
         l->failed_generation = 0;
-        set_error(l, NULL);
+        if (l->quarantined_generation != p->file->generation)
+                set_error(l, NULL);
         life_settle_gone(d, p, gone);
         serving_retire(gone);
 }

@@ -119,6 +119,8 @@ static int config_build(ph_config **ret, char *err, size_t err_size)
                 cfg->log_level = cli.log_level;
         if (r == 0)
                 ph_config_resolve(cfg, nofile);
+        if (r == 0)
+                r = ph_config_check(cfg, err, err_size);
         if (r == -ENOMEM)
                 snprintf(err, err_size, "out of memory");
         if (r == 0 && cfg->digests_file &&

@@ -328,6 +328,7 @@ static void op_wcall_done(ph_wcall *c)
 
         op->r = c->r;
         op->fault = c->fault;
+        op->abandoned = c->r == -ECANCELED && c->cancelled;
         if (op->r < 0) {
                 free(c->result);
                 op->call_failed = true;
@@ -553,8 +554,12 @@ bool ph_op_take_back(ph_op *op)
 
 static void op_abandon(ph_op *op)
 {
-        if (op->kind == PH_OP_CALL && !op->waiters)
+        if (op->kind == PH_OP_CALL && !op->waiters) {
+                /* An isolated call the worker has not run yet is not sent
+                 * (again). */
+                op->wcall.cancelled = true;
                 ph_op_take_back(op);
+        }
 }
 
 void ph_ops_take_back_calls(ph_ops *ops, const struct ph_serving *srv, int verr, const char *why)

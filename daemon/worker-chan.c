@@ -47,6 +47,7 @@ typedef struct wk_side {
         bool reap_owed;                 /* a reap the full pool did not take yet */
         ph_wcall *victim;               /* REAPING: the call the worker failed, or NULL */
         bool timed_out;
+        bool garbled;                   /* it sent what is not an answer: killed */
         ph_fault fault;
         int r;
         char err[512];
@@ -171,20 +172,23 @@ static void chan_arm(wk_chan *ch)
 
 /* The worker is gone (or must go): its current call waits for the reap's
  * verdict; the calls behind it never ran and wait for the next worker. */
-static void chan_fail(wk_chan *ch)
+static void chan_fail(wk_chan *ch, bool garbled)
 {
         wk_side *s = ch->side;
         ph_wcall *rest;
 
         if (!s)
                 return;
-        if (!ch->timed_out) {
-                /* A garbled frame from a live worker: it goes too. */
+        if (garbled && !ch->timed_out) {
+                /* A garbled frame from a live worker: it goes too. (After
+                 * an EOF the reap looks first: a crashed worker's own
+                 * signal is what counts.) */
                 kill(-ch->pid, SIGKILL);
                 kill(ch->pid, SIGKILL);
         }
         s->victim = q_pop(&ch->head, &ch->tail);
         s->timed_out = ch->timed_out;
+        s->garbled = garbled && !ch->timed_out;
         rest = ch->head;
         if (rest) {
                 ch->tail->next = s->pending;
@@ -255,13 +259,13 @@ static void chan_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
         if (n == 0)
                 return;
         if (n < 0) {
-                chan_fail(ch);
+                chan_fail(ch, false);
                 return;
         }
         ph_framer_commit(ch->fr, (size_t)n);
         while (ch->side && (r = ph_framer_next(ch->fr, &msg, &len)) != 0) {
                 if (r < 0 || chan_answer(ch, msg, len) < 0) {
-                        chan_fail(ch);
+                        chan_fail(ch, true);
                         return;
                 }
         }
@@ -294,7 +298,7 @@ static void chan_send(wk_chan *ch, ph_wcall *c)
                 chan_arm(ch);
         if (!wr) {
                 free(text);
-                chan_fail(ch);          /* out of memory: as a fault, retried */
+                chan_fail(ch, false);   /* out of memory: as a fault, retried */
                 return;
         }
         memcpy(wr->text, text, len);
@@ -302,7 +306,7 @@ static void chan_send(wk_chan *ch, ph_wcall *c)
         buf = uv_buf_init(wr->text, (unsigned)len);
         if (uv_write(&wr->req, (uv_stream_t *)&ch->pipe, &buf, 1, chan_written) < 0) {
                 free(wr);
-                chan_fail(ch);
+                chan_fail(ch, false);
         }
 }
 
@@ -357,10 +361,13 @@ static void job_work(ph_job *j)
 
                 s->fault.kind = s->timed_out ? PH_FAULT_TIMEOUT : PH_FAULT_CRASHED;
                 if (w->pid)
-                        wk_reap(w, s->timed_out, &s->fault);
+                        wk_reap(w, s->timed_out || s->garbled, &s->fault);
                 if (s->timed_out)
                         snprintf(s->fault.what, sizeof(s->fault.what),
                                  "no answer within %u ms; the worker was killed", w->timeout_ms);
+                else if (s->garbled)
+                        snprintf(s->fault.what, sizeof(s->fault.what),
+                                 "it sent a message that is not an answer; killed");
                 if (s->victim)
                         snprintf(during, sizeof(during), "call \"%.*s\"", (int)PH_NAME_MAX,
                                  s->victim->method);
@@ -373,7 +380,7 @@ static void job_work(ph_job *j)
                 /* The backoff was waited out on the loop; a rest of it here. */
                 if (now < w->next_start_ms)
                         usleep((useconds_t)((w->next_start_ms - now) * 1000u));
-                s->r = wk_start(w, &s->fault, s->err, sizeof(s->err));
+                s->r = wk_start(w, &s->fault, NULL, s->err, sizeof(s->err));
                 if (s->r < 0 && s->fault.kind != PH_FAULT_NONE)
                         wk_faulted(w, &s->fault, "init");
         }
@@ -461,6 +468,21 @@ static void side_kick(wk_side *s)
         if (s->reap_owed) {
                 side_submit(s, SIDE_REAPING);
                 return;
+        }
+        /* Calls nobody waits for any more are not run (or run again). */
+        for (ph_wcall **pp = &s->pending, *prev = NULL, *c; (c = *pp);) {
+                if (!c->cancelled) {
+                        prev = c;
+                        pp = &c->next;
+                        continue;
+                }
+                *pp = c->next;
+                if (s->pending_tail == c)
+                        s->pending_tail = prev;
+                c->r = -ECANCELED;
+                c->result = NULL;
+                q_push(&s->soon, &s->soon_tail, c);
+                uv_timer_start(&s->timer, soon_cb, 0, 0);
         }
         if (s->chan) {
                 for (ph_wcall *c; s->chan && (c = q_pop(&s->pending, &s->pending_tail));)

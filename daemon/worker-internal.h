@@ -51,7 +51,9 @@ void wk_reap(wk *w, bool kill_now, ph_fault *f);
 void wk_faulted(wk *w, ph_fault *f, const char *during);
 /* The errno and message of a worker's error reply. */
 int wk_failed(json_t *reply, char *err, size_t err_size);
-/* Under lock. Spawns a worker and runs Start (sandbox, map, init). */
-int wk_start(wk *w, ph_fault *f, char *err, size_t err_size);
+/* Under lock. Spawns a worker and runs Start (sandbox, map, init).
+ * *ret_host (may be NULL): the failure was the spawn's (no process, fd or
+ * memory), not the plugin's. */
+int wk_start(wk *w, ph_fault *f, bool *ret_host, char *err, size_t err_size);
 
 #endif

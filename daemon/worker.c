@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <syslog.h>
+#include <systemd/sd-journal.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -80,6 +82,8 @@ void wk_reap(wk *w, bool kill_now, ph_fault *f)
                         usleep(5000);
                 }
         }
+        bool killed = r == 0;
+
         if (r == 0) {
                 /* Its own process group: threads and all. */
                 kill(-w->pid, SIGKILL);
@@ -95,9 +99,14 @@ void wk_reap(wk *w, bool kill_now, ph_fault *f)
                         f->signal = WTERMSIG(status);
                         snprintf(f->what, sizeof(f->what), "signal %d (SIG%s)", f->signal,
                                  sigabbrev_np(f->signal) ? sigabbrev_np(f->signal) : "?");
+                        if (killed && !kill_now)
+                                snprintf(f->what, sizeof(f->what),
+                                         "it closed its connection without exiting; killed");
                 } else if (r > 0 && WIFEXITED(status)) {
                         f->exit_status = WEXITSTATUS(status);
-                        snprintf(f->what, sizeof(f->what), "exit status %d", f->exit_status);
+                        snprintf(f->what, sizeof(f->what), "exit status %d%s", f->exit_status,
+                                 f->exit_status == PH_WORKER_EXIT_NOMEM
+                                         ? " (out of memory for a request: LimitAS=)" : "");
                 } else {
                         snprintf(f->what, sizeof(f->what), "lost (waitpid: %s)", strerror(errno));
                 }
@@ -122,7 +131,7 @@ static int wk_spawn(wk *w, char *err, size_t err_size)
         posix_spawn_file_actions_t fa;
         posix_spawnattr_t attr;
         sigset_t none, all;
-        int sv[2], child, r;
+        int sv[2], child, r, out = -1;
 
         snprintf(pid, sizeof(pid), "%d", (int)getpid());
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
@@ -142,12 +151,31 @@ static int wk_spawn(wk *w, char *err, size_t err_size)
                         return r;
                 }
         }
+        /* Under journald the worker writes to a stream of its own, so
+         * that nothing it prints passes for the daemon's. */
+        if (ph_log_is_journal()) {
+                char ident[PH_NAME_MAX + 24];
+
+                snprintf(ident, sizeof(ident), "plughost-worker-%s", w->name);
+                out = sd_journal_stream_fd(ident, LOG_INFO, 0);
+                if (out >= 0 && out <= PH_WORKER_FD) {
+                        int moved = fcntl(out, F_DUPFD_CLOEXEC, PH_WORKER_FD + 1);
+
+                        close(out);
+                        out = moved;
+                }
+        }
         sigemptyset(&none);
         sigfillset(&all);
         posix_spawn_file_actions_init(&fa);
         posix_spawnattr_init(&attr);
         posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-        posix_spawn_file_actions_adddup2(&fa, 2, 1);
+        if (out >= 0) {
+                posix_spawn_file_actions_adddup2(&fa, out, 1);
+                posix_spawn_file_actions_adddup2(&fa, out, 2);
+        } else {
+                posix_spawn_file_actions_adddup2(&fa, 2, 1);
+        }
         posix_spawn_file_actions_adddup2(&fa, child, PH_WORKER_FD);
         posix_spawn_file_actions_addclosefrom_np(&fa, PH_WORKER_FD + 1);
         posix_spawnattr_setsigmask(&attr, &none);
@@ -158,6 +186,8 @@ static int wk_spawn(wk *w, char *err, size_t err_size)
         posix_spawn_file_actions_destroy(&fa);
         posix_spawnattr_destroy(&attr);
         close(child);
+        if (out >= 0)
+                close(out);
         if (r < 0) {
                 close(sv[0]);
                 w->pid = 0;
@@ -176,8 +206,9 @@ static int wk_spawn(wk *w, char *err, size_t err_size)
 
 /* ---- one exchange ---- */
 
-/* Sends msg (taken), with fd as SCM_RIGHTS if >= 0. */
-static int wk_send(wk *w, json_t *msg, int fd)
+/* Sends msg (taken), with fd as SCM_RIGHTS if >= 0, before deadline_ms:
+ * a worker that stops reading cannot hold the thread (-ETIMEDOUT). */
+static int wk_send(wk *w, json_t *msg, int fd, uint64_t deadline_ms)
 {
         char *text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
         char cbuf[CMSG_SPACE(sizeof(int))];
@@ -205,9 +236,23 @@ static int wk_send(wk *w, json_t *msg, int fd)
                         c->cmsg_len = CMSG_LEN(sizeof(int));
                         memcpy(CMSG_DATA(c), &fd, sizeof(int));
                 }
-                n = sendmsg(w->fd, &mh, MSG_NOSIGNAL);
+                n = sendmsg(w->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
                 if (n < 0 && errno == EINTR)
                         continue;
+                if (n < 0 && errno == EAGAIN) {
+                        struct pollfd pfd = { .fd = w->fd, .events = POLLOUT };
+                        uint64_t now = wk_now_ms();
+
+                        if (now >= deadline_ms) {
+                                r = -ETIMEDOUT;
+                                break;
+                        }
+                        if (poll(&pfd, 1, (int)(deadline_ms - now)) < 0 && errno != EINTR) {
+                                r = -errno;
+                                break;
+                        }
+                        continue;
+                }
                 if (n < 0) {
                         r = -errno;
                         break;
@@ -263,7 +308,7 @@ static int wk_recv(wk *w, uint64_t deadline_ms, json_t **ret)
 static int wk_exchange(wk *w, json_t *msg, int fd, json_t **ret, ph_fault *f)
 {
         uint64_t deadline = wk_now_ms() + w->timeout_ms;
-        int r = wk_send(w, msg, fd);
+        int r = wk_send(w, msg, fd, deadline);
 
         if (r == 0)
                 r = wk_recv(w, deadline, ret);
@@ -320,12 +365,14 @@ int wk_failed(json_t *reply, char *err, size_t err_size)
 }
 
 /* Starts a worker and the plugin in it (sandbox, map, init). Under lock. */
-int wk_start(wk *w, ph_fault *f, char *err, size_t err_size)
+int wk_start(wk *w, ph_fault *f, bool *ret_host, char *err, size_t err_size)
 {
         json_t *sandbox, *msg, *reply = NULL;
         int r;
 
         r = wk_spawn(w, err, err_size);
+        if (ret_host)
+                *ret_host = r < 0;
         if (r < 0)
                 return r;
         sandbox = json_object();
@@ -339,6 +386,10 @@ int wk_start(wk *w, ph_fault *f, char *err, size_t err_size)
                 json_object_set_new(sandbox, "limitCPU", json_integer((json_int_t)w->iso.limit_cpu));
         if (w->iso.limit_nofile)
                 json_object_set_new(sandbox, "limitNOFILE", json_integer((json_int_t)w->iso.limit_nofile));
+        /* RLIMIT_NPROC counts every task of the user: only for a user of
+         * the workers' own, never the daemon's. */
+        if (w->iso.limit_nproc && w->iso.has_uid && w->iso.uid != geteuid())
+                json_object_set_new(sandbox, "limitNPROC", json_integer((json_int_t)w->iso.limit_nproc));
         msg = json_pack("{s:s, s:{s:s, s:s, s:o}}", "method", PH_WORKER_START, "parameters", "name",
                         w->name, "config", w->config, "sandbox", sandbox);
         r = wk_exchange(w, msg, w->image_fd, &reply, f);
@@ -373,10 +424,11 @@ static void wk_free(wk *w)
 }
 
 static int wk_runner_start(const ph_load_request *req, int image_fd, const ph_meta *meta,
-                           void **ret_handle, char *err, size_t err_size)
+                           void **ret_handle, bool *ret_transient, char *err, size_t err_size)
 {
         const ph_worker_opts *o = req->runner_data;
         ph_fault f = { 0 };
+        bool host = false;
         wk *w = calloc(1, sizeof(*w));
         int r;
 
@@ -398,8 +450,11 @@ static int wk_runner_start(const ph_load_request *req, int image_fd, const ph_me
                 wk_free(w);
                 return r;
         }
-        r = wk_start(w, &f, err, err_size);
+        r = wk_start(w, &f, &host, err, err_size);
         if (r < 0) {
+                /* No process or fd to start it with now: the host's trouble,
+                 * not this file's; the next Load tries again. */
+                *ret_transient = host && ph_cache_error_transient(r);
                 if (w->pid)
                         wk_reap(w, true, NULL);
                 wk_free(w);
@@ -431,7 +486,7 @@ static int wk_ready(wk *w, ph_fault *f, char *err, size_t err_size)
                 }
                 usleep((useconds_t)(wait * 1000u));
         }
-        r = wk_start(w, f, err, err_size);
+        r = wk_start(w, f, NULL, err, err_size);
         if (r < 0 && f->kind != PH_FAULT_NONE)
                 wk_faulted(w, f, "init");
         return r;

@@ -69,6 +69,10 @@ typedef struct ph_wcall {
         size_t err_size;
         void (*done)(struct ph_wcall *c);       /* loop thread; never inside
                                                  * ph_worker_call_async */
+        bool cancelled;                 /* set by the caller when nobody waits for it
+                                         * any more: if not sent yet (or sent to a
+                                         * worker that died before it ran), it is not
+                                         * sent again, and done gets -ECANCELED */
         /* The outcome, when done runs. */
         int r;                          /* 0 or a negative errno */
         char *result;                   /* malloc'd JSON text, NULL for null; the caller's */

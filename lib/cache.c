@@ -257,7 +257,7 @@ static int cache_load(ph_cache *c, const ph_load_request *req, ph_instance **ret
         has_init = req->runner || inst->img.entry->init != NULL;
         if (has_init && c->cfg.init_cb)
                 c->cfg.init_cb(req, false);
-        r = ph__instance_start(inst, req, err, err_size);
+        r = ph__instance_start(inst, req, ret_transient, err, err_size);
         if (has_init && c->cfg.init_cb)
                 c->cfg.init_cb(req, true);
         if (r < 0) {

@@ -66,8 +66,10 @@ int ph__instance_new(ph_image *img, uint64_t generation, ph_call_counters *count
  * "{}") on the calling thread, before the instance is shared; with
  * req->runner, starts it there instead. On failure returns the plugin's
  * errno (-EIO for a value below -4095) with "NAME: init failed: MESSAGE"
- * in err, and the instance must be freed without being started. */
-int ph__instance_start(ph_instance *inst, const ph_load_request *req, char *err, size_t err_size);
+ * in err, and the instance must be freed without being started;
+ * *ret_transient says whether the runner blamed the host (see ph_runner). */
+int ph__instance_start(ph_instance *inst, const ph_load_request *req, bool *ret_transient,
+                       char *err, size_t err_size);
 
 /* Runs fini (if the instance was started), closes the image and frees the
  * instance. No reference may be left. Accepts NULL. */

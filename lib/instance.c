@@ -80,14 +80,16 @@ static void instance_error(ph_instance *inst, int r, char *err, size_t err_size,
                 snprintf(err, err_size, "%s%s", prefix, strerror(-r));
 }
 
-int ph__instance_start(ph_instance *inst, const ph_load_request *req, char *err, size_t err_size)
+int ph__instance_start(ph_instance *inst, const ph_load_request *req, bool *ret_transient,
+                       char *err, size_t err_size)
 {
         const char *name = req->name, *config_json = req->config_json;
         char prefix[PH_NAME_MAX + 32];
         int r;
 
         if (req->runner) {
-                r = req->runner->start(req, inst->img.memfd, inst->img.meta, &inst->run, err, err_size);
+                r = req->runner->start(req, inst->img.memfd, inst->img.meta, &inst->run,
+                                       ret_transient, err, err_size);
                 if (r < 0)
                         return r;
                 inst->runner = req->runner;

@@ -17,6 +17,8 @@
 #define PH_PROTOCOL_WORKER_H
 
 #define PH_WORKER_FD 3
+/* The worker's exit status when it has no memory for a request. */
+#define PH_WORKER_EXIT_NOMEM 71
 #define PH_WORKER_START "io.plughost.worker.Start"
 #define PH_WORKER_CALL "io.plughost.worker.Call"
 #define PH_WORKER_STOP "io.plughost.worker.Stop"

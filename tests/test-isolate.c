@@ -184,6 +184,145 @@ START_TEST(test_queued_calls_survive_crash)
 }
 END_TEST
 
+/* A call queued behind a hung one, whose client gave up (Timeout) before
+ * the next worker came, is not run there. */
+START_TEST(test_abandoned_queued_call_not_rerun)
+{
+        du_conn *c1, *c2;
+        json_t *r;
+
+        /* init takes 1.5 s: the restart outlasts the queued call's deadline. */
+        start("[Plugin fault]\nConfig={\"init\":\"slow\"}\n");
+        load_ok("fault");
+        c1 = du_connect(&d);
+        c2 = du_connect(&d);
+        du_send(c1, "{\"method\":\"io.plughost.Call\",\"parameters\":{\"name\":\"fault\","
+                    "\"method\":\"Loop\"}}");
+        du2_nap_ms(100);
+        du_send(c2, "{\"method\":\"io.plughost.Call\",\"parameters\":{\"name\":\"fault\","
+                    "\"method\":\"Echo\"}}");
+        r = du_recv(c1);
+        ck_assert_str_eq(du_error(r) ? du_error(r) : "(ok)", "io.plughost.Timeout");
+        json_decref(r);
+        r = du_recv(c2);
+        ck_assert_str_eq(du_error(r) ? du_error(r) : "(ok)", "io.plughost.Timeout");
+        json_decref(r);
+        du_close(c1);
+        du_close(c2);
+        /* The next call gets a worker that ran nothing before it. */
+        for (long long end = du2_now_ms() + WAIT_MS;; du2_nap_ms(100)) {
+                r = call("fault", "Count", NULL);
+                if (!du_error(r))
+                        break;
+                ck_assert_msg(du2_now_ms() < end, "Count: %s", du_error(r));
+                json_decref(r);
+        }
+        ck_assert_int_eq(du_int(du_params(r), "result.count"), 1);
+        json_decref(r);
+}
+END_TEST
+
+/* A root daemon's workers run as nobody unless User= says otherwise, and
+ * cannot make threads without bound (LimitNPROC=, 512 by default). */
+START_TEST(test_default_user_and_nproc)
+{
+        json_t *r;
+
+        start(NULL);
+        load_ok("fault");
+        r = call("fault", "Pid", NULL);
+        ck_assert_ptr_null(du_error(r));
+        ck_assert_int_eq(du_int(du_params(r), "result.uid"), 65534);
+        json_decref(r);
+        r = call("fault", "Threads", "{\"n\":3000}");
+        ck_assert_msg(!du_error(r), "Threads: %s: %s", du_error(r), du_str(du_params(r), "message"));
+        ck_assert_int_le(du_int(du_params(r), "result.made"), 512);
+        ck_assert_int_gt(du_int(du_params(r), "result.made"), 0);
+        json_decref(r);
+        du_assert_serving(&d);
+}
+END_TEST
+
+/* A configuration whose isolation settings cannot hold is refused at
+ * start, with a message that says why. */
+static void config_refused(const char *extra, const char *expect)
+{
+        char exe[4096], *conf, *text;
+        size_t size;
+        int status = 0;
+        pid_t pid;
+
+        du_init(&d);
+        ck_assert_int_ge(asprintf(&conf, "[Daemon]\nWorkerPath=%s/plughost-worker\n%s",
+                                  getenv("PH_BUILDDIR"), extra), 0);
+        du_write_config(&d, conf);
+        free(conf);
+        snprintf(exe, sizeof(exe), "%s/plughostd", getenv("PH_BUILDDIR"));
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                int fd = open(d.log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+
+                dup2(fd, 2);
+                execl(exe, exe, "-p", d.plugins, "-s", d.socket, "-S", d.state, "-c", d.config,
+                      (char *)NULL);
+                _exit(127);
+        }
+        for (long long end = du2_now_ms() + 10000; waitpid(pid, &status, WNOHANG) == 0;) {
+                if (du2_now_ms() > end) {
+                        kill(pid, SIGKILL);
+                        waitpid(pid, &status, 0);
+                        ck_abort_msg("the daemon started with: %s", extra);
+                }
+                du2_nap_ms(20);
+        }
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) != 0, "status %d for: %s", status,
+                      extra);
+        text = (char *)tu_read_file(d.log, &size);
+        ck_assert_msg(text && strstr(text, expect), "for %s: log says: %s", extra, text ? text : "");
+        free(text);
+}
+
+START_TEST(test_config_refused)
+{
+        static const char *const cases[][2] = {
+                { "[Directory /nonexistent]\nIsolation=process\n", "not one of the plugin directories" },
+                { "[Plugin fault]\nUser=0\n", "does not run as root" },
+                { "[Plugin fault]\nUser=root\n", "does not run as root" },
+                { "[Plugin fault]\nGroup=root\n", "group root" },
+                { "[Plugin fault]\nLimitNOFILE=5\n", "from 16 to" },
+                { "[Plugin fault]\nLimitAS=1K\n", "at least 64M" },
+                { "[Plugin fault]\nLimitNPROC=2\n", "from 16 to" },
+                { "[Plugin fault]\nIsolation=sandbox\n", "inprocess or process" },
+        };
+
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                config_refused(cases[i][0], cases[i][1]);
+                du_stop(&d);
+        }
+}
+END_TEST
+
+/* [Directory PATH] as the plugin directory was written, give or take a
+ * "/./" or "//", applies; the daemon starts. */
+START_TEST(test_directory_section_applies)
+{
+        char extra[4096];
+        json_t *info;
+
+        du_init(&d);
+        snprintf(extra, sizeof(extra),
+                 "[Daemon]\nWorkerPath=%s/plughost-worker\nIsolation=inprocess\n"
+                 "[Directory %s/.//]\nIsolation=process\n", getenv("PH_BUILDDIR"), d.plugins);
+        du_write_config(&d, extra);
+        du_add_plugin(&d, tu_fixture("fault-v1.so"), "fault.so");
+        du_start(&d);
+        info = du2_info(&d, "fault");
+        ck_assert_str_eq(du_str(info, "plugin.isolation"), "process");
+        json_decref(info);
+}
+END_TEST
+
 /* A call that never returns is answered Timeout and its worker killed:
  * real cancellation, so nothing keeps a thread. */
 START_TEST(test_call_loop)
@@ -389,6 +528,14 @@ START_TEST(test_quarantine_then_fixed_file)
         json_decref(r);
         r = load("fault");
         ck_assert_str_eq(du_error(r) ? du_error(r) : "(ok)", "io.plughost.LoadFailed");
+        json_decref(r);
+        /* An Unload is no way out, and keeps the reason. */
+        r = du_request(&d, "{\"method\":\"io.plughost.Unload\",\"parameters\":{\"name\":\"fault\"}}");
+        json_decref(r);
+        r = load("fault");
+        ck_assert_str_eq(du_error(r) ? du_error(r) : "(ok)", "io.plughost.LoadFailed");
+        ck_assert_msg(strstr(du_str(du_params(r), "message"), "quarantined after"), "%s",
+                      du_str(du_params(r), "message"));
         json_decref(r);
         /* A new file (renamed in) is a new chance. */
         dst = tu_path(d.plugins, "fault.so");
@@ -629,6 +776,10 @@ int main(void)
         add_case(s, "call_closefds", test_call_closefds, 60);
         add_case(s, "call_loop", test_call_loop, 60);
         add_case(s, "queued_calls_survive_crash", test_queued_calls_survive_crash, 60);
+        add_case(s, "abandoned_queued_call_not_rerun", test_abandoned_queued_call_not_rerun, 60);
+        add_case(s, "default_user_and_nproc", test_default_user_and_nproc, 60);
+        add_case(s, "config_refused", test_config_refused, 120);
+        add_case(s, "directory_section_applies", test_directory_section_applies, 60);
         add_case(s, "call_thread_signals_unload", test_call_thread_signals_unload, 60);
         add_case(s, "daemon_death_ends_workers", test_daemon_death_ends_workers, 60);
         add_case(s, "init_segv", test_init_segv, 60);

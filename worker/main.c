@@ -49,6 +49,7 @@ typedef struct worker {
         ph_instance *inst;
         ph_call_counters counters;
         const char *name;
+        bool nomem;                     /* the last read failed for want of memory */
 } worker;
 
 static void worker_log(const char *name, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -116,10 +117,16 @@ static json_t *recv_json(worker *w, int *ret_fd)
 
                 if (r < 0)
                         return NULL;
-                if (r > 0)
-                        return json_loadb(msg, len, 0, NULL);
-                if (ph_framer_reserve(w->fr, 65536, &buf, &room) < 0)
+                if (r > 0) {
+                        json_t *j = json_loadb(msg, len, 0, NULL);
+
+                        w->nomem = !j;  /* our message is JSON: no memory to parse it */
+                        return j;
+                }
+                if (ph_framer_reserve(w->fr, 65536, &buf, &room) < 0) {
+                        w->nomem = true;
                         return NULL;
+                }
                 iov.iov_base = buf;
                 iov.iov_len = room;
                 n = recvmsg(PH_WORKER_FD, &mh, MSG_CMSG_CLOEXEC);
@@ -144,10 +151,10 @@ static json_t *recv_json(worker *w, int *ret_fd)
 
 static int sandbox_opts(json_t *j, ph_sandbox_opts *o)
 {
-        json_int_t uid = -1, gid = -1, as = 0, cpu = 0, nofile = 0;
+        json_int_t uid = -1, gid = -1, as = 0, cpu = 0, nofile = 0, nproc = 0;
 
-        if (json_unpack(j, "{s?I, s?I, s?I, s?I, s?I}", "uid", &uid, "gid", &gid, "limitAS", &as,
-                        "limitCPU", &cpu, "limitNOFILE", &nofile) < 0)
+        if (json_unpack(j, "{s?I, s?I, s?I, s?I, s?I, s?I}", "uid", &uid, "gid", &gid, "limitAS",
+                        &as, "limitCPU", &cpu, "limitNOFILE", &nofile, "limitNPROC", &nproc) < 0)
                 return -EINVAL;
         memset(o, 0, sizeof(*o));
         o->set_ids = uid >= 0 && gid >= 0;
@@ -156,6 +163,7 @@ static int sandbox_opts(json_t *j, ph_sandbox_opts *o)
         o->limit_as = (uint64_t)as;
         o->limit_cpu = (uint64_t)cpu;
         o->limit_nofile = (uint64_t)nofile;
+        o->limit_nproc = (uint64_t)nproc;
         o->keep_fd = PH_WORKER_FD;
         o->parent = getppid();
         return 0;
@@ -220,7 +228,7 @@ static int worker_start(worker *w, json_t *params, char *err, size_t err_size)
         }
         req.name = w->name;
         req.config_json = config;
-        r = ph__instance_start(w->inst, &req, err, err_size);
+        r = ph__instance_start(w->inst, &req, &(bool){ false }, err, err_size);
         if (r < 0) {
                 ph__instance_free(w->inst);
                 w->inst = NULL;
@@ -258,6 +266,12 @@ static int worker_serve(worker *w)
                 const char *method = NULL;
                 int r;
 
+                if (!m && w->nomem) {
+                        /* LimitAS= too small for a message: say so, not "the
+                         * daemon went". */
+                        worker_log(w->name, "out of memory reading a request (LimitAS=)");
+                        _exit(PH_WORKER_EXIT_NOMEM);
+                }
                 if (!m)
                         return 0;       /* the daemon went: no fini, as after a crash */
                 if (json_unpack(m, "{s:s, s?o}", "method", &method, "parameters", &params) < 0) {

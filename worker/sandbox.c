@@ -122,7 +122,7 @@ static const struct sc_rule sc_table[] = {
          * getpid(); the daemon or anyone else is out of reach. tkill names a
          * thread id, which may be another process: only the main thread's. */
         ALLOW(rt_sigaction), ALLOW(rt_sigprocmask), ALLOW(rt_sigreturn), ALLOW(sigaltstack),
-        ALLOW(rt_sigtimedwait),
+        ALLOW(rt_sigtimedwait), ALLOW(rt_sigsuspend), ALLOW(pause), ALLOW(rt_sigpending),
         ALLOW_SELF(kill), ALLOW_SELF(tgkill), ALLOW_SELF(tkill),
 
         /* Who am I (never who to become). */
@@ -199,6 +199,9 @@ static int sandbox_limits(const ph_sandbox_opts *o, char *err, size_t err_size)
         if (o->limit_nofile && (r = sandbox_rlimit(RLIMIT_NOFILE, o->limit_nofile)) < 0)
                 return ph__sandbox_fail(err, err_size, r, "setrlimit(RLIMIT_NOFILE, %llu)",
                                         (unsigned long long)o->limit_nofile);
+        if (o->limit_nproc && (r = sandbox_rlimit(RLIMIT_NPROC, o->limit_nproc)) < 0)
+                return ph__sandbox_fail(err, err_size, r, "setrlimit(RLIMIT_NPROC, %llu)",
+                                        (unsigned long long)o->limit_nproc);
         return 0;
 }
 

@@ -18,6 +18,7 @@ typedef struct ph_sandbox_opts {
         uint64_t limit_as;      /* RLIMIT_AS bytes; 0: leave */
         uint64_t limit_cpu;     /* RLIMIT_CPU seconds; 0: leave */
         uint64_t limit_nofile;  /* RLIMIT_NOFILE; 0: leave */
+        uint64_t limit_nproc;   /* RLIMIT_NPROC (every task of the real uid); 0: leave */
         pid_t parent;           /* when > 0: the process whose end kills this one
                                  * (PR_SET_PDEATHSIG, set again after the ids
                                  * change, which clears it); fails if it is gone */

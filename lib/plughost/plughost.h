@@ -184,9 +184,11 @@ typedef struct ph_runner {
         /* Starts the plugin from image_fd (the sealed copy, with meta read
          * from it; dup what you keep) and runs its init with
          * req->config_json. 0 with *ret_handle, or a negative errno with a
-         * message in err. */
+         * message in err; *ret_transient (false on entry) true when the
+         * failure was the host's (no process, fd or memory to start it
+         * with), which the cache then does not remember. */
         int (*start)(const ph_load_request *req, int image_fd, const ph_meta *meta,
-                     void **ret_handle, char *err, size_t err_size);
+                     void **ret_handle, bool *ret_transient, char *err, size_t err_size);
         /* As ph_instance_call. */
         int (*call)(void *handle, const char *method, const char *params_json,
                     char **ret_result, char *err, size_t err_size);

@@ -13,10 +13,11 @@ PACKAGES=(gcc make binutils autoconf automake libtool pkg-config
           libuv1-dev libjansson-dev check libinih-dev nettle-dev libbsd-dev libseccomp-dev systemd socat
           clang libclang-rt-14-dev)
 
-# The threaded parts under TSan: the instance cache, and the daemon's
+# The threaded parts under TSan: the instance cache, the daemon's
+# isolation suite (the worker handles' locks and pool jobs), and its
 # lifecycle suite (a TSan-built plughostd; tests/tsan.supp says why libuv's
 # descriptor reuse is suppressed).
-TSAN_TESTS="tests/test-cache tests/test-lifecycle"
+TSAN_TESTS="tests/test-cache tests/test-lifecycle tests/test-isolate"
 # The libFuzzer targets `make fuzz-check` runs, and how long each one runs.
 FUZZERS="fuzz-scan fuzz-meta fuzz-protocol"
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}

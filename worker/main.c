@@ -32,14 +32,21 @@
 #define WORKER_MESSAGE_MAX (64u * 1024u * 1024u)
 #define WORKER_SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL)
 
-#if defined(__SANITIZE_ADDRESS__)
 /* In sanitizer builds the worker must still die of the plugin's signal and
  * exit with the plugin's status (that is what the daemon reports), and a
  * plugin's leaks at exit are not the worker's to report. */
+#if defined(__SANITIZE_ADDRESS__)
 const char *__asan_default_options(void);
 const char *__asan_default_options(void)
 {
         return "handle_segv=0:handle_sigbus=0:handle_sigfpe=0:handle_abort=0:detect_leaks=0";
+}
+#endif
+#if defined(__SANITIZE_THREAD__)
+const char *__tsan_default_options(void);
+const char *__tsan_default_options(void)
+{
+        return "handle_segv=0:handle_sigbus=0:handle_sigfpe=0:handle_abort=0";
 }
 #endif
 

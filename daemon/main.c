@@ -320,7 +320,9 @@ static void stop_poll_cb(uv_timer_t *t)
  * something over it. Serving on without it would look alive to systemd
  * and reach no client: exit with a failure instead, for Restart=on-failure
  * (with socket activation, systemd still holds the socket for the next
- * start). _exit: plugin code may still run on other threads (see main). */
+ * start). _exit: plugin code may still run on other threads (see main).
+ * And a plugin may have taken the daemon's signals: they are put back
+ * (signals.c). */
 static void listen_check_cb(uv_timer_t *t)
 {
         ph_daemon *d = t->data;
@@ -328,6 +330,7 @@ static void listen_check_cb(uv_timer_t *t)
 
         if (d->stopping)
                 return;
+        ph_signals_check();
         r = ph_server_check_listener(d->server);
         if (r == 0)
                 return;

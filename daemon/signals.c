@@ -3,11 +3,19 @@
  * (the kernel never discards a blocked signal as ignored), and only the
  * signalfd takes it.
  *
+ * A plugin thread may unblock them, though, and the kernel then delivers
+ * the process's SIGTERM to that thread. So the three also have a handler
+ * of ours, which runs only on such a thread: it writes the signal's number
+ * to a pipe the loop reads, where it goes the same way as one from the
+ * signalfd. A plugin that replaces that handler (SIG_IGN, its own) gets it
+ * back from ph_signals_check, with a warning, within a second.
+ *
  * Children: the mask is inherited across fork and exec. fork() gets it
  * cleared by the pthread_atfork handler below, and libuv's uv_spawn resets
  * the mask itself; posix_spawn (and system(), popen()) do neither: whoever
  * uses them must pass POSIX_SPAWN_SETSIGMASK with an empty set. */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -19,11 +27,46 @@
 #include "signals.h"
 
 struct ph_signals {
-        uv_poll_t poll;
+        uv_poll_t poll;                 /* the signalfd */
+        uv_poll_t pipe_poll;            /* forward_fds[0] */
         int fd;
+        unsigned open_handles;          /* freed when both are closed */
         ph_signals_fn cb;
         void *userdata;
 };
+
+/* The pipe the handler writes to (non-blocking, close-on-exec): made by
+ * ph_signals_block before any thread, never closed but in a fork child. */
+static int forward_fds[2] = { -1, -1 };
+
+static const struct {
+        int sig;
+        const char *name;
+} daemon_signals[] = { { SIGTERM, "SIGTERM" }, { SIGINT, "SIGINT" }, { SIGHUP, "SIGHUP" } };
+#define N_DAEMON_SIGNALS (sizeof(daemon_signals) / sizeof(daemon_signals[0]))
+
+/* On a thread that unblocked the signal (a plugin's): async-signal-safe.
+ * A full pipe (64 KiB of signals not yet read) drops the number: the loop
+ * has as many waiting already. */
+static void signals_forward(int sig)
+{
+        unsigned char b = (unsigned char)sig;
+        int saved = errno;
+
+        if (forward_fds[1] >= 0 && write(forward_fds[1], &b, 1) < 0) {
+                /* nothing to do: see above */
+        }
+        errno = saved;
+}
+
+static void signals_handler(struct sigaction *sa)
+{
+        memset(sa, 0, sizeof(*sa));
+        sa->sa_handler = signals_forward;
+        /* A plugin's system calls go on as if the signal was not its. */
+        sa->sa_flags = SA_RESTART;
+        sigfillset(&sa->sa_mask);
+}
 
 static void signals_set(sigset_t *set)
 {
@@ -33,26 +76,81 @@ static void signals_set(sigset_t *set)
         sigaddset(set, SIGHUP);
 }
 
-/* In the child of a fork(): an exec'd program starts with a clean mask. */
+/* In the child of a fork(): the signals are its own, not the daemon's to
+ * read (our handler goes back to SIG_DFL, as exec would do, and the pipe
+ * is closed), and an exec'd program starts with a clean mask. */
 static void signals_child(void)
 {
+        struct sigaction old, dfl = { .sa_handler = SIG_DFL };
         sigset_t set;
 
+        sigemptyset(&dfl.sa_mask);
+        for (size_t i = 0; i < N_DAEMON_SIGNALS; i++)
+                if (sigaction(daemon_signals[i].sig, NULL, &old) == 0 && old.sa_handler == signals_forward)
+                        sigaction(daemon_signals[i].sig, &dfl, NULL);
+        for (int i = 0; i < 2; i++) {
+                if (forward_fds[i] >= 0)
+                        close(forward_fds[i]);
+                forward_fds[i] = -1;
+        }
         signals_set(&set);
         pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 }
 
 int ph_signals_block(void)
 {
+        struct sigaction sa;
         sigset_t set;
         int r;
 
+        if (pipe2(forward_fds, O_NONBLOCK | O_CLOEXEC) < 0)
+                return -errno;
+        signals_handler(&sa);
+        for (size_t i = 0; i < N_DAEMON_SIGNALS; i++)
+                if (sigaction(daemon_signals[i].sig, &sa, NULL) < 0)
+                        return -errno;
         signals_set(&set);
         r = pthread_sigmask(SIG_BLOCK, &set, NULL);
         if (r != 0)
                 return -r;
         r = pthread_atfork(NULL, NULL, signals_child);
         return r != 0 ? -r : 0;
+}
+
+unsigned ph_signals_check(void)
+{
+        struct sigaction sa, old;
+        unsigned restored = 0;
+
+        signals_handler(&sa);
+        for (size_t i = 0; i < N_DAEMON_SIGNALS; i++) {
+                if (sigaction(daemon_signals[i].sig, &sa, &old) < 0 ||
+                    (!(old.sa_flags & SA_SIGINFO) && old.sa_handler == signals_forward))
+                        continue;
+                log_warning("the disposition of %s was changed to %s, by plugin code: restored",
+                            daemon_signals[i].name,
+                            old.sa_flags & SA_SIGINFO ? "a handler" :
+                            old.sa_handler == SIG_IGN ? "SIG_IGN" :
+                            old.sa_handler == SIG_DFL ? "SIG_DFL" : "a handler");
+                restored++;
+        }
+        return restored;
+}
+
+/* The numbers signals_forward wrote. */
+static void signals_pipe_cb(uv_poll_t *p, int status, int events)
+{
+        ph_signals *s = p->data;
+        unsigned char buf[64];
+        ssize_t n;
+
+        (void)status;
+        (void)events;
+        while ((n = read(forward_fds[0], buf, sizeof(buf))) > 0)
+                for (ssize_t i = 0; i < n; i++)
+                        s->cb(s->userdata, buf[i]);
+        if (n < 0 && errno != EAGAIN && errno != EINTR)
+                log_warning("reading forwarded signals: %s", strerror(errno));
 }
 
 static void signals_poll_cb(uv_poll_t *p, int status, int events)
@@ -87,12 +185,20 @@ int ph_signals_new(uv_loop_t *loop, ph_signals_fn cb, void *userdata, ph_signals
         s->cb = cb;
         s->userdata = userdata;
         s->poll.data = s;
+        s->pipe_poll.data = s;
         if ((r = uv_poll_init(loop, &s->poll, s->fd)) < 0) {
                 close(s->fd);
                 free(s);
                 return r;
         }
-        if ((r = uv_poll_start(&s->poll, UV_READABLE, signals_poll_cb)) < 0) {
+        s->open_handles = 1;
+        if ((r = uv_poll_init(loop, &s->pipe_poll, forward_fds[0])) < 0) {
+                ph_signals_free(s);
+                return r;
+        }
+        s->open_handles = 2;
+        if ((r = uv_poll_start(&s->poll, UV_READABLE, signals_poll_cb)) < 0 ||
+            (r = uv_poll_start(&s->pipe_poll, UV_READABLE, signals_pipe_cb)) < 0) {
                 ph_signals_free(s);
                 return r;
         }
@@ -104,12 +210,17 @@ static void signals_close_cb(uv_handle_t *h)
 {
         ph_signals *s = h->data;
 
+        if (--s->open_handles > 0)
+                return;
         close(s->fd);
         free(s);
 }
 
 void ph_signals_free(ph_signals *s)
 {
-        if (s)
-                uv_close((uv_handle_t *)&s->poll, signals_close_cb);
+        if (!s)
+                return;
+        if (s->open_handles == 2)
+                uv_close((uv_handle_t *)&s->pipe_poll, signals_close_cb);
+        uv_close((uv_handle_t *)&s->poll, signals_close_cb);
 }

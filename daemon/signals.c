@@ -5,9 +5,9 @@
  *
  * A plugin thread may unblock them, though, and the kernel then delivers
  * the process's SIGTERM to that thread. So the three also have a handler
- * of ours, which runs only on such a thread: it writes the signal's number
- * to a pipe the loop reads, where it goes the same way as one from the
- * signalfd. A plugin that replaces that handler (SIG_IGN, its own) gets it
+ * of ours, which runs only on such a thread: it counts the signal and
+ * wakes the loop with uv_async_send (async-signal-safe, and no descriptor
+ * of its own), where it goes the same way as one from the signalfd. A plugin that replaces that handler (SIG_IGN, its own) gets it
  * back from ph_signals_check, with a warning, within a second.
  *
  * Children: the mask is inherited across fork and exec. fork() gets it
@@ -15,7 +15,7 @@
  * the mask itself; posix_spawn (and system(), popen()) do neither: whoever
  * uses them must pass POSIX_SPAWN_SETSIGMASK with an empty set. */
 #include <errno.h>
-#include <fcntl.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -28,16 +28,12 @@
 
 struct ph_signals {
         uv_poll_t poll;                 /* the signalfd */
-        uv_poll_t pipe_poll;            /* forward_fds[0] */
+        uv_async_t async;               /* woken by signals_forward */
         int fd;
         unsigned open_handles;          /* freed when both are closed */
         ph_signals_fn cb;
         void *userdata;
 };
-
-/* The pipe the handler writes to (non-blocking, close-on-exec): made by
- * ph_signals_block before any thread, never closed but in a fork child. */
-static int forward_fds[2] = { -1, -1 };
 
 static const struct {
         int sig;
@@ -45,17 +41,28 @@ static const struct {
 } daemon_signals[] = { { SIGTERM, "SIGTERM" }, { SIGINT, "SIGINT" }, { SIGHUP, "SIGHUP" } };
 #define N_DAEMON_SIGNALS (sizeof(daemon_signals) / sizeof(daemon_signals[0]))
 
-/* On a thread that unblocked the signal (a plugin's): async-signal-safe.
- * A full pipe (64 KiB of signals not yet read) drops the number: the loop
- * has as many waiting already. */
+/* Signals the handler took and the loop has not seen, by index in
+ * daemon_signals: any thread adds (lock-free atomics, so async-signal-
+ * safe), the loop takes them all at once; several of a kind count as one,
+ * as the kernel's own pending signals do. */
+static atomic_uint forwarded[N_DAEMON_SIGNALS];
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2 && ATOMIC_POINTER_LOCK_FREE == 2,
+               "the handler's atomics must be lock-free");
+/* The loop's wake-up: set by ph_signals_new, cleared by ph_signals_free
+ * and in a fork child. Before it is set, counts wait for it. */
+static _Atomic(uv_async_t *) forward_async;
+
+/* On a thread that unblocked the signal (a plugin's): async-signal-safe. */
 static void signals_forward(int sig)
 {
-        unsigned char b = (unsigned char)sig;
+        uv_async_t *a;
         int saved = errno;
 
-        if (forward_fds[1] >= 0 && write(forward_fds[1], &b, 1) < 0) {
-                /* nothing to do: see above */
-        }
+        for (size_t i = 0; i < N_DAEMON_SIGNALS; i++)
+                if (daemon_signals[i].sig == sig)
+                        atomic_fetch_add(&forwarded[i], 1);
+        if ((a = atomic_load(&forward_async)))
+                uv_async_send(a);
         errno = saved;
 }
 
@@ -77,8 +84,8 @@ static void signals_set(sigset_t *set)
 }
 
 /* In the child of a fork(): the signals are its own, not the daemon's to
- * read (our handler goes back to SIG_DFL, as exec would do, and the pipe
- * is closed), and an exec'd program starts with a clean mask. */
+ * read (our handler goes back to SIG_DFL, as exec would do, and forgets
+ * the daemon's loop), and an exec'd program starts with a clean mask. */
 static void signals_child(void)
 {
         struct sigaction old, dfl = { .sa_handler = SIG_DFL };
@@ -88,11 +95,7 @@ static void signals_child(void)
         for (size_t i = 0; i < N_DAEMON_SIGNALS; i++)
                 if (sigaction(daemon_signals[i].sig, NULL, &old) == 0 && old.sa_handler == signals_forward)
                         sigaction(daemon_signals[i].sig, &dfl, NULL);
-        for (int i = 0; i < 2; i++) {
-                if (forward_fds[i] >= 0)
-                        close(forward_fds[i]);
-                forward_fds[i] = -1;
-        }
+        atomic_store(&forward_async, NULL);
         signals_set(&set);
         pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 }
@@ -103,8 +106,6 @@ int ph_signals_block(void)
         sigset_t set;
         int r;
 
-        if (pipe2(forward_fds, O_NONBLOCK | O_CLOEXEC) < 0)
-                return -errno;
         signals_handler(&sa);
         for (size_t i = 0; i < N_DAEMON_SIGNALS; i++)
                 if (sigaction(daemon_signals[i].sig, &sa, NULL) < 0)
@@ -137,20 +138,14 @@ unsigned ph_signals_check(void)
         return restored;
 }
 
-/* The numbers signals_forward wrote. */
-static void signals_pipe_cb(uv_poll_t *p, int status, int events)
+/* What signals_forward counted. */
+static void signals_async_cb(uv_async_t *a)
 {
-        ph_signals *s = p->data;
-        unsigned char buf[64];
-        ssize_t n;
+        ph_signals *s = a->data;
 
-        (void)status;
-        (void)events;
-        while ((n = read(forward_fds[0], buf, sizeof(buf))) > 0)
-                for (ssize_t i = 0; i < n; i++)
-                        s->cb(s->userdata, buf[i]);
-        if (n < 0 && errno != EAGAIN && errno != EINTR)
-                log_warning("reading forwarded signals: %s", strerror(errno));
+        for (size_t i = 0; i < N_DAEMON_SIGNALS; i++)
+                if (atomic_exchange(&forwarded[i], 0) > 0)
+                        s->cb(s->userdata, daemon_signals[i].sig);
 }
 
 static void signals_poll_cb(uv_poll_t *p, int status, int events)
@@ -185,23 +180,25 @@ int ph_signals_new(uv_loop_t *loop, ph_signals_fn cb, void *userdata, ph_signals
         s->cb = cb;
         s->userdata = userdata;
         s->poll.data = s;
-        s->pipe_poll.data = s;
+        s->async.data = s;
         if ((r = uv_poll_init(loop, &s->poll, s->fd)) < 0) {
                 close(s->fd);
                 free(s);
                 return r;
         }
         s->open_handles = 1;
-        if ((r = uv_poll_init(loop, &s->pipe_poll, forward_fds[0])) < 0) {
+        if ((r = uv_async_init(loop, &s->async, signals_async_cb)) < 0) {
                 ph_signals_free(s);
                 return r;
         }
         s->open_handles = 2;
-        if ((r = uv_poll_start(&s->poll, UV_READABLE, signals_poll_cb)) < 0 ||
-            (r = uv_poll_start(&s->pipe_poll, UV_READABLE, signals_pipe_cb)) < 0) {
+        if ((r = uv_poll_start(&s->poll, UV_READABLE, signals_poll_cb)) < 0) {
                 ph_signals_free(s);
                 return r;
         }
+        atomic_store(&forward_async, &s->async);
+        /* Any forwarded before now. */
+        uv_async_send(&s->async);
         *ret = s;
         return 0;
 }
@@ -220,7 +217,10 @@ void ph_signals_free(ph_signals *s)
 {
         if (!s)
                 return;
+        /* A handler running right now on a plugin's thread may still wake
+         * the handle: it is freed only on the next loop pass. */
+        atomic_store(&forward_async, NULL);
         if (s->open_handles == 2)
-                uv_close((uv_handle_t *)&s->pipe_poll, signals_close_cb);
+                uv_close((uv_handle_t *)&s->async, signals_close_cb);
         uv_close((uv_handle_t *)&s->poll, signals_close_cb);
 }

@@ -34,9 +34,13 @@ static inline void ph_crash_leave(void)
  * is copied into the thread's own buffer (truncated if long). */
 void ph_crash_enter_fini(const char *plugin);
 
-/* Installs the handler for SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT and
- * SIGSYS, and an alternate signal stack for the calling thread. A handler
- * that was there before (a sanitizer's) is chained to after the line.
+/* Installs the handler for every signal whose default action ends the
+ * process, but SIGKILL, the daemon's own (SIGTERM, SIGINT, SIGHUP: see
+ * signals.h) and the ignored SIGPIPE and SIGXFSZ (the list is in crash.c;
+ * the real-time signals are included), and an alternate signal stack for
+ * the calling thread. A handler that was there before is chained to after
+ * the line for a fault (a sanitizer's report), and left in place instead
+ * of ours for the other signals.
  * main(), once, after ph_log_init (the line takes the journal's prefix
  * when stderr is the journal) and before any thread starts. Returns 0 or a
  * negative errno. */

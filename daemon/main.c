@@ -318,23 +318,42 @@ static void stop_poll_cb(uv_timer_t *t)
         uv_stop(d->loop);
 }
 
-/* Every second: a plugin may have closed the listening socket, or dup2'd
- * something over it. Serving on without it would look alive to systemd
- * and reach no client: exit with a failure instead, for Restart=on-failure
+/* Every second: a plugin may have closed the listening socket, dup2'd
+ * something over it or shut it down, or somebody removed or replaced the
+ * socket file. Serving on without them would look alive to systemd and
+ * reach no client: exit with a failure instead, for Restart=on-failure
  * (with socket activation, systemd still holds the socket for the next
- * start). _exit: plugin code may still run on other threads (see main). */
+ * start; but the file is systemd's to make again, so its loss is only
+ * logged, once). _exit: plugin code may still run on other threads (see
+ * main). And a plugin may have taken the daemon's signals: they are put
+ * back (signals.c). */
 static void listen_check_cb(uv_timer_t *t)
 {
+        static bool path_logged;
         ph_daemon *d = t->data;
+        const char *path = NULL;
         int r;
 
         if (d->stopping)
                 return;
+        ph_signals_check();
         r = ph_server_check_listener(d->server);
-        if (r == 0)
+        if (r < 0) {
+                log_err("the listening socket was lost (%s): a plugin closed, replaced or shut it "
+                        "down; exiting to be restarted", strerror(-r));
+                _exit(EXIT_FAILURE);
+        }
+        r = ph_server_check_path(d->server, &path);
+        if (r == 0 || path_logged)
                 return;
-        log_err("the listening socket was lost (%s): a plugin closed or replaced it; exiting to be "
-                "restarted", strerror(-r));
+        if (ph_server_activated(d->server)) {
+                log_err("the socket file %s was removed or replaced (%s): clients cannot reach the "
+                        "daemon until the socket unit makes it again", path, strerror(-r));
+                path_logged = true;
+                return;
+        }
+        log_err("the socket file %s was removed or replaced (%s): clients cannot reach the daemon; "
+                "exiting to be restarted", path, strerror(-r));
         _exit(EXIT_FAILURE);
 }
 

@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <stddef.h>
 #include <malloc.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -58,6 +59,9 @@
 #define SERVER_READ_CHUNK 4096u
 /* Connections accepted per loop turn. */
 #define SERVER_ACCEPT_TURN 256u
+/* What the listener is polled for: a hang-up is a shutdown(2) of it, after
+ * which it stays readable and accept() says EAGAIN forever. */
+#define SERVER_ACCEPT_EVENTS (UV_READABLE | UV_DISCONNECT)
 /* After EMFILE, when to try accepting again (also on any close). */
 #define SERVER_ACCEPT_RETRY_MS 250
 /* Bytes of a connection handed to uv_write at once; the rest waits in
@@ -166,6 +170,10 @@ struct ph_server {
         int fd;
         dev_t fd_dev;                   /* what fd was when we got it: */
         ino_t fd_ino;                   /* ph_server_check_listener */
+        int lost;                       /* 0, or why accepting showed fd dead */
+        char *sock_path;                /* the socket file clients connect to, if */
+        dev_t path_dev;                 /* known, and what it was when we got it: */
+        ino_t path_ino;                 /* ph_server_check_path */
         uv_poll_t poll;
         uv_timer_t retry;
         uv_timer_t sweep;
@@ -224,6 +232,7 @@ pid_t ph_conn_pid(const ph_conn *c)
 
 int ph_server_check_listener(const ph_server *s)
 {
+        struct pollfd pfd = { .fd = s->fd, .events = POLLIN | POLLRDHUP };
         struct stat st;
         int acc = 0;
         socklen_t len = sizeof(acc);
@@ -236,7 +245,54 @@ int ph_server_check_listener(const ph_server *s)
                 return -ESTALE;
         if (getsockopt(s->fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &len) < 0)
                 return -errno;
-        return acc ? 0 : -EINVAL;
+        if (!acc)
+                return -EINVAL;
+        if (s->lost < 0)
+                return s->lost;
+        /* shutdown(2) leaves it listening, but connect() is refused: a
+         * listener reports no hang-up otherwise. */
+        if (poll(&pfd, 1, 0) < 0)
+                return -errno;
+        return pfd.revents & (POLLHUP | POLLRDHUP | POLLERR) ? -ESHUTDOWN : 0;
+}
+
+/* The socket file's identity, or -errno. */
+static int server_stat_path(const char *path, dev_t *ret_dev, ino_t *ret_ino)
+{
+        struct stat st;
+
+        if (stat(path, &st) < 0)
+                return -errno;
+        *ret_dev = st.st_dev;
+        *ret_ino = st.st_ino;
+        return 0;
+}
+
+int ph_server_check_path(const ph_server *s, const char **ret_path)
+{
+        dev_t dev;
+        ino_t ino;
+        int r;
+
+        if (s->fd < 0 || !s->sock_path)
+                return 0;
+        r = server_stat_path(s->sock_path, &dev, &ino);
+        if (r == 0 && (dev != s->path_dev || ino != s->path_ino))
+                r = -ESTALE;
+        if (r < 0)
+                *ret_path = s->sock_path;
+        return r;
+}
+
+/* Accepting showed the listener dead (shut down, or an fd that is no
+ * longer a listening socket): stop polling it, which would only spin, and
+ * leave the verdict to ph_server_check_listener. */
+static void server_lost(ph_server *s, int r)
+{
+        if (s->lost < 0)
+                return;
+        s->lost = r;
+        uv_poll_stop(&s->poll);
 }
 
 bool ph_server_activated(const ph_server *s)
@@ -1035,7 +1091,8 @@ static void server_resume(ph_server *s)
                 return;
         s->paused = false;
         uv_timer_stop(&s->retry);
-        uv_poll_start(&s->poll, UV_READABLE, server_accept_cb);
+        if (s->lost == 0)
+                uv_poll_start(&s->poll, SERVER_ACCEPT_EVENTS, server_accept_cb);
 }
 
 static void conn_free(ph_conn *c)
@@ -1301,9 +1358,15 @@ static void server_accept_cb(uv_poll_t *p, int status, int events)
 {
         ph_server *s = p->data;
 
-        (void)events;
-        if (status < 0)
+        if (status < 0) {
+                /* libuv stopped the poll itself (POLLERR). */
+                server_lost(s, status);
                 return;
+        }
+        if (events & UV_DISCONNECT) {
+                server_lost(s, -ESHUTDOWN);
+                return;
+        }
         /* A few per turn: a client that connects as fast as we accept would
          * keep us here for good. The poll is level-triggered: the rest come
          * on the next turn, after the other connections had theirs. */
@@ -1316,6 +1379,10 @@ static void server_accept_cb(uv_poll_t *p, int status, int events)
                 }
                 if (errno == EINTR || errno == ECONNABORTED)
                         continue;
+                if (errno == EINVAL || errno == EBADF || errno == ENOTSOCK || errno == EOPNOTSUPP) {
+                        server_lost(s, -errno);
+                        return;
+                }
                 if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
                         /* Out of fds: stop polling until a connection closes
                          * or the timer fires, instead of spinning. */
@@ -1436,6 +1503,26 @@ static int server_listen(ph_server *s)
         return 0;
 }
 
+/* Which file clients connect to, for ph_server_check_path: the one we
+ * bound, or the one systemd bound (from getsockname; none if abstract or
+ * unnamed). Without it, the path goes unchecked. */
+static void server_path_init(ph_server *s)
+{
+        struct sockaddr_un sa;
+        socklen_t len = sizeof(sa);
+
+        if (s->path) {
+                s->sock_path = strdup(s->path);
+        } else if (getsockname(s->fd, (struct sockaddr *)&sa, &len) == 0 && sa.sun_family == AF_UNIX &&
+                   len > offsetof(struct sockaddr_un, sun_path) && sa.sun_path[0] == '/') {
+                s->sock_path = strndup(sa.sun_path, len - offsetof(struct sockaddr_un, sun_path));
+        }
+        if (s->sock_path && server_stat_path(s->sock_path, &s->path_dev, &s->path_ino) < 0) {
+                free(s->sock_path);
+                s->sock_path = NULL;
+        }
+}
+
 int ph_server_new(uv_loop_t *loop, const ph_config *cfg, ph_server_dispatch_fn dispatch,
                   void *userdata, ph_server **ret)
 {
@@ -1466,6 +1553,7 @@ int ph_server_new(uv_loop_t *loop, const ph_config *cfg, ph_server_dispatch_fn d
         }
         s->fd_dev = st.st_dev;
         s->fd_ino = st.st_ino;
+        server_path_init(s);
         s->rl_refused = ph_ratelimit_new("refused connections", SERVER_LOG_PER_UID, SERVER_LOG_TOTAL,
                                          SERVER_LOG_INTERVAL_MS);
         s->rl_disconnect = ph_ratelimit_new("disconnects", SERVER_LOG_PER_UID, SERVER_LOG_TOTAL,
@@ -1485,7 +1573,7 @@ int ph_server_new(uv_loop_t *loop, const ph_config *cfg, ph_server_dispatch_fn d
 void ph_server_start(ph_server *s)
 {
         if (s && !s->stopped)
-                uv_poll_start(&s->poll, UV_READABLE, server_accept_cb);
+                uv_poll_start(&s->poll, SERVER_ACCEPT_EVENTS, server_accept_cb);
 }
 
 void ph_server_stop(ph_server *s)
@@ -1501,7 +1589,8 @@ void ph_server_stop(ph_server *s)
         uv_close((uv_handle_t *)&s->turn, NULL);
         uv_close((uv_handle_t *)&s->retry, NULL);
         uv_close((uv_handle_t *)&s->sweep, NULL);
-        if (s->unlink_on_exit)
+        /* Not a socket file that replaced ours (another daemon's). */
+        if (s->unlink_on_exit && ph_server_check_path(s, &(const char *){ NULL }) == 0)
                 unlink(s->path);
         close(s->fd);
         s->fd = -1;
@@ -1530,5 +1619,6 @@ void ph_server_free(ph_server *s)
         free(s->pconns);
         free(s->uids);
         free(s->path);
+        free(s->sock_path);
         free(s);
 }

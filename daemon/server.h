@@ -44,10 +44,18 @@ uint64_t ph_server_requests(const ph_server *s);
 size_t ph_server_buffered(const ph_server *s);
 uint64_t ph_server_disconnects(const ph_server *s);
 /* 0 while the listening fd is still the socket we listened on (same
- * st_dev and st_ino as at start, and listening); -EBADF when it was
- * closed, -ESTALE when something else now has its number, -EINVAL when it
- * no longer listens. Two system calls. Loop thread. */
+ * st_dev and st_ino as at start, listening, not shut down); -EBADF when it
+ * was closed, -ESTALE when something else now has its number, -EINVAL when
+ * it no longer listens, -ESHUTDOWN when shutdown(2) was called on it (the
+ * socket hangs up; or accepting said so), or the error accepting met.
+ * Three system calls. Loop thread. */
 int ph_server_check_listener(const ph_server *s);
+/* 0 while the socket file clients connect to (ours, or systemd's under
+ * socket activation) is still the one bound to the listener, or when it
+ * is not known; else sets *ret_path to it (the server's) and returns
+ * -ENOENT when it was removed, -ESTALE when another file took its name,
+ * or another negative errno from stat. One system call. Loop thread. */
+int ph_server_check_path(const ph_server *s, const char **ret_path);
 /* True when the listener came from systemd (socket activation). */
 bool ph_server_activated(const ph_server *s);
 

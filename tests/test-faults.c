@@ -793,6 +793,54 @@ START_TEST(test_init_segv_line)
 }
 END_TEST
 
+/* The other signals that kill: a trap (int3), and ones a plugin raises
+ * (SIGUSR1, the first real-time signal) get the line too, and the daemon
+ * still dies of them. */
+START_TEST(test_call_trap_line)
+{
+        char *json;
+
+        du_init(&d);
+        du_add_plugin(&d, tu_fixture("behave-v1.so"), "behave.so");
+        du_start(&d);
+        load_ok("behave");
+        json = call_json("behave", "Trap", NULL);
+        send_fatal(json);
+        free(json);
+        assert_crash_line(SIGTRAP, "plughostd: fatal: signal 5 (SIGTRAP) in plugin behave, "
+                                   "call \"Trap\" (thread ");
+}
+END_TEST
+
+static void raise_line(int sig, const char *name)
+{
+        char params[64], line[256], *json;
+
+        du_init(&d);
+        du_add_plugin(&d, tu_fixture("behave-v1.so"), "behave.so");
+        du_start(&d);
+        load_ok("behave");
+        snprintf(params, sizeof(params), "{\"signal\":%d}", sig);
+        json = call_json("behave", "Raise", params);
+        send_fatal(json);
+        free(json);
+        snprintf(line, sizeof(line), "plughostd: fatal: signal %d (%s) in plugin behave, call \"Raise\" "
+                 "(thread ", sig, name);
+        assert_crash_line(sig, line);
+}
+
+START_TEST(test_call_usr1_line)
+{
+        raise_line(SIGUSR1, "SIGUSR1");
+}
+END_TEST
+
+START_TEST(test_call_rtmin_line)
+{
+        raise_line(SIGRTMIN, "SIGRTMIN+0");
+}
+END_TEST
+
 /* A plugin takes SIGTERM (a handler of its own, or SIG_IGN): SIGTERM
  * still stops the daemon, cleanly and soon. */
 static void sigterm_taken(const char *params)
@@ -828,41 +876,91 @@ START_TEST(test_sigterm_plugin_ignores)
 }
 END_TEST
 
-/* A plugin closes (or dup2s over) the listening socket: the daemon says
- * so and exits with a failure within a few seconds, for systemd to restart
- * it. */
-static void listen_lost(const char *params)
+/* A plugin ignores SIGTERM and unblocks it on a thread of its own, where
+ * the kernel delivers it: within a second the daemon puts its handler
+ * back, with a warning, and a single SIGTERM after that stops it. */
+START_TEST(test_sigterm_plugin_thread)
 {
-        long long t0;
         int status;
         json_t *r;
 
         du_init(&d);
         du_add_plugin(&d, tu_fixture("behave-v1.so"), "behave.so");
         du_start(&d);
-        r = call("behave", "CloseListen", params);
-        ck_assert_int_ge(du_int(ok(r), "result.closed"), 1);
+        r = call("behave", "SigtermThread", NULL);
+        ok(r);
         json_decref(r);
-        t0 = now_ms();
-        status = wait_exit(3000);
+        nap_ms(1500);
+        ck_assert_int_eq(kill(d.pid, SIGTERM), 0);
+        status = wait_exit(WAIT_MS);
+        if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                dump_log();
+        ck_assert_msg(status != -1, "plughostd still runs %d ms after SIGTERM", WAIT_MS);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "plughostd ended with status 0x%x",
+                      status);
+        ck_assert(log_has("Terminated: stopping"));
+        ck_assert(log_has("the disposition of SIGTERM was changed to SIG_IGN, by plugin code: restored"));
+}
+END_TEST
+
+/* Waits for the daemon to exit with EXIT_FAILURE within 3 s, logging why. */
+static void assert_exit_failure(const char *what, const char *log_text)
+{
+        long long t0 = now_ms();
+        int status = wait_exit(3000);
+
         if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != EXIT_FAILURE)
                 dump_log();
-        ck_assert_msg(status != -1, "plughostd still runs 3 s after its socket was closed");
+        ck_assert_msg(status != -1, "plughostd still runs 3 s after %s", what);
         ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == EXIT_FAILURE,
                       "plughostd ended with status 0x%x", status);
-        ck_assert(log_has("the listening socket was lost"));
-        fprintf(stderr, "listen_lost: exit %lld ms after the close\n", now_ms() - t0);
+        ck_assert_msg(log_has(log_text), "the log lacks '%s'", log_text);
+        fprintf(stderr, "%s: exit %lld ms after\n", what, now_ms() - t0);
+}
+
+/* A plugin closes (or dup2s over, or shuts down) the listening socket:
+ * the daemon says so and exits with a failure within a few seconds, for
+ * systemd to restart it. */
+static void listen_lost(const char *method, const char *params, const char *count)
+{
+        json_t *r;
+
+        du_init(&d);
+        du_add_plugin(&d, tu_fixture("behave-v1.so"), "behave.so");
+        du_start(&d);
+        r = call("behave", method, params);
+        ck_assert_int_ge(du_int(ok(r), count), 1);
+        json_decref(r);
+        assert_exit_failure(method, "the listening socket was lost");
 }
 
 START_TEST(test_listen_closed)
 {
-        listen_lost(NULL);
+        listen_lost("CloseListen", NULL, "result.closed");
 }
 END_TEST
 
 START_TEST(test_listen_dup2)
 {
-        listen_lost("{\"dup2\":true}");
+        listen_lost("CloseListen", "{\"dup2\":true}", "result.closed");
+}
+END_TEST
+
+START_TEST(test_listen_shutdown)
+{
+        listen_lost("ShutdownListen", NULL, "result.shut");
+}
+END_TEST
+
+/* The socket file the daemon made is removed: nobody can connect, so it
+ * exits with a failure, to be restarted and make it again. */
+START_TEST(test_socket_unlinked)
+{
+        du_init(&d);
+        du_start(&d);
+        ck_assert_int_eq(unlink(d.socket), 0);
+        assert_exit_failure("unlink", "was removed or replaced");
+        ck_assert(log_has(d.socket));
 }
 END_TEST
 
@@ -1404,6 +1502,9 @@ int main(void)
         tcase_add_test(crash, test_call_segv_line);
         tcase_add_test(crash, test_call_abort_line);
         tcase_add_test(crash, test_init_segv_line);
+        tcase_add_test(crash, test_call_trap_line);
+        tcase_add_test(crash, test_call_usr1_line);
+        tcase_add_test(crash, test_call_rtmin_line);
         suite_add_tcase(s, crash);
 
         tcase_add_checked_fixture(inproc, NULL, teardown);
@@ -1411,7 +1512,10 @@ int main(void)
         tcase_add_test(inproc, test_sigterm_plugin_handler);
         tcase_add_test(inproc, test_sigterm_plugin_ignores);
         tcase_add_test(inproc, test_listen_closed);
+        tcase_add_test(inproc, test_sigterm_plugin_thread);
         tcase_add_test(inproc, test_listen_dup2);
+        tcase_add_test(inproc, test_listen_shutdown);
+        tcase_add_test(inproc, test_socket_unlinked);
         suite_add_tcase(s, inproc);
 
         tcase_add_checked_fixture(file, NULL, teardown);

@@ -904,8 +904,22 @@ bool ph_life_finalising(ph_daemon *d)
         return atomic_load(&d->garbage) || d->reaps_running > 0;
 }
 
+/* An isolated plugin's worker faulted too often between calls. */
+static void life_worker_quarantined(void *handle, const char *why, void *userdata)
+{
+        ph_daemon *d = userdata;
+
+        for (ph_plugin *p = ph_registry_first(d->reg); p; p = ph_registry_next(d->reg, p))
+                if (p->life && p->life->serving &&
+                    ph_instance_runner_handle(p->life->serving->inst) == handle) {
+                        life_quarantine(d, p, why);
+                        return;
+                }
+}
+
 int ph_life_reaper_init(ph_daemon *d)
 {
+        ph_worker_set_quarantine_cb(life_worker_quarantined, d);
         d->reap_async.data = d;
         atomic_init(&d->reap_queued, false);
         atomic_init(&d->garbage, false);

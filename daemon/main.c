@@ -304,8 +304,9 @@ static uint64_t stop_deadline;
 static void stop_poll_cb(uv_timer_t *t)
 {
         ph_daemon *d = t->data;
+        /* ph_ops_running: isolated calls hold no pool thread, but drain too. */
         bool busy = ph_life_finalising(d) || ph_pool_busy(d->pool) > 0 ||
-                    ph_scanner_busy(d->scanner);
+                    ph_ops_running(d->ops) > 0 || ph_scanner_busy(d->scanner);
 
         if (busy && uv_now(d->loop) < stop_deadline) {
                 /* Draining slow calls: tell systemd how much longer. */

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "crash.h"
@@ -328,7 +329,10 @@ static void op_wcall_done(ph_wcall *c)
 
         op->r = c->r;
         op->fault = c->fault;
-        op->abandoned = c->r == -ECANCELED && c->cancelled;
+        /* Not run (nobody waited any more, or its deadline passed before
+         * the worker came to it): counted nowhere, as a call taken back. */
+        op->abandoned = c->cancelled && (c->r == -ECANCELED ||
+                                         (c->r == -ETIMEDOUT && c->fault.kind == PH_FAULT_NONE));
         if (op->r < 0) {
                 free(c->result);
                 op->call_failed = true;
@@ -358,8 +362,17 @@ int ph_op_submit(ph_op *op, bool has_uid, uid_t uid)
                 /* No plugin thread: the loop talks to the worker. It counts
                  * as started (it cannot be taken back). */
                 atomic_store_explicit(&op->started, true, memory_order_relaxed);
+                uint64_t due = op->started_ms + (uint64_t)(op->cfg->call_timeout_sec * 1000.0);
+                uint64_t now = uv_now(op->ops->loop);
+                struct timespec ts;
+
+                /* Its client's deadline, on the clock the worker reads. */
+                clock_gettime(CLOCK_MONOTONIC, &ts);
                 op->wcall = (ph_wcall){ .method = op->method, .params = op->params, .err = op->err,
-                                        .err_size = sizeof(op->err), .done = op_wcall_done };
+                                        .err_size = sizeof(op->err), .done = op_wcall_done,
+                                        .deadline_ms = (uint64_t)ts.tv_sec * 1000u +
+                                                       (uint64_t)ts.tv_nsec / 1000000u +
+                                                       (due > now ? due - now : 0) };
                 ph_worker_call_async(worker, op->ops->loop, op->ops->pool, &op->wcall);
         }
         return 0;

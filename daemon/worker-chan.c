@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <fcntl.h>
+#include <poll.h>
 
 #include "log.h"
 #include "pool.h"
@@ -28,6 +29,8 @@ typedef struct wk_chan {
         ph_wcall *head, *tail;          /* sent, not answered, in order */
         pid_t pid;
         bool timed_out;                 /* we killed it at the head's deadline */
+        bool graced;                    /* the head's deadline waited once for I/O */
+        uint64_t next_id;
 } wk_chan;
 
 typedef enum { SIDE_IDLE, SIDE_REAPING, SIDE_STARTING } side_job;
@@ -153,7 +156,19 @@ static void chan_close(wk_chan *ch)
 static void deadline_cb(uv_timer_t *t)
 {
         wk_chan *ch = t->data;
+        struct pollfd pfd = { .events = POLLIN };
+        uv_os_fd_t fd;
 
+        /* libuv runs timers before I/O: an answer may be waiting already
+         * (a slow loop iteration). Read it first, once. */
+        if (!ch->graced && uv_fileno((uv_handle_t *)&ch->pipe, &fd) == 0) {
+                pfd.fd = fd;
+                if (poll(&pfd, 1, 0) > 0) {
+                        ch->graced = true;
+                        uv_timer_start(&ch->deadline, deadline_cb, 10, 0);
+                        return;
+                }
+        }
         /* Real cancellation: the worker goes, threads and all; its EOF
          * comes next and the reap says the rest. */
         ch->timed_out = true;
@@ -161,13 +176,21 @@ static void deadline_cb(uv_timer_t *t)
         kill(ch->pid, SIGKILL);
 }
 
-/* The head's deadline runs from when it became the worker's current call. */
+/* The head's deadline is its client's (the worker does not start a call
+ * past it, and is killed if the head runs past it); a call without one
+ * gets CallTimeoutSec= from when it became the head. */
 static void chan_arm(wk_chan *ch)
 {
-        if (ch->head)
-                uv_timer_start(&ch->deadline, deadline_cb, ch->side->w->timeout_ms, 0);
-        else
+        uint64_t now = wk_now_ms(), in;
+
+        ch->graced = false;
+        if (!ch->head) {
                 uv_timer_stop(&ch->deadline);
+                return;
+        }
+        in = ch->head->deadline_ms ? (ch->head->deadline_ms > now ? ch->head->deadline_ms - now : 0)
+                                   : ch->side->w->timeout_ms;
+        uv_timer_start(&ch->deadline, deadline_cb, in, 0);
 }
 
 /* The worker is gone (or must go): its current call waits for the reap's
@@ -206,8 +229,12 @@ static int chan_answer(wk_chan *ch, const char *msg, size_t len)
 {
         ph_wcall *c = ch->head;
         json_t *reply = json_loadb(msg, len, 0, NULL), *result;
+        json_int_t id = -1;
 
-        if (!c || !reply) {
+        /* An answer for the head, by its id: a frame sent ahead of time
+         * cannot shift answers onto other calls (other clients'). */
+        json_unpack(reply, "{s:{s:I}}", "parameters", "id", &id);
+        if (!c || !reply || id != (json_int_t)c->id) {
                 json_decref(reply);
                 return -EPROTO;
         }
@@ -284,14 +311,20 @@ static void chan_written(uv_write_t *req, int status)
 
 static void chan_send(wk_chan *ch, ph_wcall *c)
 {
-        json_t *msg = json_pack("{s:s, s:{s:s, s:s}}", "method", PH_WORKER_CALL, "parameters",
-                                "method", c->method, "params", c->params ? c->params : "{}");
-        char *text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
-        size_t len = text ? strlen(text) + 1 : 0;
-        chan_write *wr = text ? malloc(sizeof(*wr) + len) : NULL;
-        uv_buf_t buf;
         bool first = !ch->head;
+        chan_write *wr;
+        uv_buf_t buf;
+        json_t *msg;
+        char *text;
+        size_t len;
 
+        c->id = ++ch->next_id;
+        msg = json_pack("{s:s, s:{s:s, s:s, s:I, s:I}}", "method", PH_WORKER_CALL, "parameters",
+                        "method", c->method, "params", c->params ? c->params : "{}", "id",
+                        (json_int_t)c->id, "deadline", (json_int_t)c->deadline_ms);
+        text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
+        len = text ? strlen(text) + 1 : 0;
+        wr = text ? malloc(sizeof(*wr) + len) : NULL;
         json_decref(msg);
         q_push(&ch->head, &ch->tail, c);
         if (first)
@@ -397,15 +430,33 @@ static bool side_quarantined(wk_side *s)
         return q;
 }
 
+static void (*quarantine_cb)(void *handle, const char *why, void *userdata);
+static void *quarantine_userdata;
+
+void ph_worker_set_quarantine_cb(void (*cb)(void *handle, const char *why, void *userdata),
+                                 void *userdata)
+{
+        quarantine_cb = cb;
+        quarantine_userdata = userdata;
+}
+
 static void job_done(ph_job *j)
 {
         wk_side *s = (wk_side *)((char *)j - offsetof(wk_side, job));
         side_job kind = s->kind;
+        char why[PH_NAME_MAX + sizeof(s->fault.what) + 128] = "";
+        wk *w = s->w;
         ph_fault q;
 
         s->kind = SIDE_IDLE;
         if (kind == SIDE_REAPING) {
                 ph_wcall *c = s->victim;
+
+                /* A fault with no call to carry it (the worker died between
+                 * calls, or sent what nobody asked for) still counts. */
+                if (!c && s->fault.quarantined_now)
+                        snprintf(why, sizeof(why), "%s: the worker faulted (%s); quarantined after "
+                                 "too many faults, until its file changes", w->name, s->fault.what);
 
                 s->victim = NULL;
                 if (c) {
@@ -441,6 +492,9 @@ static void job_done(ph_job *j)
                 fail_pending(s, &q, -EIO, q.what);
         }
         side_kick(s);
+        /* Last: the lifecycle may retire the instance, and detach s. */
+        if (why[0] && quarantine_cb)
+                quarantine_cb(w, why, quarantine_userdata);
 }
 
 static void side_submit(wk_side *s, side_job kind)

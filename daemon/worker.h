@@ -69,6 +69,10 @@ typedef struct ph_wcall {
         size_t err_size;
         void (*done)(struct ph_wcall *c);       /* loop thread; never inside
                                                  * ph_worker_call_async */
+        uint64_t deadline_ms;           /* CLOCK_MONOTONIC ms: its client's deadline; the
+                                         * worker does not start it later, and the
+                                         * worker is killed if it still runs then */
+        uint64_t id;                    /* the worker's; answers carry it */
         bool cancelled;                 /* set by the caller when nobody waits for it
                                          * any more: if not sent yet (or sent to a
                                          * worker that died before it ran), it is not
@@ -84,11 +88,17 @@ typedef struct ph_wcall {
  * in flight (the worker runs them one at a time, in order); starts a
  * worker first when none runs (after the backoff of the last fault, on a
  * plugin thread). A call whose worker faults (crash, exit, hang-up, or
- * its deadline of CallTimeoutSec= from the moment it is the worker's
- * current call, which kills it) gets that fault; the calls behind it were
+ * its deadline, c->deadline_ms, passing while the worker runs it,
+ * which kills it) gets that fault; the calls behind it were
  * not run and go to the next worker. While a call is outstanding, the
  * instance of handle must stay alive. Loop thread. */
 void ph_worker_call_async(void *handle, uv_loop_t *loop, struct ph_pool *pool, ph_wcall *c);
+
+/* cb(handle, why, userdata) runs on the loop when a generation is
+ * quarantined by faults that no call carried (its worker died between
+ * calls); a call that faults carries quarantined_now instead. */
+void ph_worker_set_quarantine_cb(void (*cb)(void *handle, const char *why, void *userdata),
+                                 void *userdata);
 
 /* The loop lets go of the worker (no call is outstanding): before the
  * instance's reference is dropped, so that its stop can run elsewhere.

@@ -324,6 +324,167 @@ START_TEST(test_directory_section_applies)
 }
 END_TEST
 
+static void send_call(du_conn *c, const char *method, const char *params)
+{
+        char *req;
+
+        ck_assert_int_ge(asprintf(&req, "{\"method\":\"io.plughost.Call\",\"parameters\":"
+                                        "{\"name\":\"fault\",\"method\":\"%s\",\"parameters\":%s}}",
+                                  method, params ? params : "{}"), 0);
+        du_send(c, req);
+        free(req);
+}
+
+/* Calls pipelined to the worker whose client's deadline passes before
+ * the worker comes to them do not run (the worker's queue is no way
+ * around CallTimeoutSec=): the one running past its deadline is killed,
+ * the one behind it is not run anywhere. */
+START_TEST(test_queued_past_deadline_not_run)
+{
+        du_conn *c;
+        json_t *r;
+
+        start(NULL);
+        load_ok("fault");
+        c = du_connect(&d);
+        for (int i = 0; i < 3; i++)
+                send_call(c, "Sleep", "{\"ms\":1500}");
+        r = du_recv(c);
+        ck_assert_msg(!du_error(r), "first Sleep: %s", du_error(r));
+        json_decref(r);
+        for (int i = 0; i < 2; i++) {
+                r = du_recv(c);
+                ck_assert_str_eq(du_error(r) ? du_error(r) : "(ok)", "io.plughost.Timeout");
+                json_decref(r);
+        }
+        du_close(c);
+        du2_nap_ms(500);
+        for (long long end = du2_now_ms() + WAIT_MS;; du2_nap_ms(100)) {
+                r = call("fault", "Count", NULL);
+                if (!du_error(r))
+                        break;
+                ck_assert_msg(du2_now_ms() < end, "Count: %s", du_error(r));
+                json_decref(r);
+        }
+        /* A fresh worker, which ran nothing before: the third Sleep never ran. */
+        ck_assert_int_eq(du_int(du_params(r), "result.count"), 1);
+        json_decref(r);
+}
+END_TEST
+
+/* Five faults between calls (a plugin thread crashing its worker while
+ * idle) quarantine the plugin as five in calls do: state, Load refused,
+ * Unload no way out. */
+START_TEST(test_quarantine_between_calls)
+{
+        json_t *r;
+        int faults = 0;
+
+        start(NULL);
+        load_ok("fault");
+        for (long long end = du2_now_ms() + 4 * WAIT_MS; faults < 5 && du2_now_ms() < end;) {
+                r = call("fault", "Later", NULL);
+                if (!du_error(r)) {
+                        du2_nap_ms(400);
+                        faults++;
+                } else {
+                        du2_nap_ms(100);
+                }
+                json_decref(r);
+        }
+        ck_assert_int_eq(faults, 5);
+        ck_assert(du2_wait_state(&d, "fault", "quarantined", WAIT_MS));
+        r = du_request(&d, "{\"method\":\"io.plughost.Unload\",\"parameters\":{\"name\":\"fault\"}}");
+        json_decref(r);
+        r = load("fault");
+        ck_assert_str_eq(du_error(r) ? du_error(r) : "(ok)", "io.plughost.LoadFailed");
+        json_decref(r);
+}
+END_TEST
+
+/* SIGTERM lets an isolated call in flight finish and answers it, as it
+ * does for one in the daemon. */
+START_TEST(test_sigterm_drains_isolated_calls)
+{
+        du_conn *c;
+        json_t *r;
+
+        start(NULL);
+        load_ok("fault");
+        c = du_connect(&d);
+        send_call(c, "Sleep", "{\"ms\":1000}");
+        du2_nap_ms(300);
+        ck_assert_int_eq(kill(d.pid, SIGTERM), 0);
+        r = du_recv(c);
+        ck_assert_msg(r && !du_error(r), "Sleep during the stop: %s", r ? du_error(r) : "EOF");
+        ck_assert_int_eq(du_int(du_params(r), "result.slept"), 1000);
+        json_decref(r);
+        du_close(c);
+        du_wait_stop(&d);
+}
+END_TEST
+
+/* An answer the plugin writes itself, ahead of time, is not taken for
+ * the next call's (another client's): the worker is killed for it, and
+ * every queued call gets its own answer. */
+START_TEST(test_forged_answer_shifts_nothing)
+{
+        du_conn *c;
+        json_t *r;
+
+        start(NULL);
+        load_ok("fault");
+        c = du_connect(&d);
+        send_call(c, "Twice", NULL);
+        send_call(c, "Echo", "{\"x\":1}");
+        send_call(c, "Echo", "{\"x\":2}");
+        r = du_recv(c);
+        ck_assert_str_eq(du_error(r) ? du_error(r) : "(ok)", "io.plughost.PluginCrashed");
+        json_decref(r);
+        for (int i = 1; i <= 2; i++) {
+                r = du_recv(c);
+                ck_assert_msg(!du_error(r), "Echo %d: %s", i, du_error(r));
+                ck_assert_int_eq(du_int(du_params(r), "result.echo.x"), i);
+                json_decref(r);
+        }
+        du_close(c);
+}
+END_TEST
+
+/* A loop that was late (stopped for a while) finds the head's answer in
+ * the socket when its deadline timer fires: the worker is not killed and
+ * the next call is not blamed. */
+START_TEST(test_late_loop_kills_nobody)
+{
+        du_conn *a, *b;
+        json_t *r, *info, *w;
+
+        start(NULL);
+        load_ok("fault");
+        a = du_connect(&d);
+        b = du_connect(&d);
+        send_call(a, "Sleep", "{\"ms\":1000}");
+        du2_nap_ms(700);
+        send_call(b, "Echo", "{\"x\":1}");
+        du2_nap_ms(300);
+        ck_assert_int_eq(kill(d.pid, SIGSTOP), 0);
+        du2_nap_ms(2500);       /* past the first call's deadline (2 s) */
+        ck_assert_int_eq(kill(d.pid, SIGCONT), 0);
+        r = du_recv(a);
+        json_decref(r);         /* Timeout or its answer: the loop was late */
+        r = du_recv(b);
+        ck_assert_msg(!du_error(r), "the queued Echo: %s: %s", du_error(r),
+                      du_str(du_params(r), "message"));
+        json_decref(r);
+        info = du2_info(&d, "fault");
+        w = json_object_get(json_object_get(info, "plugin"), "worker");
+        ck_assert_int_eq(json_integer_value(json_object_get(w, "faults")), 0);
+        json_decref(info);
+        du_close(a);
+        du_close(b);
+}
+END_TEST
+
 /* A call that never returns is answered Timeout and its worker killed:
  * real cancellation, so nothing keeps a thread. */
 START_TEST(test_call_loop)
@@ -778,6 +939,11 @@ int main(void)
         add_case(s, "call_loop", test_call_loop, 60);
         add_case(s, "queued_calls_survive_crash", test_queued_calls_survive_crash, 60);
         add_case(s, "abandoned_queued_call_not_rerun", test_abandoned_queued_call_not_rerun, 60);
+        add_case(s, "queued_past_deadline_not_run", test_queued_past_deadline_not_run, 60);
+        add_case(s, "quarantine_between_calls", test_quarantine_between_calls, 120);
+        add_case(s, "sigterm_drains_isolated_calls", test_sigterm_drains_isolated_calls, 60);
+        add_case(s, "forged_answer_shifts_nothing", test_forged_answer_shifts_nothing, 60);
+        add_case(s, "late_loop_kills_nobody", test_late_loop_kills_nobody, 60);
         add_case(s, "default_user_and_nproc", test_default_user_and_nproc, 60);
         add_case(s, "config_refused", test_config_refused, 120);
         add_case(s, "directory_section_applies", test_directory_section_applies, 60);

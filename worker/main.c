@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../lib/instance-internal.h"
@@ -104,6 +105,23 @@ static int send_failed(int r, const char *message)
 {
         return send_json(json_pack("{s:s, s:{s:i, s:s}}", "error", PH_WORKER_FAILED, "parameters",
                                    "errno", r < 0 ? -r : EIO, "message", message));
+}
+
+/* A call's answer carries the call's id: the daemon matches answers to
+ * calls by it, not by position alone. */
+static int send_call_failed(json_int_t id, int r, const char *message)
+{
+        return send_json(json_pack("{s:s, s:{s:I, s:i, s:s}}", "error", PH_WORKER_FAILED,
+                                   "parameters", "id", id, "errno", r < 0 ? -r : EIO, "message",
+                                   message));
+}
+
+static uint64_t mono_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 /* The next message, parsed; an fd that came with it goes to *ret_fd (or is
@@ -247,22 +265,27 @@ static int worker_call(worker *w, json_t *params)
 {
         const char *method, *args;
         char err[1024] = "", *result = NULL;
+        json_int_t id = 0, deadline = 0;
         json_t *res;
         int r;
 
-        if (json_unpack(params, "{s:s, s:s}", "method", &method, "params", &args) < 0)
+        if (json_unpack(params, "{s:s, s:s, s?I, s?I}", "method", &method, "params", &args, "id",
+                        &id, "deadline", &deadline) < 0)
                 return send_failed(-EPROTO, "malformed Call");
+        /* Its client was told Timeout already: it does not run. */
+        if (deadline > 0 && mono_ms() >= (uint64_t)deadline)
+                return send_call_failed(id, -ETIMEDOUT, "its deadline passed before it ran");
         r = ph_instance_call(w->inst, method, args, &result, err, sizeof(err));
         if (r < 0) {
                 free(result);
-                return send_failed(r, err);
+                return send_call_failed(id, r, err);
         }
         /* Not UTF-8 is not JSON either: refused here as the daemon would. */
         res = result ? json_stringn(result, strlen(result)) : json_null();
         free(result);
         if (!res)
-                return send_failed(-EINVAL, "the result is not valid UTF-8 text");
-        return send_json(json_pack("{s:{s:o}}", "parameters", "result", res));
+                return send_call_failed(id, -EINVAL, "the result is not valid UTF-8 text");
+        return send_json(json_pack("{s:{s:I, s:o}}", "parameters", "id", id, "result", res));
 }
 
 /* Messages until Stop or the daemon's end. */

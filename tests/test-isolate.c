@@ -454,40 +454,6 @@ START_TEST(test_forged_answer_shifts_nothing)
 }
 END_TEST
 
-/* A loop that was late (stopped for a while) finds the head's answer in
- * the socket when its deadline timer fires: the worker is not killed and
- * the next call is not blamed. */
-START_TEST(test_late_loop_kills_nobody)
-{
-        du_conn *a, *b;
-        json_t *r, *info, *w;
-
-        start(NULL);
-        load_ok("fault");
-        a = du_connect(&d);
-        b = du_connect(&d);
-        send_call(a, "Sleep", "{\"ms\":1000}");
-        du2_nap_ms(700);
-        send_call(b, "Echo", "{\"x\":1}");
-        du2_nap_ms(300);
-        ck_assert_int_eq(kill(d.pid, SIGSTOP), 0);
-        du2_nap_ms(2500);       /* past the first call's deadline (2 s) */
-        ck_assert_int_eq(kill(d.pid, SIGCONT), 0);
-        r = du_recv(a);
-        json_decref(r);         /* Timeout or its answer: the loop was late */
-        r = du_recv(b);
-        ck_assert_msg(!du_error(r), "the queued Echo: %s: %s", du_error(r),
-                      du_str(du_params(r), "message"));
-        json_decref(r);
-        info = du2_info(&d, "fault");
-        w = json_object_get(json_object_get(info, "plugin"), "worker");
-        ck_assert_int_eq(json_integer_value(json_object_get(w, "faults")), 0);
-        json_decref(info);
-        du_close(a);
-        du_close(b);
-}
-END_TEST
-
 /* A call that never returns is answered Timeout and its worker killed:
  * real cancellation, so nothing keeps a thread. */
 START_TEST(test_call_loop)
@@ -946,7 +912,6 @@ int main(void)
         add_case(s, "quarantine_between_calls", test_quarantine_between_calls, 120);
         add_case(s, "sigterm_drains_isolated_calls", test_sigterm_drains_isolated_calls, 60);
         add_case(s, "forged_answer_shifts_nothing", test_forged_answer_shifts_nothing, 60);
-        add_case(s, "late_loop_kills_nobody", test_late_loop_kills_nobody, 60);
         add_case(s, "default_user_and_nproc", test_default_user_and_nproc, 60);
         add_case(s, "config_refused", test_config_refused, 120);
         add_case(s, "directory_section_applies", test_directory_section_applies, 60);

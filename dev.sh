@@ -83,7 +83,13 @@ check_dir() {
                         e=$(sed -E 's/.*Errors: ([0-9]+).*/\1/' <<<"$line")
                         passed=$((passed + n - f - e))
                         failed=$((failed + f + e))
-                        if [ $((f + e)) -gt 0 ]; then grep -E ':[FES]:|^SUMMARY: ' "$log" | sed "s/^/[$label]   /" || true; fi
+                        # On failure: Check's lines, and what a daemon said
+                        # as it died (its error lines, a sanitizer's report).
+                        if [ $((f + e)) -gt 0 ]; then
+                                grep -E ':[FES]:|^SUMMARY: ' "$log" | sed "s/^/[$label]   /" || true
+                                grep -E 'plughostd: err:|^<3>|ERROR: [A-Za-z]+Sanitizer|runtime error:' "$log" |
+                                        head -n 20 | sed "s/^/[$label]   log: /" || true
+                        fi
                         # A suite that crashed after its summary still fails.
                         if ! grep -q '^:test-result: PASS' "$trs" && [ $((f + e)) -eq 0 ]; then
                                 echo "[$label] $name: exited non-zero"; failed=$((failed + 1))

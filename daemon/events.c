@@ -1,5 +1,6 @@
 /* Monitor events and their log lines: one place builds both. */
 #include <jansson.h>
+#include <string.h>
 
 #include "events.h"
 #include "log.h"
@@ -9,6 +10,7 @@ static const char *const event_names[_PH_EVENT_MAX] = {
         [PH_EVENT_ADDED] = "added", [PH_EVENT_CHANGED] = "changed",
         [PH_EVENT_REMOVED] = "removed", [PH_EVENT_LOADED] = "loaded",
         [PH_EVENT_UNLOADED] = "unloaded", [PH_EVENT_FAILED] = "failed",
+        [PH_EVENT_REJECTED] = "rejected",
 };
 
 const char *ph_event_kind_name(ph_event_kind k)
@@ -16,27 +18,90 @@ const char *ph_event_kind_name(ph_event_kind k)
         return (unsigned)k < _PH_EVENT_MAX ? event_names[k] : "unknown";
 }
 
-void ph_event_emit(struct ph_server *srv, ph_event_kind kind, const char *name,
-                   const char *version, uint64_t generation, const char *message)
+static const struct {
+        const char *reason;
+        const char *fix;
+} fixes[] = {
+        { "untrusted", "make the file (and its directories) owned by root or the daemon's user and "
+                       "writable by nobody else, e.g. chown root: FILE && chmod 0644 FILE" },
+        { "shadowed", "remove the file you do not want, or give the one you want a higher version" },
+        { "not-regular", "place a regular file; symlinks, devices and directories are never followed" },
+        { "not-elf", "place a shared object built with -shared -fPIC, or move the file out" },
+        { "wrong-class", "rebuild the plugin for this machine's word size" },
+        { "wrong-byte-order", "rebuild the plugin for this machine" },
+        { "wrong-machine", "rebuild the plugin for this machine" },
+        { "not-shared-object", "link it with -shared -fPIC" },
+        { "debug-only", "keep separate debug-symbol files out of plugin directories" },
+        { "truncated", "the file is incomplete: copy it to a dotfile in the directory, then rename "
+                       "it into place" },
+        { "no-metadata", "declare it with PLUGHOST_PLUGIN (plughost/plugin.h); see the plugin guide" },
+        { "bad-metadata", "fix the metadata; `plughostctl inspect FILE` shows what is wrong" },
+        { "abi-too-new", "rebuild it against this host's plughost SDK" },
+        { "too-large", "shrink it: the message names the limit it exceeds" },
+        { "io-error", "check the file's permissions and the disk" },
+};
+
+const char *ph_event_fix(const char *reason)
+{
+        if (!reason)
+                return NULL;
+        for (size_t i = 0; i < sizeof(fixes) / sizeof(fixes[0]); i++)
+                if (strcmp(fixes[i].reason, reason) == 0)
+                        return fixes[i].fix;
+        return NULL;
+}
+
+static void event_log(const ph_event *ev)
+{
+        ph_log_ctx ctx = { .plugin = ev->name, .file = ev->file, .reason = ev->reason, .uid = ev->uid };
+        const char *msg = ev->message ? ev->message : "";
+        const char *sep = ev->message ? ": " : "";
+        const char *fix = ev->fix ? "; fix: " : "", *fixtext = ev->fix ? ev->fix : "";
+
+        switch (ev->kind) {
+        case PH_EVENT_REJECTED:
+                ph_log_fields(PH_LOG_WARNING, &ctx, "%s refused: %s%s%s%s%s", ev->file ? ev->file : "?",
+                              ev->reason ? ev->reason : "refused", sep, msg, fix, fixtext);
+                return;
+        case PH_EVENT_FAILED:
+                ph_log_fields(PH_LOG_WARNING, &ctx, "plugin %s: %s%s%s", ev->name,
+                              ev->message ? ev->message : "failed", fix, fixtext);
+                return;
+        case PH_EVENT_REMOVED:
+                ph_log_fields(ev->reason && strcmp(ev->reason, "deleted") != 0 ? PH_LOG_WARNING
+                                                                              : PH_LOG_INFO,
+                              &ctx, "plugin %s removed%s%s", ev->name, sep, msg);
+                return;
+        default:
+                ph_log_fields(PH_LOG_INFO, &ctx, "plugin %s %s%s%s%s%s", ev->name,
+                              ph_event_kind_name(ev->kind), sep, msg, fix, fixtext);
+                return;
+        }
+}
+
+void ph_event_emit(struct ph_server *srv, const ph_event *e)
 {
         json_t *ev;
 
-        if (kind == PH_EVENT_FAILED)
-                log_warning("plugin %s: %s", name, message ? message : "failed");
-        else if (message)
-                log_info("plugin %s %s: %s", name, ph_event_kind_name(kind), message);
-        else
-                log_info("plugin %s %s", name, ph_event_kind_name(kind));
+        event_log(e);
         if (!srv)
                 return;
-        ev = json_pack("{s:s, s:s}", "kind", ph_event_kind_name(kind), "name", name);
+        ev = json_pack("{s:s}", "kind", ph_event_kind_name(e->kind));
         if (!ev)
                 return;
-        if (version)
-                json_object_set_new(ev, "version", json_string(version));
-        if (generation)
-                json_object_set_new(ev, "generation", json_integer((json_int_t)generation));
-        if (message)
-                json_object_set_new(ev, "message", json_string(message));
+        if (e->name)
+                json_object_set_new(ev, "name", json_string(e->name));
+        if (e->version)
+                json_object_set_new(ev, "version", json_string(e->version));
+        if (e->generation)
+                json_object_set_new(ev, "generation", json_integer((json_int_t)e->generation));
+        if (e->file)
+                json_object_set_new(ev, "file", json_string(e->file));
+        if (e->reason)
+                json_object_set_new(ev, "reason", json_string(e->reason));
+        if (e->message)
+                json_object_set_new(ev, "message", json_string(e->message));
+        if (e->fix)
+                json_object_set_new(ev, "fix", json_string(e->fix));
         ph_server_broadcast(srv, ev);
 }

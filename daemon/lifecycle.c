@@ -84,9 +84,42 @@ static void emit_for(ph_daemon *d, ph_event_kind kind, const ph_plugin *p, const
                      const char *message)
 {
         const ph_meta *m = srv ? ph_instance_meta(srv->inst) : p->file ? p->file->meta : NULL;
-        uint64_t gen = srv ? srv->generation : p->file ? p->file->generation : 0;
+        ph_event ev = { .kind = kind, .name = p->name, .version = m ? m->version : NULL,
+                        .generation = srv ? srv->generation : p->file ? p->file->generation : 0,
+                        .file = p->file ? p->file->path : NULL, .message = message, .uid = -1 };
 
-        ph_event_emit(d->server, kind, p->name, m ? m->version : NULL, gen, message);
+        ph_event_emit(d->server, &ev);
+}
+
+/* An event the registry explained: removed (its file went, or is refused
+ * now) or failed (a held plugin's new file was refused). */
+static void emit_why(ph_daemon *d, ph_event_kind kind, const ph_plugin *p, const ph_registry_why *why)
+{
+        const ph_serving *srv = p->life ? p->life->serving : NULL;
+        const ph_meta *m = srv ? ph_instance_meta(srv->inst) : p->file ? p->file->meta : NULL;
+        ph_event ev = { .kind = kind, .name = p->name, .version = m ? m->version : NULL,
+                        .generation = p->file ? p->file->generation : 0, .uid = -1 };
+
+        if (why) {
+                ev.file = why->file;
+                ev.reason = why->reason;
+                ev.message = why->message;
+                ev.fix = ph_event_fix(why->reason);
+                ev.uid = why->uid;
+        }
+        ph_event_emit(d->server, &ev);
+}
+
+void ph_life_registry_rejected(const ph_file *f, void *userdata)
+{
+        ph_daemon *d = userdata;
+        const char *reason = ph_file_reason_name(f);
+        ph_event ev = { .kind = PH_EVENT_REJECTED, .name = f->meta ? f->meta->name : NULL,
+                        .version = f->meta ? f->meta->version : NULL, .generation = f->generation,
+                        .file = f->path, .reason = reason, .message = f->message,
+                        .fix = ph_event_fix(reason), .uid = f->owner };
+
+        ph_event_emit(d->server, &ev);
 }
 
 static void emit(ph_daemon *d, ph_event_kind kind, const ph_plugin *p, const char *message)
@@ -764,7 +797,8 @@ void ph_life_shutdown(ph_daemon *d)
         }
 }
 
-void ph_life_registry_event(ph_event_kind kind, ph_plugin *p, const char *message, void *userdata)
+void ph_life_registry_event(ph_event_kind kind, ph_plugin *p, const ph_registry_why *why,
+                            void *userdata)
 {
         ph_daemon *d = userdata;
         ph_life *l = p->life;
@@ -795,7 +829,7 @@ void ph_life_registry_event(ph_event_kind kind, ph_plugin *p, const char *messag
         case PH_EVENT_REMOVED:
                 if (!l)
                         return;
-                emit(d, kind, p, NULL);
+                emit_why(d, kind, p, why);
                 if (l->state == PH_PSTATE_LOADED)
                         d->n_loaded--;
                 {
@@ -818,8 +852,8 @@ void ph_life_registry_event(ph_event_kind kind, ph_plugin *p, const char *messag
                 /* A held plugin's new file was refused: it serves on. */
                 if (!l)
                         return;
-                set_error(l, message);
-                emit(d, kind, p, message);
+                set_error(l, why ? why->message : NULL);
+                emit_why(d, kind, p, why);
                 return;
         default:
                 return;

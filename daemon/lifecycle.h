@@ -71,7 +71,10 @@ typedef struct ph_life {
 } ph_life;
 
 /* The registry's hooks (userdata: the daemon). */
-void ph_life_registry_event(ph_event_kind kind, ph_plugin *p, const char *message, void *userdata);
+void ph_life_registry_event(ph_event_kind kind, ph_plugin *p, const ph_registry_why *why,
+                            void *userdata);
+/* A refused or shadowed file: a "rejected" event. */
+void ph_life_registry_rejected(const ph_file *f, void *userdata);
 bool ph_life_held(const ph_plugin *p, void *userdata);
 
 /* Load: answers r with the plugin once an instance of its current file

@@ -1,10 +1,13 @@
-/* plughostd logging to stderr; the journal gets priority prefixes. */
+/* plughostd logging to stderr; the journal gets priority prefixes, and
+ * lines with fields go to it natively (sd_journal_sendv). */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
+#include <systemd/sd-journal.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -53,30 +56,98 @@ int ph_log_level_from_string(const char *s)
         return -EINVAL;
 }
 
+/* Formats a message into line (at most size - 2 bytes, one line: a
+ * newline inside would forge a new entry); returns its length. */
+static int log_format(char *line, size_t size, const char *fmt, va_list ap)
+{
+        int n = vsnprintf(line, size - 1, fmt, ap);
+
+        if (n < 0)
+                n = 0;
+        if ((size_t)n > size - 2)
+                n = (int)size - 2;
+        for (char *p = line; p < line + n; p++)
+                if (*p == '\n' || *p == '\r')
+                        *p = ' ';
+        line[n] = '\0';
+        return n;
+}
+
+static void log_write(int level, const char *msg, int len)
+{
+        char line[2100];
+        int n;
+
+        if (log_journal)
+                n = snprintf(line, sizeof(line), "<%d>%.*s\n", level, len, msg);
+        else
+                n = snprintf(line, sizeof(line), "plughostd: %s: %.*s\n", level_names[level], len, msg);
+        if (n > (int)sizeof(line) - 1)
+                n = (int)sizeof(line) - 1;
+        if (write(STDERR_FILENO, line, (size_t)n) < 0) {
+                /* Nowhere left to report it. */
+        }
+}
+
 void ph_log(int level, const char *fmt, ...)
 {
-        char line[2048];
+        char msg[2048];
         int n, saved = errno;
         va_list ap;
 
         if (level > log_level)
                 return;
-        if (log_journal)
-                n = snprintf(line, sizeof(line), "<%d>", level);
-        else
-                n = snprintf(line, sizeof(line), "plughostd: %s: ", level_names[level]);
         va_start(ap, fmt);
-        n += vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+        n = log_format(msg, sizeof(msg), fmt, ap);
         va_end(ap);
-        if ((size_t)n > sizeof(line) - 2)
-                n = (int)sizeof(line) - 2;
-        /* One line per message: a newline inside would forge a new entry. */
-        for (char *p = line; p < line + n; p++)
-                if (*p == '\n' || *p == '\r')
-                        *p = ' ';
-        line[n++] = '\n';
-        if (write(STDERR_FILENO, line, (size_t)n) < 0) {
-                /* Nowhere left to report it. */
+        log_write(level, msg, n);
+        errno = saved;
+}
+
+/* One "NAME=value" field; value is cut at a newline (the native protocol
+ * would take it as the end of the field). */
+static void field_add(struct iovec *iov, int *n, char *buf, size_t size, const char *name,
+                      const char *value)
+{
+        int len;
+
+        if (!value)
+                return;
+        len = snprintf(buf, size, "%s=%.*s", name, (int)strcspn(value, "\n"), value);
+        iov[(*n)++] = (struct iovec){ buf, len < (int)size ? (size_t)len : size - 1 };
+}
+
+void ph_log_fields(int level, const ph_log_ctx *ctx, const char *fmt, ...)
+{
+        char msg[2048 + 8], prio[16], plugin[300], file[4200], reason[64], uid[40];
+        struct iovec iov[8];
+        int n, k = 0, saved = errno;
+        va_list ap;
+
+        if (level > log_level)
+                return;
+        memcpy(msg, "MESSAGE=", 8);
+        va_start(ap, fmt);
+        n = log_format(msg + 8, sizeof(msg) - 8, fmt, ap);
+        va_end(ap);
+        if (!log_journal) {
+                log_write(level, msg + 8, n);
+                errno = saved;
+                return;
         }
+        iov[k++] = (struct iovec){ msg, (size_t)n + 8 };
+        snprintf(prio, sizeof(prio), "PRIORITY=%d", level);
+        iov[k++] = (struct iovec){ prio, strlen(prio) };
+        iov[k++] = (struct iovec){ (char *)"SYSLOG_IDENTIFIER=plughostd", 27 };
+        field_add(iov, &k, plugin, sizeof(plugin), "PLUGHOST_PLUGIN", ctx->plugin);
+        field_add(iov, &k, file, sizeof(file), "PLUGHOST_FILE", ctx->file);
+        field_add(iov, &k, reason, sizeof(reason), "PLUGHOST_REASON", ctx->reason);
+        if (ctx->uid >= 0) {
+                snprintf(uid, sizeof(uid), "PLUGHOST_UID=%lld", ctx->uid);
+                iov[k++] = (struct iovec){ uid, strlen(uid) };
+        }
+        /* No journal socket after all (a container, say): the stream. */
+        if (sd_journal_sendv(iov, k) < 0)
+                log_write(level, msg + 8, n);
         errno = saved;
 }

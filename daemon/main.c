@@ -423,7 +423,8 @@ static int daemon_start(ph_daemon *d)
         d->started_ms = ph_now_ms();
         ph_notify_start(d);
         if ((r = ph_cache_new(&cc, &d->cache)) < 0 ||
-            (r = ph_registry_new(ph_life_registry_event, ph_life_held, d, &d->reg)) < 0 ||
+            (r = ph_registry_new(ph_life_registry_event, ph_life_held, ph_life_registry_rejected, d,
+                                     &d->reg)) < 0 ||
             (r = ph_pool_new(d->loop, d->cfg->workers, POOL_QUEUE_MAX, &d->pool)) < 0 ||
             (r = ph_ops_new(d->loop, d->pool, d, &d->ops)) < 0 ||
             (r = ph_life_reaper_init(d)) < 0 ||

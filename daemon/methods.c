@@ -281,9 +281,12 @@ void ph_methods_dispatch(void *userdata, ph_conn *c, ph_request *req, ph_reply *
                 const char *name = param_str(req, "name");
 
                 if (ph_ratelimit_ok(d->rl_denied, ph_conn_uid(c), uv_now(d->loop)))
-                        log_notice("permission denied: %s by uid %u pid %d%s%.64s", req->method->name,
-                                   (unsigned)ph_conn_uid(c), (int)ph_conn_pid(c), name ? " on " : "",
-                                   name ? name : "");
+                        ph_log_fields(PH_LOG_NOTICE,
+                                      &(ph_log_ctx){ .reason = "permission-denied",
+                                                     .uid = ph_conn_uid(c) },
+                                      "permission denied: %s by uid %u pid %d%s%.64s", req->method->name,
+                                      (unsigned)ph_conn_uid(c), (int)ph_conn_pid(c), name ? " on " : "",
+                                      name ? name : "");
                 ph_reply_error(r, PH_VERR_PERMISSION_DENIED,
                                json_pack("{s:s}", "method", req->method->name),
                                "uid %u may not call %s%s%.64s", (unsigned)ph_conn_uid(c),

@@ -153,7 +153,9 @@ void ph_ops_init_cb(const ph_load_request *req, bool done)
 }
 
 /* A call's result: a JSON object (or nothing, for null) of at most
- * max_result bytes, parsed here so the loop never parses plugin output. */
+ * max_result bytes, parsed here so the loop never parses plugin output.
+ * The limit holds for the text as it will be sent too: jansson may write
+ * it longer than the plugin did ("0.1" comes out as 0.10000000000000001). */
 static void op_take_result(ph_op *op, char *text)
 {
         json_error_t jerr;
@@ -179,6 +181,11 @@ static void op_take_result(ph_op *op, char *text)
                 op->r = -EBADMSG;
                 op->call_failed = true;
                 snprintf(op->err, sizeof(op->err), "returned JSON that is not an object");
+        } else if ((op->result_size = json_dumpb(j, NULL, 0, JSON_COMPACT)) > op->max_result) {
+                json_decref(j);
+                op->r = -EMSGSIZE;
+                snprintf(op->err, sizeof(op->err), "the result is %zu bytes as sent, the limit is %zu",
+                         op->result_size, op->max_result);
         } else {
                 op->result = j;
         }

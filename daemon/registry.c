@@ -21,6 +21,7 @@ struct ph_registry {
         uint64_t next_generation, next_id;
         ph_registry_event_fn event;
         ph_registry_held_fn held;
+        ph_registry_rejected_fn rejected;
         void *userdata;
         bool counts_dirty;          /* n_rejected needs a recount */
         size_t n_rejected;
@@ -39,8 +40,8 @@ static int plugin_cmp(ph_plugin *a, ph_plugin *b)
 RB_GENERATE_STATIC(file_tree, ph_file, node, file_cmp)
 RB_GENERATE_STATIC(plugin_tree, ph_plugin, node, plugin_cmp)
 
-int ph_registry_new(ph_registry_event_fn event, ph_registry_held_fn held, void *userdata,
-                    ph_registry **ret)
+int ph_registry_new(ph_registry_event_fn event, ph_registry_held_fn held,
+                    ph_registry_rejected_fn rejected, void *userdata, ph_registry **ret)
 {
         ph_registry *reg = calloc(1, sizeof(*reg));
 
@@ -50,6 +51,7 @@ int ph_registry_new(ph_registry_event_fn event, ph_registry_held_fn held, void *
         RB_INIT(&reg->plugins);
         reg->event = event;
         reg->held = held;
+        reg->rejected = rejected;
         reg->userdata = userdata;
         reg->next_generation = 1;
         reg->next_id = 1;
@@ -69,6 +71,7 @@ static void file_free(ph_file *f)
 static void plugin_free(ph_plugin *p)
 {
         free(p->candidates);
+        free(p->left_path);
         free(p->name);
         free(p);
 }
@@ -185,10 +188,13 @@ static bool file_better(const ph_file *a, const ph_file *b)
         return strcmp(a->path, b->path) < 0;
 }
 
-/* The names one apply touched, each decided once at its end. */
+/* The names one apply touched, each decided once at its end; and the
+ * paths of the files it refused or shadowed, reported after that. */
 typedef struct name_set {
         char **names;
         size_t n, cap;
+        char **refused;
+        size_t n_refused, cap_refused;
 } name_set;
 
 /* Duplicates are dropped when the set is decided (sorted). */
@@ -197,6 +203,15 @@ static void name_set_add(name_set *s, const char *name)
         char *copy = strdup(name);
 
         if (copy && ph__vec_push((void **)&s->names, &s->n, &s->cap, sizeof(char *), &copy) < 0)
+                free(copy);
+}
+
+static void refused_add(name_set *s, const char *path)
+{
+        char *copy = strdup(path);
+
+        if (copy && ph__vec_push((void **)&s->refused, &s->n_refused, &s->cap_refused, sizeof(char *),
+                                 &copy) < 0)
                 free(copy);
 }
 
@@ -238,27 +253,60 @@ static void candidate_remove(ph_registry *reg, ph_file *f, name_set *touched)
                         p->candidates[i] = p->candidates[--p->n_candidates];
                         break;
                 }
-        if (p->file == f)
+        if (p->file == f) {
                 p->file = NULL;
+                free(p->left_path);
+                p->left_path = strdup(f->path);
+        }
         name_set_add(touched, f->meta->name);
 }
 
-static void emit(ph_registry *reg, ph_event_kind kind, ph_plugin *p, const char *message)
+static void emit(ph_registry *reg, ph_event_kind kind, ph_plugin *p, const ph_registry_why *why)
 {
         if (reg->event)
-                reg->event(kind, p, message, reg->userdata);
+                reg->event(kind, p, why, reg->userdata);
 }
 
+static ph_file *file_find(ph_registry *reg, const char *path)
+{
+        ph_file key = { .path = (char *)path };
+
+        return RB_FIND(file_tree, &reg->files, &key);
+}
+
+/* A name lost its last file: the winner was deleted (or moved away), or
+ * it is still there and refused now. */
+static void emit_removed(ph_registry *reg, ph_plugin *p, const char *left_path)
+{
+        ph_file *f = left_path ? file_find(reg, left_path) : NULL;
+        ph_registry_why why = { .file = left_path, .reason = "deleted", .uid = -1 };
+        char *msg = NULL;
+
+        if (f && f->reason != PH_REASON_OK) {
+                why.reason = ph_file_reason_name(f);
+                why.uid = f->owner;
+                if (asprintf(&msg, "%s: %s: %s", f->path, why.reason, f->message ? f->message : "") < 0)
+                        msg = NULL;
+        } else if (left_path && asprintf(&msg, "%s is gone", left_path) < 0) {
+                msg = NULL;
+        }
+        why.message = msg;
+        emit(reg, PH_EVENT_REMOVED, p, &why);
+        free(msg);
+}
 /* Re-decides the winner of a name and reports what changed. */
-static void plugin_decide(ph_registry *reg, const char *name)
+static void plugin_decide(ph_registry *reg, const char *name, name_set *touched)
 {
         ph_plugin *p = ph_registry_find(reg, name);
         ph_file *old, *best = NULL;
         uint64_t old_gen;
+        char *old_path;
         bool is_new;
 
         if (!p)
                 return;
+        old_path = p->left_path;        /* ours now */
+        p->left_path = NULL;
         old = p->file;
         old_gen = old ? old->generation : 0;
         is_new = p->fresh;
@@ -275,15 +323,20 @@ static void plugin_decide(ph_registry *reg, const char *name)
                 if (f->shadowed && asprintf(&f->message, "shadowed by %s (version %s)", best->path,
                                             best->meta->version) < 0)
                         f->message = NULL;
+                if (f->shadowed && !f->shadow_told)
+                        refused_add(touched, f->path);
+                f->shadow_told = f->shadowed;
         }
         if (!best) {
                 if (!is_new)
-                        emit(reg, PH_EVENT_REMOVED, p, NULL);
+                        emit_removed(reg, p, old_path);
+                free(old_path);
                 RB_REMOVE(plugin_tree, &reg->plugins, p);
                 reg->n_plugins--;
                 plugin_free(p);
                 return;
         }
+        free(old_path);         /* another file took the name */
         p->file = best;
         if (is_new)
                 emit(reg, PH_EVENT_ADDED, p, NULL);
@@ -302,10 +355,20 @@ static void decide_all(ph_registry *reg, name_set *touched)
                 qsort(touched->names, touched->n, sizeof(char *), name_cmp);
         for (size_t i = 0; i < touched->n; i++)
                 if (i == 0 || strcmp(touched->names[i], touched->names[i - 1]) != 0)
-                        plugin_decide(reg, touched->names[i]);
+                        plugin_decide(reg, touched->names[i], touched);
         for (size_t i = 0; i < touched->n; i++)
                 free(touched->names[i]);
         free(touched->names);
+        /* After the names: a refusal that took a name away comes after
+         * its "removed". */
+        for (size_t i = 0; i < touched->n_refused; i++) {
+                ph_file *f = file_find(reg, touched->refused[i]);
+
+                if (f && reg->rejected && (f->reason != PH_REASON_OK || f->shadowed))
+                        reg->rejected(f, reg->userdata);
+                free(touched->refused[i]);
+        }
+        free(touched->refused);
         reg->counts_dirty = true;
 }
 
@@ -328,6 +391,7 @@ static void file_take_verdict(ph_file *f, ph_scanned *it)
                 it->scan.meta = NULL;
         f->message = f->reason == PH_REASON_OK ? NULL : strdup(it->scan.message);
         f->shadowed = false;
+        f->shadow_told = false;
 }
 
 /* The file of a held plugin replaced by one the reader refuses (a
@@ -347,7 +411,9 @@ static bool keep_serving(ph_registry *reg, ph_file *f, const ph_scanned *it)
                      ph_reason_name(it->scan.reason), it->scan.message, f->meta->version) < 0)
                 return false;
         f->id = it->id;
-        emit(reg, PH_EVENT_FAILED, p, msg);
+        emit(reg, PH_EVENT_FAILED, p, &(ph_registry_why){ .file = f->path,
+                                                           .reason = ph_reason_name(it->scan.reason),
+                                                           .message = msg, .uid = it->owner });
         free(msg);
         return true;
 }
@@ -396,10 +462,13 @@ static void apply_item(ph_registry *reg, unsigned dir_index, const char *dir, ph
         }
         f->dir_index = dir_index;
         f->id = it->id;
+        f->owner = it->owner;
         f->generation = reg->next_generation++;
         file_take_verdict(f, it);
         if (f->reason == PH_REASON_OK)
                 candidate_add(reg, f, touched);
+        else
+                refused_add(touched, f->path);
 }
 
 /* The files of directory dir_index: a range of the path order (dir + "/"

@@ -31,7 +31,9 @@ typedef struct ph_file {
         char *message;              /* why it is refused or shadowed */
         ph_meta *meta;              /* reason == OK only */
         bool shadowed;              /* OK, but another file won the name */
+        bool shadow_told;           /* its shadowing was reported */
         bool seen;                  /* apply bookkeeping */
+        uid_t owner;
 } ph_file;
 
 struct ph_life;
@@ -44,14 +46,27 @@ typedef struct ph_plugin {
         ph_file **candidates;       /* every OK file claiming this name */
         size_t n_candidates, cap_candidates;
         bool fresh;                 /* created by this apply: report it as added */
+        char *left_path;            /* the winner that left during this apply */
         struct ph_life *life;       /* lifecycle.c's; the registry never looks inside */
 } ph_plugin;
 
+/* Why a name left or a held plugin's file was refused. */
+typedef struct ph_registry_why {
+        const char *file;           /* the file that left or was refused */
+        const char *reason;         /* "deleted", or ph_file_reason_name's word */
+        const char *message;        /* the whole story, for a log line */
+        long long uid;              /* the file's owner, or -1 */
+} ph_registry_why;
+
 /* Told of every change, on the loop thread: ADDED, CHANGED, REMOVED
- * (plugin is freed right after), and FAILED when a held plugin's file was
- * refused by the reader (message says why; the plugin keeps its file). */
-typedef void (*ph_registry_event_fn)(ph_event_kind kind, ph_plugin *plugin, const char *message,
-                                     void *userdata);
+ * (plugin is freed right after; why says why), and FAILED when a held
+ * plugin's file was refused by the reader (why says why; the plugin keeps
+ * its file). why is NULL for the others. */
+typedef void (*ph_registry_event_fn)(ph_event_kind kind, ph_plugin *plugin,
+                                     const ph_registry_why *why, void *userdata);
+/* Told once per file version that is refused, or once when a file starts
+ * being shadowed, after the apply's names are decided. */
+typedef void (*ph_registry_rejected_fn)(const ph_file *file, void *userdata);
 /* Whether a plugin is held (an instance serves it): a reader refusal of
  * its file then leaves it as it is, serving (a truncated copy written over
  * a loaded plugin must not take it away). */
@@ -59,8 +74,8 @@ typedef bool (*ph_registry_held_fn)(const ph_plugin *plugin, void *userdata);
 
 typedef struct ph_registry ph_registry;
 
-int ph_registry_new(ph_registry_event_fn event, ph_registry_held_fn held, void *userdata,
-                    ph_registry **ret);
+int ph_registry_new(ph_registry_event_fn event, ph_registry_held_fn held,
+                    ph_registry_rejected_fn rejected, void *userdata, ph_registry **ret);
 /* Frees everything; no events. */
 void ph_registry_free(ph_registry *reg);
 
@@ -70,6 +85,7 @@ typedef struct ph_scanned {
         bool present;               /* false: the file is gone */
         bool keep;                  /* still being written: leave its entry as it is */
         ph_file_id id;
+        uid_t owner;
         ph_scan scan;               /* verdict (PH_REASON_UNTRUSTED: message says why);
                                      * meta owned until taken */
 } ph_scanned;

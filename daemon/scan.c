@@ -144,8 +144,11 @@ static int scan_cancelled(void *userdata)
         return atomic_load_explicit(&((ph_scanner *)userdata)->cancel, memory_order_relaxed);
 }
 
-static void id_from_stat(ph_file_id *id, const struct stat *st)
+static void id_from_stat(ph_scanned *it, const struct stat *st)
 {
+        ph_file_id *id = &it->id;
+
+        it->owner = st->st_uid;
         id->dev = st->st_dev;
         id->ino = st->st_ino;
         id->size = st->st_size;
@@ -175,7 +178,7 @@ static void scan_one(scan_job *job, int dirfd, const char *name, ph_scanned *it)
                 /* A symlink, unreadable: the verdict says which. */
                 ph_scan_path(dirfd, name, &it->scan);
                 if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
-                        id_from_stat(&it->id, &st);
+                        id_from_stat(it, &st);
                 return;
         }
         if (fstat(fd, &st) < 0) {
@@ -184,7 +187,7 @@ static void scan_one(scan_job *job, int dirfd, const char *name, ph_scanned *it)
                 close(fd);
                 return;
         }
-        id_from_stat(&it->id, &st);
+        id_from_stat(it, &st);
         if (job->dir_trust[0]) {
                 refuse_untrusted(it, job->dir_trust);
         } else if (S_ISREG(st.st_mode) && ph_policy_check_file(&st, why, sizeof(why)) < 0) {

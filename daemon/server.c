@@ -762,8 +762,16 @@ void ph_reply_ok(ph_reply *r, json_t *params)
         char *msg;
         size_t len;
 
-        if (ph_varlink_reply(params, false, &msg, &len) < 0) {
-                ph_reply_error(r, PH_VERR_BUSY, NULL, "reply too large or out of memory");
+        int e = ph_varlink_reply(params, false, &msg, &len);
+
+        if (e == -EMSGSIZE) {
+                ph_reply_error(r, PH_VERR_REPLY_TOO_LARGE,
+                               json_pack("{s:I}", "limit", (json_int_t)PH_VARLINK_MESSAGE_MAX),
+                               "the reply would exceed %u bytes", PH_VARLINK_MESSAGE_MAX);
+                return;
+        }
+        if (e < 0) {
+                ph_reply_error(r, PH_VERR_BUSY, NULL, "out of memory");
                 return;
         }
         ph_reply_send(r, msg, len);
@@ -835,8 +843,9 @@ static void conn_condemn(ph_conn *c, const char *reason, const char *fmt, ...)
         vsnprintf(text, sizeof(text), fmt, ap);
         va_end(ap);
         if (ph_ratelimit_ok(s->rl_disconnect, c->cred.uid, uv_now(s->loop)))
-                log_notice("disconnecting client pid %d uid %u: %s", (int)c->cred.pid,
-                           (unsigned)c->cred.uid, text);
+                ph_log_fields(PH_LOG_NOTICE, &(ph_log_ctx){ .reason = "disconnected", .uid = c->cred.uid },
+                              "disconnecting client pid %d uid %u: %s", (int)c->cred.pid,
+                              (unsigned)c->cred.uid, text);
         s->disconnects++;
         s->n_condemned++;
         c->condemned = true;
@@ -1030,8 +1039,10 @@ static void conn_oversize(ph_conn *c)
                 c->reading = false;
         }
         if (ph_ratelimit_ok(c->srv->rl_disconnect, c->cred.uid, uv_now(c->srv->loop)))
-                log_notice("client pid %d uid %u sent a message over %zu bytes; disconnecting",
-                           (int)c->cred.pid, (unsigned)c->cred.uid, c->srv->cfg->max_message);
+                ph_log_fields(PH_LOG_NOTICE,
+                              &(ph_log_ctx){ .reason = "message-too-large", .uid = c->cred.uid },
+                              "client pid %d uid %u sent a message over %zu bytes; disconnecting",
+                              (int)c->cred.pid, (unsigned)c->cred.uid, c->srv->cfg->max_message);
         c->close_after_flush = true;
         if (r)
                 ph_reply_error(r, PH_VERR_INVALID_PARAMETER, json_pack("{s:s}", "parameter", "message"),
@@ -1280,8 +1291,10 @@ static void server_arm_sweep(ph_server *s)
 static void server_refuse(ph_server *s, int fd, const struct ucred *cred, const char *why)
 {
         if (ph_ratelimit_ok(s->rl_refused, cred->uid, uv_now(s->loop)))
-                log_warning("refusing a connection from pid %d uid %u: %s", (int)cred->pid,
-                            (unsigned)cred->uid, why);
+                ph_log_fields(PH_LOG_WARNING,
+                              &(ph_log_ctx){ .reason = "connection-refused", .uid = cred->uid },
+                              "refusing a connection from pid %d uid %u: %s", (int)cred->pid,
+                              (unsigned)cred->uid, why);
         close(fd);
         server_arm_sweep(s);    /* for the summary of what was not logged */
 }

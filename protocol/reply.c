@@ -30,6 +30,7 @@ static const char *const error_names[_PH_VERR_MAX] = {
         [PH_VERR_SCAN_FAILED] = "io.plughost.ScanFailed",
         [PH_VERR_DISCONNECTED] = "io.plughost.Disconnected",
         [PH_VERR_PLUGIN_CRASHED] = "io.plughost.PluginCrashed",
+        [PH_VERR_REPLY_TOO_LARGE] = "io.plughost.ReplyTooLarge",
 };
 
 /* NULL for PH_VERR_NONE and for values outside the enum. */

@@ -61,6 +61,7 @@ typedef enum ph_verr {
         PH_VERR_SCAN_FAILED,            /* io.plughost.ScanFailed */
         PH_VERR_DISCONNECTED,           /* io.plughost.Disconnected */
         PH_VERR_PLUGIN_CRASHED,         /* io.plughost.PluginCrashed */
+        PH_VERR_REPLY_TOO_LARGE,        /* io.plughost.ReplyTooLarge */
         _PH_VERR_MAX,
 } ph_verr;
 

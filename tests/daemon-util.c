@@ -124,6 +124,8 @@ void du_start(du_daemon *d)
                         dup2(fd, STDOUT_FILENO);
                         dup2(fd, STDERR_FILENO);
                 }
+                if (d->child_setup)
+                        d->child_setup(d);
                 /* exe is libtool's wrapper script: it execs the daemon, same pid. */
                 if (d->dirs_from_config)
                         execl(exe, exe, "-s", d->socket, "-S", d->state, "-c", d->config,

@@ -21,6 +21,7 @@ typedef struct du_daemon {
         char *log;                      /* dir/plughostd.log: the daemon's stderr */
         pid_t pid;                      /* 0 when not running */
         bool dirs_from_config;          /* start without -p: the config's directories */
+        void (*child_setup)(const struct du_daemon *d); /* run in the child before exec, or NULL */
 } du_daemon;
 
 /* One client connection with its read buffer. */

@@ -83,7 +83,8 @@ void ph_event_emit(struct ph_server *srv, const ph_event *e)
 {
         json_t *ev;
 
-        event_log(e);
+        if (!e->unlogged)
+                event_log(e);
         if (!srv)
                 return;
         ev = json_pack("{s:s}", "kind", ph_event_kind_name(e->kind));

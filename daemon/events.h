@@ -3,6 +3,7 @@
 #ifndef PH_EVENTS_H
 #define PH_EVENTS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef enum ph_event_kind {
@@ -28,6 +29,7 @@ typedef struct ph_event {
         const char *message;            /* what happened, or NULL */
         const char *fix;                /* what to do about it, or NULL */
         long long uid;                  /* the file's owner, or -1 */
+        bool unlogged;                  /* a Monitor event only (the line was rate-limited) */
 } ph_event;
 
 struct ph_server;

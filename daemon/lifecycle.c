@@ -19,6 +19,7 @@
 
 #include "crash.h"
 #include "daemon.h"
+#include "ratelimit.h"
 #include "events.h"
 #include "lifecycle.h"
 #include "log.h"
@@ -119,6 +120,7 @@ void ph_life_registry_rejected(const ph_file *f, void *userdata)
                         .file = f->path, .reason = reason, .message = f->message,
                         .fix = ph_event_fix(reason), .uid = f->owner };
 
+        ev.unlogged = !ph_ratelimit_ok(d->rl_rejected, f->owner, uv_now(d->loop));
         ph_event_emit(d->server, &ev);
 }
 

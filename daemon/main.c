@@ -434,6 +434,9 @@ static int daemon_start(ph_daemon *d)
         }
         ph_ops_set_config(d->ops, d->cfg);
         d->rl_denied = ph_ratelimit_new("refused requests", 5, 50, 10000);
+        /* Whoever may write a plugin directory could otherwise fill the
+         * log with files: their lines are bounded by owner. */
+        d->rl_rejected = ph_ratelimit_new("refused plugin files", 20, 100, 10000);
         r = ph_server_new(d->loop, d->cfg, ph_methods_dispatch, d, &d->server);
         if (r < 0)
                 return r;
@@ -525,6 +528,7 @@ int main(int argc, char **argv)
         ph_scanner_free(d.scanner);
         ph_state_free(d.state);
         ph_ratelimit_free(d.rl_denied);
+        ph_ratelimit_free(d.rl_rejected);
         ph_ops_free(d.ops);
         ph_signals_free(d.signals);
         uv_walk(d.loop, close_walk_cb, NULL);

@@ -38,6 +38,7 @@ static void notify_timer_cb(uv_timer_t *t)
         ph_notify_status(d);
         /* Summaries of refusals not logged (the server's have a timer). */
         ph_ratelimit_flush(d->rl_denied, uv_now(d->loop));
+        ph_ratelimit_flush(d->rl_rejected, uv_now(d->loop));
 }
 
 static void watchdog_cb(uv_timer_t *t)

@@ -267,6 +267,35 @@ START_TEST(test_failed_line_names_plugin_once)
 }
 END_TEST
 
+/* 200 refused files at once: every one is an event, but the log gets at
+ * most 20 lines for their owner (whoever may write a plugin directory
+ * must not be able to fill the journal). */
+START_TEST(test_rejected_lines_bounded)
+{
+        int events = 0;
+        du_conn *m;
+        json_t *ev;
+
+        start(NULL);
+        m = du2_monitor(&d);
+        for (int i = 0; i < 200; i++) {
+                char name[32];
+
+                snprintf(name, sizeof(name), "bad%03d.so", i);
+                du_add_plugin(&d, tu_fixture("bad-name.so"), name);
+        }
+        while (events < 200 && (ev = du2_wait_event(m, "rejected", NULL, du2_now_ms() + WAIT_MS))) {
+                events++;
+                json_decref(ev);
+        }
+        ck_assert_int_eq(events, 200);
+        ck_assert_int_le(log_count(" refused: bad-metadata"), 20);
+        ck_assert_int_ge(log_count(" refused: bad-metadata"), 1);
+        du_assert_serving(&d);
+        du_close(m);
+}
+END_TEST
+
 /* ---- journal fields ----
  * sd_journal_send writes to /run/systemd/journal/socket, a fixed path: the
  * daemon runs in a mount namespace where that path is our socket. */
@@ -387,6 +416,7 @@ static Suite *events_suite(void)
         tcase_add_test(tc, test_removed_untrusted_says_why);
         tcase_add_test(tc, test_removed_deleted);
         tcase_add_test(tc, test_shadowed_told_once);
+        tcase_add_test(tc, test_rejected_lines_bounded);
         tcase_add_test(tc, test_held_refusal_has_fix);
         tcase_add_test(tc, test_failed_line_names_plugin_once);
         tcase_add_test(tc, test_result_too_large_as_sent);

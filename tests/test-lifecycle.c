@@ -1089,8 +1089,10 @@ START_TEST(test_bug06_flush_closes_stream)
         bool closed = false;
 
         /* Room for what the setup fills; the events that queue behind the
-         * Call are what goes over: the stream's own budget. */
-        cfg_begin("CallTimeoutSec=30\nMaxBufferPerConnection=16M\nMonitorBufferMax=64K\n");
+         * Call are what goes over: the stream's own budget (1200 events of
+         * ~220 bytes stay under 4 x MonitorBufferMax, which would drop the
+         * stream before the flush this is about). */
+        cfg_begin("CallTimeoutSec=30\nMaxBufferPerConnection=16M\nMonitorBufferMax=128K\n");
         cfg_write();
         du_add_plugin(&d, tu_fixture("behave-v1.so"), "behave.so");
         ck_assert_int_eq(mkdir(stage, 0755), 0);

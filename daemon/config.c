@@ -1,10 +1,13 @@
 /* plughostd configuration. The file is INI (systemd style keys), parsed by
  * libinih; drop-ins in FILE.d/\*.conf are read in name order after it. */
 #include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <errno.h>
 #include <pwd.h>
 #include <unistd.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <ini.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -12,18 +15,82 @@
 #include <string.h>
 
 #include "config.h"
+#include "plughost/plughost.h"
 #include "log.h"
+#include "suggest.h"
+#include "timespan.h"
 #include "vec.h"
+
+/* A config file of more is refused: it is read whole before parsing. */
+#define CONFIG_FILE_MAX (1u << 20)
+/* Untrusted text quoted in a message: at most this many bytes of it. */
+#define CONFIG_QUOTE_MAX 80
+
+/* Where a piece of a plugin's Config= text came from, to point a JSON
+ * error at its line. */
+struct json_seg {
+        size_t plugin;              /* index in cfg->plugins */
+        size_t start;               /* offset of the piece in its config_json */
+        char *file;
+        int line;
+};
 
 struct config_parse {
         ph_config *cfg;
         const char *file;
+        const char *text;           /* the file, read whole */
+        size_t len, pos;
+        int lineno;                 /* of the line inih has last read */
+        bool indented;              /* that line starts with a blank */
+        int header_line;            /* of the last section header */
+        char section[256];          /* the last section a key was in */
         char *err;
         size_t err_size;
         bool dirs_seen;             /* the first PluginDirectory= drops the defaults */
-        char why[160];              /* detail of an invalid value */
-        int failed;
+        char why[256];              /* detail of an invalid value */
+        int failed;                 /* the first error, reported in err */
+        int fail_line;
+        struct json_seg *segs;
+        size_t n_segs, cap_segs;
 };
+
+/* s made safe to print: printable ASCII as is, anything else (control
+ * characters, bytes of UTF-8 or not) as \xNN, cut at CONFIG_QUOTE_MAX. */
+static const char *esc(const char *s, char *buf, size_t size)
+{
+        size_t o = 0, i;
+
+        for (i = 0; s[i] && i < CONFIG_QUOTE_MAX && o + 5 < size; i++) {
+                unsigned char c = (unsigned char)s[i];
+
+                if (c >= 0x20 && c < 0x7f && c != '\\')
+                        buf[o++] = (char)c;
+                else
+                        o += (size_t)snprintf(buf + o, size - o, "\\x%02x", c);
+        }
+        if (s[i] && o + 4 < size)
+                o += (size_t)snprintf(buf + o, size - o, "...");
+        buf[o] = '\0';
+        return buf;
+}
+
+/* Records the first error, at line: "file:line: text". Returns r. */
+static int __attribute__((format(printf, 4, 5)))
+config_fail(struct config_parse *p, int line, int r, const char *fmt, ...)
+{
+        char msg[1024];
+        va_list ap;
+
+        if (p->failed)
+                return r;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        p->failed = r;
+        p->fail_line = line;
+        snprintf(p->err, p->err_size, "%s:%d: %s", p->file, line, msg);
+        return r;
+}
 
 static int strv_push(char ***v, size_t *n, size_t *cap, const char *s)
 {
@@ -99,101 +166,170 @@ static ph_plugin_conf *plugin_conf(ph_config *cfg, const char *name)
         return &cfg->plugins[cfg->n_plugins - 1];
 }
 
-/* [Daemon] keys. Returns 0, -EINVAL (bad value) or -ENOENT (unknown key). */
+/* Keys by section, for "did you mean"; the isolation keys are
+ * isolation.c's (test-config checks every one here is known). */
+#define ISOLATION_KEYS "Isolation", "User", "Group", "LimitAS", "LimitCPU", "LimitNOFILE", "LimitNPROC"
+static const char *const daemon_keys[] = {
+        "PluginDirectory", "WorkerPath", "Socket", "SocketMode", "SocketGroup", "StateDirectory",
+        "LogLevel", "CallTimeoutSec", "Workers", "MaxConnections", "MaxConnectionsPerUser",
+        "MaxMessageSize", "ReservedConnections", "MaxBufferPerConnection", "MaxBufferTotal",
+        "MonitorBufferMax", "MessageTimeoutSec", ISOLATION_KEYS,
+};
+static const char *const policy_keys[] = {
+        "AllowUsers", "AllowGroups", "DigestsFile", "MaxCallsPerUser", "MaxCallsPerPlugin",
+};
+static const char *const plugin_keys[] = { "Config", "AllowUsers", "AllowGroups", ISOLATION_KEYS };
+static const char *const dir_keys[] = { ISOLATION_KEYS };
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+static int why(struct config_parse *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int why(struct config_parse *p, const char *fmt, ...)
+{
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(p->why, sizeof(p->why), fmt, ap);
+        va_end(ap);
+        return -EINVAL;
+}
+
+static int absolute_path(struct config_parse *p, char **dst, const char *value)
+{
+        return value[0] == '/' ? set_string(dst, value) : why(p, "must be an absolute path");
+}
+
+/* An integer in [min, max] into *ret (unsigned), or why not. */
+static int uint_in(struct config_parse *p, const char *value, unsigned long min, unsigned long max,
+                   unsigned *ret)
+{
+        unsigned long u;
+
+        if (parse_uint(value, max, &u) < 0 || u < min)
+                return why(p, "must be an integer from %lu to %lu", min, max);
+        *ret = (unsigned)u;
+        return 0;
+}
+
+static int size_in(struct config_parse *p, const char *value, size_t min, const char *min_s, size_t max,
+                   const char *max_s, size_t *ret)
+{
+        if (parse_size(value, min, max, ret) < 0)
+                return why(p, "must be bytes with an optional K, M or G (powers of 1024), from %s to %s",
+                           min_s, max_s);
+        return 0;
+}
+
+/* A ...Sec= key: a systemd time span, above 0 and at most a day. */
+static int sec_in(struct config_parse *p, const char *value, double *ret)
+{
+        uint64_t usec;
+
+        if (ph_timespan_parse(value, &usec, p->why, sizeof(p->why)) < 0)
+                return -EINVAL;
+        if (usec == 0 || usec > 86400 * PH_USEC_PER_SEC)
+                return why(p, "must be above 0 and at most 1d (86400s); e.g. 30s, 500ms, 2min");
+        *ret = (double)usec / (double)PH_USEC_PER_SEC;
+        return 0;
+}
+
+/* SocketMode=: octal, a leading 0 optional, as systemd's SocketMode= reads
+ * it ("666" is 0666); no setuid, setgid or sticky bit on a socket. */
+static int socket_mode(struct config_parse *p, const char *value, mode_t *ret)
+{
+        unsigned long m = 0;
+        size_t i;
+
+        for (i = 0; value[i] >= '0' && value[i] <= '7' && m <= 0777; i++)
+                m = m * 8 + (unsigned long)(value[i] - '0');
+        if (i == 0 || value[i] || m > 0777)
+                return why(p, "not a socket mode: octal digits up to 0777 (a leading 0 is optional), "
+                           "e.g. 0660");
+        *ret = (mode_t)m;
+        return 0;
+}
+
+/* [Daemon] keys. Returns 0, -EINVAL (bad value, why in p->why) or -ENOENT
+ * (unknown key). */
 static int daemon_key(struct config_parse *p, const char *name, const char *value)
 {
         ph_config *cfg = p->cfg;
-        unsigned long u;
-        char *end;
+        unsigned u;
         int r;
 
         if (strcmp(name, "PluginDirectory") == 0) {
                 if (value[0] != '/')
-                        return -EINVAL;
+                        return why(p, "must be an absolute path");
                 return ph_config_add_dir(cfg, value, &p->dirs_seen);
         }
         if (strcmp(name, "WorkerPath") == 0)
-                return value[0] == '/' ? set_string(&cfg->worker_path, value) : -EINVAL;
+                return absolute_path(p, &cfg->worker_path, value);
         r = ph_isolation_key(&cfg->iso, name, value, p->why, sizeof(p->why));
         if (r != -ENOENT)
                 return r;
         if (strcmp(name, "Socket") == 0)
-                return value[0] == '/' ? set_string(&cfg->socket_path, value) : -EINVAL;
-        if (strcmp(name, "SocketMode") == 0) {
-                if (parse_uint(value, 0777, &u) < 0 || value[0] != '0')
-                        return -EINVAL;
-                cfg->socket_mode = (mode_t)u;
-                return 0;
-        }
+                return absolute_path(p, &cfg->socket_path, value);
+        if (strcmp(name, "SocketMode") == 0)
+                return socket_mode(p, value, &cfg->socket_mode);
         if (strcmp(name, "SocketGroup") == 0)
                 return set_string(&cfg->socket_group, value);
         if (strcmp(name, "StateDirectory") == 0)
-                return value[0] == '/' ? set_string(&cfg->state_dir, value) : -EINVAL;
+                return absolute_path(p, &cfg->state_dir, value);
         if (strcmp(name, "LogLevel") == 0) {
                 r = ph_log_level_from_string(value);
                 if (r < 0)
-                        return r;
+                        return why(p, "must be err, warning, notice, info or debug");
                 cfg->log_level = r;
                 return 0;
         }
-        if (strcmp(name, "CallTimeoutSec") == 0) {
-                double d = strtod(value, &end);
-                if (end == value || *end || !(d > 0) || d > 86400)
-                        return -EINVAL;
-                cfg->call_timeout_sec = d;
-                return 0;
-        }
-        if (strcmp(name, "Workers") == 0) {
-                if (parse_uint(value, 256, &u) < 0 || u == 0)
-                        return -EINVAL;
-                cfg->workers = (unsigned)u;
-                return 0;
-        }
-        if (strcmp(name, "MaxConnections") == 0) {
-                if (parse_uint(value, 65536, &u) < 0 || u == 0)
-                        return -EINVAL;
-                cfg->max_connections = (unsigned)u;
-                return 0;
-        }
-        if (strcmp(name, "MaxConnectionsPerUser") == 0) {
-                if (parse_uint(value, 65536, &u) < 0 || u == 0)
-                        return -EINVAL;
-                cfg->max_connections_per_uid = (unsigned)u;
-                return 0;
-        }
+        if (strcmp(name, "CallTimeoutSec") == 0)
+                return sec_in(p, value, &cfg->call_timeout_sec);
+        if (strcmp(name, "MessageTimeoutSec") == 0)
+                return sec_in(p, value, &cfg->message_timeout_sec);
+        if (strcmp(name, "Workers") == 0)
+                return uint_in(p, value, 1, 256, &cfg->workers);
+        if (strcmp(name, "MaxConnections") == 0)
+                return uint_in(p, value, 1, 65536, &cfg->max_connections);
+        if (strcmp(name, "MaxConnectionsPerUser") == 0)
+                return uint_in(p, value, 1, 65536, &cfg->max_connections_per_uid);
         if (strcmp(name, "MaxMessageSize") == 0) {
-                if (parse_uint(value, 64ul << 20, &u) < 0 || u < 4096)
-                        return -EINVAL;
+                r = uint_in(p, value, 4096, 64ul << 20, &u);
+                if (r < 0)
+                        return why(p, "must be a number of bytes from 4096 to 67108864, no suffix");
                 cfg->max_message = u;
                 return 0;
         }
-        if (strcmp(name, "ReservedConnections") == 0) {
-                if (parse_uint(value, 65536, &u) < 0)
-                        return -EINVAL;
-                cfg->reserved_connections = (unsigned)u;
-                return 0;
-        }
+        if (strcmp(name, "ReservedConnections") == 0)
+                return uint_in(p, value, 0, 65536, &cfg->reserved_connections);
         if (strcmp(name, "MaxBufferPerConnection") == 0)
-                return parse_size(value, 64u << 10, 1ul << 30, &cfg->max_buffer_per_conn);
+                return size_in(p, value, 64u << 10, "64K", 1ul << 30, "1G", &cfg->max_buffer_per_conn);
         if (strcmp(name, "MaxBufferTotal") == 0)
-                return parse_size(value, 1u << 20, 64ul << 30, &cfg->max_buffer_total);
+                return size_in(p, value, 1u << 20, "1M", 64ul << 30, "64G", &cfg->max_buffer_total);
         if (strcmp(name, "MonitorBufferMax") == 0)
-                return parse_size(value, 4096, 1ul << 30, &cfg->monitor_buffer_max);
-        if (strcmp(name, "MessageTimeoutSec") == 0) {
-                double d = strtod(value, &end);
-                if (end == value || *end || !(d > 0) || d > 86400)
-                        return -EINVAL;
-                cfg->message_timeout_sec = d;
-                return 0;
-        }
+                return size_in(p, value, 4096, "4K", 1ul << 30, "1G", &cfg->monitor_buffer_max);
         return -ENOENT;
 }
 
+/* ^[a-z0-9][a-z0-9._-]{0,63}$, the metadata's rule (lib/meta.c). */
+static bool plugin_name_valid(const char *s, size_t n)
+{
+        if (n == 0 || n > PH_NAME_MAX)
+                return false;
+        for (size_t i = 0; i < n; i++) {
+                char c = s[i];
+                bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+
+                if (!alnum && (i == 0 || (c != '.' && c != '_' && c != '-')))
+                        return false;
+        }
+        return true;
+}
+
 /* [Plugin NAME] keys. Config= is a JSON object; continuation lines (indented)
- * are appended, so long configs can span lines. */
+ * and later Config= lines are appended, so long configs can span lines. */
 static int plugin_key(struct config_parse *p, const char *plugin, const char *name, const char *value)
 {
         ph_plugin_conf *pc;
+        struct json_seg seg;
         char *joined;
 
         pc = plugin_conf(p->cfg, plugin);
@@ -205,6 +341,14 @@ static int plugin_key(struct config_parse *p, const char *plugin, const char *na
                 return ph_acl_add_groups(&pc->acl, value, p->why, sizeof(p->why));
         if (strcmp(name, "Config") != 0)
                 return ph_isolation_key(&pc->iso, name, value, p->why, sizeof(p->why));
+        seg = (struct json_seg){ .plugin = (size_t)(pc - p->cfg->plugins),
+                                 .start = pc->config_json ? strlen(pc->config_json) : 0,
+                                 .file = strdup(p->file), .line = p->lineno };
+        if (!seg.file ||
+            ph__vec_push((void **)&p->segs, &p->n_segs, &p->cap_segs, sizeof(seg), &seg) < 0) {
+                free(seg.file);
+                return -ENOMEM;
+        }
         if (asprintf(&joined, "%s%s", pc->config_json ? pc->config_json : "", value) < 0)
                 return -ENOMEM;
         free(pc->config_json);
@@ -219,10 +363,6 @@ static int dir_key(struct config_parse *p, const char *dir, const char *name, co
         ph_dir_conf dc = { 0 };
         size_t i;
 
-        if (dir[0] != '/') {
-                snprintf(p->why, sizeof(p->why), "the directory must be an absolute path");
-                return -EINVAL;
-        }
         for (i = 0; i < cfg->n_dirs && strcmp(cfg->dirs[i].dir, dir) != 0; i++)
                 ;
         if (i == cfg->n_dirs) {
@@ -239,76 +379,287 @@ static int dir_key(struct config_parse *p, const char *dir, const char *name, co
 static int policy_key(struct config_parse *p, const char *name, const char *value)
 {
         ph_config *cfg = p->cfg;
-        unsigned long u;
 
         if (strcmp(name, "AllowUsers") == 0)
                 return ph_acl_add_users(&cfg->acl, value, p->why, sizeof(p->why));
         if (strcmp(name, "AllowGroups") == 0)
                 return ph_acl_add_groups(&cfg->acl, value, p->why, sizeof(p->why));
         if (strcmp(name, "DigestsFile") == 0)
-                return value[0] == '/' ? set_string(&cfg->digests_file, value) : -EINVAL;
-        if (strcmp(name, "MaxCallsPerUser") == 0) {
-                if (parse_uint(value, 65536, &u) < 0 || u == 0)
-                        return -EINVAL;
-                cfg->max_calls_per_uid = (unsigned)u;
-                return 0;
-        }
-        if (strcmp(name, "MaxCallsPerPlugin") == 0) {
-                if (parse_uint(value, 65536, &u) < 0 || u == 0)
-                        return -EINVAL;
-                cfg->max_calls_per_plugin = (unsigned)u;
-                return 0;
-        }
+                return absolute_path(p, &cfg->digests_file, value);
+        if (strcmp(name, "MaxCallsPerUser") == 0)
+                return uint_in(p, value, 1, 65536, &cfg->max_calls_per_uid);
+        if (strcmp(name, "MaxCallsPerPlugin") == 0)
+                return uint_in(p, value, 1, 65536, &cfg->max_calls_per_plugin);
         return -ENOENT;
+}
+
+enum section_kind { SECTION_NONE, SECTION_DAEMON, SECTION_POLICY, SECTION_PLUGIN, SECTION_DIRECTORY };
+
+static enum section_kind section_kind(const char *section)
+{
+        if (strcmp(section, "Daemon") == 0)
+                return SECTION_DAEMON;
+        if (strcmp(section, "Policy") == 0)
+                return SECTION_POLICY;
+        if (strncmp(section, "Plugin ", 7) == 0)
+                return SECTION_PLUGIN;
+        if (strncmp(section, "Directory ", 10) == 0)
+                return SECTION_DIRECTORY;
+        return SECTION_NONE;
+}
+
+/* A section header's name, at line: a known kind with a valid argument.
+ * A [Plugin NAME] gets its entry (and its line) here, keys or not. */
+static int section_check(struct config_parse *p, const char *section, int line)
+{
+        static const char *const kinds[] = { "Daemon", "Policy", "Plugin", "Directory" };
+        char q[4 * CONFIG_QUOTE_MAX + 8], word[64];
+        const char *guess;
+        ph_plugin_conf *pc;
+
+        switch (section_kind(section)) {
+        case SECTION_DAEMON:
+        case SECTION_POLICY:
+                return 0;
+        case SECTION_PLUGIN:
+                if (!plugin_name_valid(section + 7, strlen(section + 7)))
+                        return config_fail(p, line, -EINVAL,
+                                           "[%s]: \"%s\" is not a plugin name: write [Plugin NAME], "
+                                           "NAME as in the plugin's metadata "
+                                           "(^[a-z0-9][a-z0-9._-]{0,63}$)",
+                                           esc(section, q, sizeof(q)), esc(section + 7, q + sizeof(q) / 2,
+                                                                           sizeof(q) / 2));
+                pc = plugin_conf(p->cfg, section + 7);
+                if (!pc)
+                        return config_fail(p, line, -ENOMEM, "out of memory");
+                if (!pc->file) {
+                        pc->file = strdup(p->file);
+                        pc->line = line;
+                        if (!pc->file)
+                                return config_fail(p, line, -ENOMEM, "out of memory");
+                }
+                return 0;
+        case SECTION_DIRECTORY:
+                if (section[10] != '/')
+                        return config_fail(p, line, -EINVAL,
+                                           "[%s]: write [Directory PATH], PATH absolute, as given to "
+                                           "PluginDirectory= or --plugin-dir",
+                                           esc(section, q, sizeof(q)));
+                return 0;
+        case SECTION_NONE:
+                break;
+        }
+        snprintf(word, sizeof(word), "%.*s", (int)strcspn(section, " "), section);
+        guess = ph_suggest(word, kinds, N(kinds));
+        if (!guess && (strcmp(word, "Plugin") == 0 || strcmp(word, "Directory") == 0))
+                guess = word;
+        return config_fail(p, line, -EINVAL, "unknown section [%s]%s%s%s; sections are [Daemon], "
+                           "[Policy], [Plugin NAME] and [Directory PATH]", esc(section, q, sizeof(q)),
+                           guess ? "; did you mean [" : "", guess ? guess : "",
+                           !guess ? "" : strcmp(guess, "Plugin") == 0 ? " NAME]?" :
+                           strcmp(guess, "Directory") == 0 ? " PATH]?" : "]?");
 }
 
 static int config_handler(void *user, const char *section, const char *name, const char *value)
 {
         struct config_parse *p = user;
+        char qs[4 * CONFIG_QUOTE_MAX + 8], qk[4 * CONFIG_QUOTE_MAX + 8], qv[4 * CONFIG_QUOTE_MAX + 8];
+        const char *const *keys = NULL;
+        const char *guess;
+        size_t n_keys = 0;
         int r;
 
-        p->why[0] = '\0';
-        if (strcmp(section, "Daemon") == 0)
-                r = daemon_key(p, name, value);
-        else if (strcmp(section, "Policy") == 0)
-                r = policy_key(p, name, value);
-        else if (strncmp(section, "Plugin ", 7) == 0 && section[7])
-                r = plugin_key(p, section + 7, name, value);
-        else if (strncmp(section, "Directory ", 10) == 0 && section[10])
-                r = dir_key(p, section + 10, name, value);
-        else
-                r = -ENOENT;
-        if (r < 0 && !p->failed) {
-                p->failed = r;
-                snprintf(p->err, p->err_size, "%s: [%s] %s=%s: %s", p->file, section, name, value,
-                         r == -ENOENT ? "unknown key" : r == -ENOMEM ? "out of memory" :
-                         p->why[0] ? p->why : "invalid value");
+        if (p->failed)
+                return 1;
+        if (!section[0])
+                return config_fail(p, p->lineno, -EINVAL, "%s=: a key before any section; put it "
+                                   "under [Daemon], [Policy], [Plugin NAME] or [Directory PATH]",
+                                   esc(name, qk, sizeof(qk))), 1;
+        /* A header the reader did not see (indented) is checked here. */
+        if (strcmp(section, p->section) != 0) {
+                snprintf(p->section, sizeof(p->section), "%s", section);
+                if (section_check(p, section, p->header_line ? p->header_line : p->lineno) < 0)
+                        return 1;
         }
-        return r < 0 ? 0 : 1;
+        p->why[0] = '\0';
+        switch (section_kind(section)) {
+        case SECTION_DAEMON:
+                r = daemon_key(p, name, value);
+                keys = daemon_keys, n_keys = N(daemon_keys);
+                break;
+        case SECTION_POLICY:
+                r = policy_key(p, name, value);
+                keys = policy_keys, n_keys = N(policy_keys);
+                break;
+        case SECTION_PLUGIN:
+                r = plugin_key(p, section + 7, name, value);
+                keys = plugin_keys, n_keys = N(plugin_keys);
+                break;
+        case SECTION_DIRECTORY:
+                r = dir_key(p, section + 10, name, value);
+                keys = dir_keys, n_keys = N(dir_keys);
+                break;
+        default:
+                r = -ENOENT;
+        }
+        if (r == -ENOENT) {
+                guess = ph_suggest(name, keys, n_keys);
+                config_fail(p, p->lineno, r, "[%s] %s=: unknown key%s%s%s", esc(section, qs, sizeof(qs)),
+                            esc(name, qk, sizeof(qk)), guess ? "; did you mean " : "",
+                            guess ? guess : "", guess ? "=?" : "");
+        } else if (r < 0)
+                config_fail(p, p->lineno, r, "[%s] %s=%s: %s", esc(section, qs, sizeof(qs)),
+                            esc(name, qk, sizeof(qk)), esc(value, qv, sizeof(qv)),
+                            r == -ENOMEM ? "out of memory" : p->why[0] ? p->why : "invalid value");
+        /* Errors are recorded, not returned: inih's own return then means
+         * a line it could not parse. */
+        return 1;
+}
+
+/* inih's reader: the next line of the file in memory, counted. A line
+ * that does not fit inih's buffer (num), or holds a NUL, ends the parse
+ * with an error rather than reaching inih cut. Section headers are checked
+ * here, so that a missing ']' is reported on its line, and a section
+ * without keys is checked too. */
+static char *config_read_line(char *str, int num, void *stream)
+{
+        struct config_parse *p = stream;
+        const char *line = p->text + p->pos, *nl;
+        size_t n, max = (size_t)num - 2;
+
+        if (p->failed || p->pos >= p->len)
+                return NULL;
+        nl = memchr(line, '\n', p->len - p->pos);
+        n = nl ? (size_t)(nl - line) : p->len - p->pos;
+        p->pos += n + (nl != NULL);
+        p->lineno++;
+        if (memchr(line, '\0', n)) {
+                config_fail(p, p->lineno, -EINVAL, "syntax error: a NUL byte in the line");
+                return NULL;
+        }
+        if (n > 0 && line[n - 1] == '\r')
+                n--;
+        if (n > max) {
+                config_fail(p, p->lineno, -EINVAL, "syntax error: a line longer than %zu characters; "
+                            "split a long Config= over indented continuation lines", max);
+                return NULL;
+        }
+        memcpy(str, line, n);
+        str[n] = '\n';
+        str[n + 1] = '\0';
+        p->indented = n > 0 && (line[0] == ' ' || line[0] == '\t');
+        if (n > 0 && line[0] == '[') {
+                /* inih's rule: the name ends at ']', or at a ';' comment
+                 * after a blank. */
+                size_t e = 1;
+                char section[256];
+
+                while (e < n && line[e] != ']' && !(line[e] == ';' && (line[e - 1] == ' ' ||
+                                                                      line[e - 1] == '\t')))
+                        e++;
+                p->header_line = p->lineno;
+                if (e == n || line[e] != ']') {
+                        config_fail(p, p->lineno, -EINVAL,
+                                    "syntax error: a section header without its closing ']'");
+                        return NULL;
+                }
+                snprintf(section, sizeof(section), "%.*s", (int)(e - 1), line + 1);
+                snprintf(p->section, sizeof(p->section), "%s", section);
+                if (section_check(p, section, p->lineno) < 0)
+                        return NULL;
+        }
+        return str;
+}
+
+/* The whole file, if it is a regular file of at most CONFIG_FILE_MAX
+ * bytes; NUL-terminated, owned by the caller. */
+static int read_file(const char *path, char **ret, size_t *ret_len, char *why_buf, size_t why_size)
+{
+        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        size_t len = 0;
+        struct stat st;
+        char *buf;
+        ssize_t n;
+
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+                int r = fstat(fd, &st) < 0 ? -errno : S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+
+                snprintf(why_buf, why_size, "%s", r == -EINVAL ? "not a regular file" : strerror(-r));
+                close(fd);
+                return r;
+        }
+        buf = malloc(CONFIG_FILE_MAX + 1);
+        if (!buf) {
+                close(fd);
+                return -ENOMEM;
+        }
+        while ((n = read(fd, buf + len, CONFIG_FILE_MAX + 1 - len)) > 0 && len + (size_t)n <= CONFIG_FILE_MAX)
+                len += (size_t)n;
+        if (n != 0) {
+                int r = n < 0 ? -errno : -EFBIG;
+
+                snprintf(why_buf, why_size, "%s", r == -EFBIG ? "larger than 1 MiB" : strerror(-r));
+                free(buf);
+                close(fd);
+                return r;
+        }
+        close(fd);
+        buf[len] = '\0';
+        *ret = buf;
+        *ret_len = len;
+        return 0;
+}
+
+/* A line inih refused: what it looks like it meant. */
+static const char *syntax_hint(const char *text, size_t len, int line)
+{
+        const char *s = text, *end = text + len;
+
+        for (int i = 1; i < line && s < end; i++) {
+                s = memchr(s, '\n', (size_t)(end - s));
+                s = s ? s + 1 : end;
+        }
+        while (s < end && (*s == ' ' || *s == '\t'))
+                s++;
+        if (s < end && *s == '[')
+                return "a section header without its closing ']'";
+        return "expected Key=Value, a [Section] header, a comment (# or ;) or an indented "
+               "continuation of a value";
 }
 
 static int config_file(struct config_parse *p, const char *path, bool must_exist)
 {
-        FILE *f = fopen(path, "re");
-        int line;
+        char *text = NULL, detail[128] = "";
+        size_t len = 0;
+        int line, r;
 
-        if (!f) {
-                if (errno == ENOENT && !must_exist)
-                        return 0;
-                snprintf(p->err, p->err_size, "%s: %s", path, strerror(errno));
-                return -errno;
-        }
         p->file = path;
-        line = ini_parse_file(f, config_handler, p);
-        fclose(f);
+        r = read_file(path, &text, &len, detail, sizeof(detail));
+        if (r == -ENOENT && !must_exist)
+                return 0;
+        if (r < 0) {
+                snprintf(p->err, p->err_size, "%s: %s", path, detail[0] ? detail : strerror(-r));
+                return r;
+        }
+        p->text = text;
+        p->len = len;
+        p->pos = 0;
+        p->lineno = 0;
+        p->header_line = 0;
+        p->section[0] = '\0';
+        line = ini_parse_stream(config_read_line, p, config_handler, p);
+        /* inih's first refused line, unless an error of ours came first. */
+        if (line > 0 && (!p->failed || line < p->fail_line)) {
+                p->failed = 0;
+                config_fail(p, line, -EINVAL, "syntax error: %s", syntax_hint(text, len, line));
+        }
+        free(text);
+        p->text = NULL;
         if (p->failed)
                 return p->failed == -ENOMEM ? -ENOMEM : -EINVAL;
-        if (line != 0) {
-                snprintf(p->err, p->err_size,
-                         "%s:%d: syntax error (or a line longer than 199 characters)", path, line);
-                return -EINVAL;
-        }
-        return 0;
+        return line < 0 ? -ENOMEM : 0;
 }
 
 static int conf_filter(const struct dirent *d)
@@ -316,6 +667,55 @@ static int conf_filter(const struct dirent *d)
         size_t n = strlen(d->d_name);
 
         return d->d_name[0] != '.' && n > 5 && strcmp(d->d_name + n - 5, ".conf") == 0;
+}
+
+/* Plugin configs must be JSON objects; an error points at the line of
+ * the piece of text it is in. */
+static int config_json_check(struct config_parse *p)
+{
+        ph_config *cfg = p->cfg;
+
+        for (size_t i = 0; i < cfg->n_plugins; i++) {
+                const struct json_seg *seg = NULL, *first = NULL;
+                json_error_t jerr;
+                size_t pos;
+                json_t *j;
+                bool ok;
+
+                if (!cfg->plugins[i].config_json)
+                        continue;
+                j = json_loads(cfg->plugins[i].config_json, JSON_REJECT_DUPLICATES, &jerr);
+                /* jansson's position is just past the token it refused. */
+                pos = !j && jerr.position > 0 ? (size_t)jerr.position - 1 : 0;
+                ok = json_is_object(j);
+                for (size_t k = 0; k < p->n_segs; k++)
+                        if (p->segs[k].plugin == i) {
+                                if (!first)
+                                        first = &p->segs[k];
+                                if (!j && p->segs[k].start <= pos)
+                                        seg = &p->segs[k];
+                        }
+                if (!seg)
+                        seg = first;
+                if (!ok && seg) {
+                        p->file = seg->file;
+                        if (j)
+                                config_fail(p, first->line, -EINVAL,
+                                            "[Plugin %s] Config=: not a JSON object but %s",
+                                            cfg->plugins[i].name,
+                                            json_is_array(j) ? "an array" : json_is_string(j) ? "a string" :
+                                            json_is_number(j) ? "a number" : "true, false or null");
+                        else
+                                config_fail(p, seg->line, -EINVAL,
+                                            "[Plugin %s] Config=: not a JSON object: %s, at column %zu of "
+                                            "the value on this line", cfg->plugins[i].name, jerr.text,
+                                            pos - seg->start + 1);
+                }
+                json_decref(j);
+                if (!ok)
+                        return -EINVAL;
+        }
+        return 0;
 }
 
 int ph_config_load(ph_config *cfg, const char *path, bool must_exist, char *err, size_t err_size)
@@ -326,41 +726,29 @@ int ph_config_load(ph_config *cfg, const char *path, bool must_exist, char *err,
         int n, r;
 
         r = config_file(&p, path, must_exist);
-        if (r < 0)
-                return r;
         snprintf(dir, sizeof(dir), "%s.d", path);
-        n = scandir(dir, &list, conf_filter, alphasort);
+        n = r < 0 ? 0 : scandir(dir, &list, conf_filter, alphasort);
+        if (n < 0 && errno != ENOENT && errno != ENOTDIR) {
+                r = -errno;
+                snprintf(err, err_size, "%s: %s", dir, strerror(errno));
+        }
         for (int i = 0; i < n; i++) {
                 char file[4096 + 256];
 
+                /* One removed since the listing is no longer part of it. */
                 if (r == 0) {
                         snprintf(file, sizeof(file), "%s/%s", dir, list[i]->d_name);
-                        r = config_file(&p, file, true);
+                        r = config_file(&p, file, false);
                 }
                 free(list[i]);
         }
         free(list);
-        if (r < 0)
-                return r;
-
-        /* Plugin configs must be JSON objects. */
-        for (size_t i = 0; i < cfg->n_plugins; i++) {
-                json_error_t jerr;
-                json_t *j;
-
-                if (!cfg->plugins[i].config_json)
-                        continue;
-                j = json_loads(cfg->plugins[i].config_json, JSON_REJECT_DUPLICATES, &jerr);
-                bool ok = json_is_object(j);
-
-                json_decref(j);
-                if (!ok) {
-                        snprintf(err, err_size, "[Plugin %s] Config= is not a JSON object: %s",
-                                 cfg->plugins[i].name, j ? "wrong type" : jerr.text);
-                        return -EINVAL;
-                }
-        }
-        return 0;
+        if (r == 0)
+                r = config_json_check(&p);
+        for (size_t i = 0; i < p.n_segs; i++)
+                free(p.segs[i].file);
+        free(p.segs);
+        return r;
 }
 
 static void config_free(ph_config *cfg);
@@ -422,6 +810,32 @@ int ph_config_add_dir(ph_config *cfg, const char *dir, bool *replaced)
                 *replaced = true;
         }
         return strv_push(&cfg->plugin_dirs, &cfg->n_plugin_dirs, &cfg->cap_plugin_dirs, dir);
+}
+
+size_t ph_config_unknown_plugins(const ph_config *cfg, const char *const *names, size_t n,
+                                 void (*warn)(const char *msg, void *userdata), void *userdata)
+{
+        size_t count = 0;
+
+        for (size_t i = 0; i < cfg->n_plugins; i++) {
+                const ph_plugin_conf *pc = &cfg->plugins[i];
+                const char *guess;
+                bool found = false;
+                char msg[1024];
+
+                for (size_t j = 0; j < n && !found; j++)
+                        found = strcmp(names[j], pc->name) == 0;
+                if (found || !pc->file)
+                        continue;
+                /* The name is valid (section_check), so safe to print. */
+                guess = ph_suggest(pc->name, names, n);
+                snprintf(msg, sizeof(msg), "%s:%d: [Plugin %s]: no plugin named \"%s\"%s%s%s", pc->file,
+                         pc->line, pc->name, pc->name, guess ? "; did you mean \"" : "",
+                         guess ? guess : "", guess ? "\"?" : "");
+                warn(msg, userdata);
+                count++;
+        }
+        return count;
 }
 
 /* Descriptors kept for what is not a connection: the listener, inotify,
@@ -569,6 +983,7 @@ static void config_free(ph_config *cfg)
         for (size_t i = 0; i < cfg->n_plugins; i++) {
                 free(cfg->plugins[i].name);
                 free(cfg->plugins[i].config_json);
+                free(cfg->plugins[i].file);
                 ph_acl_clear(&cfg->plugins[i].acl);
         }
         ph_acl_clear(&cfg->acl);

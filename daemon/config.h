@@ -20,6 +20,8 @@ typedef struct ph_plugin_conf {
         char *config_json;          /* validated JSON object text; NULL: {} */
         ph_acl acl;                 /* who may Load/Unload/Call it, if set */
         ph_isolation iso;           /* Isolation=, User=, Limit...= */
+        char *file;                 /* where its first [Plugin NAME] header is */
+        int line;
 } ph_plugin_conf;
 
 /* [Directory PATH]: settings for the plugins found in PATH. */
@@ -98,6 +100,13 @@ int ph_config_check(const ph_config *cfg, char *err, size_t err_size);
  * then its directory's section, then its own. */
 void ph_config_isolation(const ph_config *cfg, const char *name, const char *path,
                          ph_isolation *ret);
+
+/* The [Plugin NAME] sections whose NAME is none of names (n of them, the
+ * plugins found): calls warn with "FILE:LINE: [Plugin NAME]: no plugin
+ * named "NAME"" and, if one is close, "; did you mean "OTHER"?". Returns
+ * how many. The caller's thread; cfg is only read. */
+size_t ph_config_unknown_plugins(const ph_config *cfg, const char *const *names, size_t n,
+                                 void (*warn)(const char *msg, void *userdata), void *userdata);
 
 /* Adds a plugin directory (command line); the first call drops the ones
  * the file gave. */

@@ -44,6 +44,7 @@ static void usage(FILE *out)
                 "  -s, --socket PATH       control socket (default %s)\n"
                 "  -S, --state-dir DIR     state directory (default %s)\n"
                 "  -l, --log-level LEVEL   err, warning, notice, info or debug\n"
+                "      --check-config      check the configuration and the options, then exit\n"
                 "  -h, --help              show this help\n"
                 "  -V, --version           show the version\n",
                 PH_CONFIG_DEFAULT_PATH, PH_DEFAULT_SOCKET, PH_DEFAULT_STATE_DIR);
@@ -58,6 +59,7 @@ static struct {
         size_t n_dirs, cap_dirs;
         char *socket_path, *state_dir;
         int log_level;                  /* -1: from the file */
+        bool check_config;              /* --check-config: check, print, exit */
 } cli = { .log_level = -1 };
 
 /* path made absolute against the working directory, without resolving
@@ -138,6 +140,21 @@ static int config_build(ph_config **ret, char *err, size_t err_size)
         return 0;
 }
 
+/* --check-config: the file and the options are read (config_build), and
+ * nothing else is done: no socket, no state directory, no scan. */
+static void check_config_exit(const ph_config *cfg, int r)
+{
+        const char *path = cli.config ? cli.config : PH_CONFIG_DEFAULT_PATH;
+
+        if (r < 0)
+                exit(EXIT_FAILURE);
+        if (cfg->n_plugins > 0)
+                printf("note: [Plugin NAME] sections are not matched against the plugins installed "
+                       "here; the daemon warns of those naming no plugin after its first scan\n");
+        printf("%s: configuration valid\n", path);
+        exit(EXIT_SUCCESS);
+}
+
 static int parse_args(ph_daemon *d, int argc, char **argv)
 {
         static const struct option opts[] = {
@@ -148,6 +165,7 @@ static int parse_args(ph_daemon *d, int argc, char **argv)
                 { "log-level", required_argument, NULL, 'l' },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, 'V' },
+                { "check-config", no_argument, NULL, 'C' },
                 { 0 },
         };
         char err[1024];
@@ -160,10 +178,18 @@ static int parse_args(ph_daemon *d, int argc, char **argv)
                                 return -ENOMEM;
                         break;
                 case 'p': {
-                        /* Not resolved: the trust walk (ph_policy_open_dir)
-                         * checks each component as named, symlinks too. */
-                        char *abs = absolute(optarg);
+                        /* Absolute, as PluginDirectory= must be: [Directory
+                         * PATH] sections match it as written. Not resolved:
+                         * the trust walk (ph_policy_open_dir) checks each
+                         * component as named, symlinks too. */
+                        char *abs;
 
+                        if (optarg[0] != '/') {
+                                fprintf(stderr, "plughostd: --plugin-dir %s: must be an absolute path\n",
+                                        optarg);
+                                exit(2);
+                        }
+                        abs = strdup(optarg);
                         if (!abs || ph__vec_push((void **)&cli.dirs, &cli.n_dirs, &cli.cap_dirs,
                                                  sizeof(char *), &abs) < 0)
                                 return -ENOMEM;
@@ -190,6 +216,9 @@ static int parse_args(ph_daemon *d, int argc, char **argv)
                 case 'V':
                         printf("plughostd %s\n", PACKAGE_VERSION);
                         exit(EXIT_SUCCESS);
+                case 'C':
+                        cli.check_config = true;
+                        break;
                 default:
                         usage(stderr);
                         exit(2);
@@ -202,6 +231,8 @@ static int parse_args(ph_daemon *d, int argc, char **argv)
         r = config_build(&d->cfg, err, sizeof(err));
         if (r < 0)
                 fprintf(stderr, "plughostd: %s\n", err);
+        if (cli.check_config)
+                check_config_exit(d->cfg, r);
         return r;
 }
 
@@ -219,13 +250,39 @@ static void daemon_publish(ph_daemon *d, ph_config *cfg)
         ph_config_unref(old);
 }
 
+static void unknown_plugin_cb(const char *msg, void *userdata)
+{
+        (void)userdata;
+        log_warning("config %s", msg);
+}
+
+/* Once a scan of every plugin directory is done, the plugin names are
+ * known: a [Plugin NAME] section naming none of them is a likely typo. */
+static void warn_unknown_plugins(ph_daemon *d)
+{
+        const char **names;
+        size_t n = 0, cap = ph_registry_count(d->reg, NULL);
+
+        if (d->cfg->n_plugins == 0)
+                return;
+        names = calloc(cap + 1, sizeof(*names));
+        if (!names)
+                return;
+        for (ph_plugin *p = ph_registry_first(d->reg); p && n < cap; p = ph_registry_next(d->reg, p))
+                names[n++] = p->name;
+        ph_config_unknown_plugins(d->cfg, names, n, unknown_plugin_cb, NULL);
+        free(names);
+}
+
 static void reload_done(void *userdata, const ph_scan_result *res)
 {
         ph_daemon *d = userdata;
 
         (void)res;
-        if (!d->stopping)
-                ph_notify_reloaded(d);
+        if (d->stopping)
+                return;
+        warn_unknown_plugins(d);
+        ph_notify_reloaded(d);
 }
 
 /* SIGHUP: a new configuration, or the old one if the new one is wrong. */
@@ -291,6 +348,7 @@ static void first_scan_done(void *userdata, const ph_scan_result *res)
         if (d->stopping)
                 return;
         d->ready = true;
+        warn_unknown_plugins(d);
         /* What clients had loaded before a stop or a crash is loaded again. */
         ph_life_restore(d);
         ph_server_start(d->server);

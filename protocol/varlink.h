@@ -12,6 +12,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* Where plughostd listens unless configured otherwise; plughostd.socket
+ * and daemon/config.h say the same. */
+#define PH_VARLINK_DEFAULT_SOCKET "/run/plughost/io.plughost"
+
 /* Default cap on one message (request or reply), bytes, NUL included. */
 #define PH_VARLINK_MESSAGE_MAX (1024u * 1024u)
 

@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
 #include "ctl.h"
+#include "varlink.h"
 
 /* Options a command takes after its name, besides --json. */
 #define CTL_TAKES_FILTERS 1u    /* --interface I, --state S */
@@ -49,7 +49,7 @@ static void ctl_usage(FILE *out)
                         ctl_commands[i].help);
         fprintf(out, "\nThe socket is --socket, else $PLUGHOST_SOCKET, else %s.\n"
                 "Exit status: 0 success, 1 failure, error reply or refused file, 2 usage error.\n",
-                PH_DEFAULT_SOCKET);
+                PH_VARLINK_DEFAULT_SOCKET);
 }
 
 /* The value of --name VALUE or --name=VALUE at argv[*i] (advancing *i

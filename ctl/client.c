@@ -33,14 +33,26 @@ const char *ctl_socket_path(const ctl_opts *opts)
         return env && *env ? env : PH_VARLINK_DEFAULT_SOCKET;
 }
 
-/* Prints "plughostctl: what: why" with the untrusted parts escaped. */
+/* "plughostctl: what: why", or plughostctl.Failed with --json. */
 static void client_fail(const char *what, const char *why)
 {
-        char *w = ctl_escape(what), *y = ctl_escape(why);
+        ctl_fail("plughostctl.Failed", NULL, "%s: %s", what, why);
+}
 
-        fprintf(stderr, "plughostctl: %s: %s\n", w ? w : "?", y ? y : "?");
-        free(w);
-        free(y);
+/* A reply we cannot use: the daemon (or what answers in its place) is
+ * broken or hostile. */
+static void client_bad_reply(const char *why)
+{
+        ctl_fail("plughostctl.BadReply", NULL, "malformed reply: %s", why);
+}
+
+static void client_connect_fail(const char *path, int err)
+{
+        bool hint = err == ENOENT || err == ECONNREFUSED;
+
+        ctl_fail("plughostctl.ConnectFailed", json_pack("{s:s, s:i}", "socket", path, "errno", err),
+                 "cannot connect to %s: %s%s", path, strerror(err),
+                 hint ? " (is plughostd running? see systemctl status plughostd.socket)" : "");
 }
 
 int ctl_client_open(const ctl_opts *opts, ctl_client **ret)
@@ -51,14 +63,14 @@ int ctl_client_open(const ctl_opts *opts, ctl_client **ret)
         int fd, r;
 
         if (strlen(path) >= sizeof(sa.sun_path)) {
-                client_fail(path, "socket path too long");
+                client_connect_fail(path, ENAMETOOLONG);
                 return -ENAMETOOLONG;
         }
         strcpy(sa.sun_path, path);
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
                 r = -errno;
-                client_fail(path, strerror(errno));
+                client_connect_fail(path, errno);
                 if (fd >= 0)
                         close(fd);
                 return r;
@@ -169,21 +181,23 @@ int ctl_client_recv(ctl_client *c, json_t **ret_reply)
                         return r;
                 }
                 if (n == 0) {
-                        client_fail("plughostd", ph_framer_pending(c->framer) > 0
-                                                         ? "connection closed mid-reply"
-                                                         : "connection closed");
+                        ctl_fail("plughostctl.Disconnected", NULL, "plughostd closed the connection%s",
+                                 ph_framer_pending(c->framer) > 0 ? " mid-reply" : "");
                         return -ECONNRESET;
                 }
                 ph_framer_commit(c->framer, (size_t)n);
         }
         if (r < 0) {
-                client_fail("reply", r == -EMSGSIZE ? "larger than the message limit" : strerror(-r));
+                if (r == -EMSGSIZE)
+                        client_bad_reply("larger than the message limit (1 MiB)");
+                else
+                        client_fail("reply", strerror(-r));
                 return r;
         }
         reply = json_loadb(msg, len, 0, &jerr);
         if (!json_is_object(reply) ||
             !json_is_object(json_object_get(reply, "parameters"))) {
-                client_fail("reply", reply ? "not a Varlink reply" : jerr.text);
+                client_bad_reply(reply ? "not a Varlink reply" : jerr.text);
                 json_decref(reply);
                 return -EBADMSG;
         }
@@ -193,31 +207,9 @@ int ctl_client_recv(ctl_client *c, json_t **ret_reply)
 
 int ctl_reply_check(json_t *reply)
 {
-        json_t *error = json_object_get(reply, "error");
-        json_t *params = json_object_get(reply, "parameters");
-        const char *message = json_string_value(json_object_get(params, "message"));
-        char *text;
-
-        if (!error)
+        if (!json_object_get(reply, "error"))
                 return 0;
-        if (message && json_is_integer(json_object_get(params, "errno"))) {
-                /* CallFailed: the plugin's errno says more than its text may. */
-                if (asprintf(&text, "%s (errno %lld)", message,
-                             (long long)json_integer_value(json_object_get(params, "errno"))) < 0)
-                        text = NULL;
-                client_fail(json_is_string(error) ? json_string_value(error) : "error",
-                            text ? text : message);
-                free(text);
-                return -EREMOTEIO;
-        }
-        if (message) {
-                client_fail(json_is_string(error) ? json_string_value(error) : "error", message);
-                return -EREMOTEIO;
-        }
-        /* No message: the parameters say what was wrong (InvalidParameter). */
-        text = json_dumps(params, JSON_COMPACT | JSON_ENSURE_ASCII);
-        client_fail(json_is_string(error) ? json_string_value(error) : "error", text ? text : "");
-        free(text);
+        ctl_fail_reply(reply);
         return -EREMOTEIO;
 }
 

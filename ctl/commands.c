@@ -1,235 +1,81 @@
 /* plughostctl's daemon commands: each one is a row saying which method it
- * calls, which arguments fill which parameters and how the reply is shown.
- * Text from the daemon is escaped before it reaches the terminal; --json
- * prints the reply's parameters as they came. */
+ * calls, which arguments fill which parameters (checked first) and how the
+ * reply is shown (print.c). --json prints the reply's parameters as they
+ * came; -F prints one field of them. */
 #include <errno.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ctl.h"
 
+/* How an argument is checked before it is sent. */
+enum { ARG_NAME = 1, ARG_IFACE, ARG_METHOD, ARG_OBJECT };
+
 typedef struct ctl_request {
         const char *name;               /* the command, for messages */
         const char *method;
         int min_args, max_args;
         const char *params[3];          /* parameter each argument fills */
-        void (*print)(const ctl_opts *opts, json_t *params);
+        int kinds[3];                   /* and how it is checked */
+        int (*print)(const ctl_opts *opts, json_t *params);
 } ctl_request;
 
-/* ---- output ---- */
+/* What -F may start with for info: the Plugin's fields (io.plughost.varlink)
+ * and the other members of the reply. */
+const char *const ctl_info_fields[] = {
+        "name", "version", "interfaces", "description", "license", "url", "concurrency",
+        "resident", "priority", "state", "file", "generation", "lastError", "pending",
+        "isolation", "worker", "metadata", "counters", NULL,
+};
 
-static const char *str(json_t *o, const char *key)
+/* The value for one argument; -EINVAL when it was refused (printed). */
+static int request_arg(const ctl_request *rq, int i, const char *arg, json_t **ret)
 {
-        return json_string_value(json_object_get(o, key));
-}
-
-static long long num(json_t *o, const char *key)
-{
-        return (long long)json_integer_value(json_object_get(o, key));
-}
-
-static void print_json(json_t *v, size_t flags)
-{
-        json_dumpf(v, stdout, flags | JSON_ENSURE_ASCII | JSON_ENCODE_ANY);
-        fputc('\n', stdout);
-}
-
-/* "label: value", value escaped; NULL shows as "-". */
-static void field(const char *label, const char *value)
-{
-        char *v = ctl_escape(value ? value : "-");
-
-        printf("%-13s %s\n", label, v ? v : "?");
-        free(v);
-}
-
-static void fieldf(const char *label, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void fieldf(const char *label, const char *fmt, ...)
-{
-        char *text = NULL;
-        va_list ap;
-        int n;
-
-        va_start(ap, fmt);
-        n = vasprintf(&text, fmt, ap);
-        va_end(ap);
-        field(label, n < 0 ? NULL : text);
-        free(n < 0 ? NULL : text);
-}
-
-/* The strings of an array joined with ","; caller frees. */
-static char *join(json_t *array)
-{
-        char *out = NULL;
-        size_t len = 0, i;
+        json_error_t jerr;
         json_t *v;
-        FILE *f = open_memstream(&out, &len);
 
-        if (!f)
-                return NULL;
-        json_array_foreach(array, i, v)
-                fprintf(f, "%s%s", i ? "," : "", json_is_string(v) ? json_string_value(v) : "?");
-        fclose(f);
-        return out;
-}
-
-static void print_plugin_table(json_t *plugins)
-{
-        static const char *const headers[] = { "NAME", "VERSION", "STATE", "INTERFACES", "FILE" };
-        ctl_table *t = ctl_table_new(5, headers);
-        size_t i;
-        json_t *p;
-
-        if (!t)
-                return;
-        json_array_foreach(plugins, i, p) {
-                char *ifaces = join(json_object_get(p, "interfaces"));
-
-                ctl_table_add(t, (const char *const[]){ str(p, "name"), str(p, "version"),
-                                                        str(p, "state"), ifaces, str(p, "file") });
-                free(ifaces);
+        switch (rq->kinds[i]) {
+        case ARG_NAME:
+                if (ctl_check_name("plugin name", arg) < 0)
+                        return -EINVAL;
+                break;
+        case ARG_IFACE:
+                if (ctl_check_interface(arg) < 0)
+                        return -EINVAL;
+                break;
+        case ARG_METHOD:
+                if (!*arg) {
+                        ctl_usage_error("%s: METHOD is empty", rq->name);
+                        return -EINVAL;
+                }
+                break;
+        case ARG_OBJECT:
+                v = json_loads(arg, JSON_REJECT_DUPLICATES, &jerr);
+                if (!json_is_object(v)) {
+                        ctl_usage_error("%s: PARAMS_JSON must be a JSON object%s%s", rq->name,
+                                        v ? "" : ": ", v ? "" : jerr.text);
+                        json_decref(v);
+                        return -EINVAL;
+                }
+                *ret = v;
+                return 0;
         }
-        ctl_table_print(t, stdout);
-        ctl_table_free(t);
-}
-
-static void print_list(const ctl_opts *opts, json_t *params)
-{
-        static const char *const headers[] = { "REJECTED FILE", "REASON", "MESSAGE" };
-        json_t *rejected = json_object_get(params, "rejected"), *f;
-        ctl_table *t;
-        size_t i;
-
-        (void)opts;
-        print_plugin_table(json_object_get(params, "plugins"));
-        if (json_array_size(rejected) == 0 || !(t = ctl_table_new(3, headers)))
-                return;
-        json_array_foreach(rejected, i, f)
-                ctl_table_add(t, (const char *const[]){ str(f, "file"), str(f, "reason"),
-                                                        str(f, "message") });
-        fputc('\n', stdout);
-        ctl_table_print(t, stdout);
-        ctl_table_free(t);
-}
-
-static void print_query(const ctl_opts *opts, json_t *params)
-{
-        (void)opts;
-        print_plugin_table(json_object_get(params, "plugins"));
-}
-
-static void print_counters(json_t *k)
-{
-        fieldf("Calls:", "%lld (%lld failed, %lld in flight)", num(k, "calls"),
-               num(k, "callsFailed"), num(k, "callsInFlight"));
-        fieldf("Loads:", "%lld (%lld failed), %lld unloads", num(k, "loads"),
-               num(k, "loadFailures"), num(k, "unloads"));
-}
-
-static void print_info(const ctl_opts *opts, json_t *params)
-{
-        json_t *p = json_object_get(params, "plugin");
-        char *ifaces = join(json_object_get(p, "interfaces"));
-
-        (void)opts;
-        field("Name:", str(p, "name"));
-        field("Version:", str(p, "version"));
-        field("State:", str(p, "state"));
-        field("Interfaces:", ifaces);
-        field("Description:", str(p, "description"));
-        field("License:", str(p, "license"));
-        field("URL:", str(p, "url"));
-        field("Concurrency:", str(p, "concurrency"));
-        field("Resident:", json_is_true(json_object_get(p, "resident")) ? "yes" : "no");
-        fieldf("Priority:", "%lld", num(p, "priority"));
-        field("File:", str(p, "file"));
-        fieldf("Generation:", "%lld", num(p, "generation"));
-        field("Last error:", str(p, "lastError"));
-        if (json_is_object(json_object_get(p, "pending"))) {
-                json_t *n = json_object_get(p, "pending");
-
-                fieldf("Pending:", "%s (generation %lld, %s%s%s)",
-                       str(n, "version") ? str(n, "version") : "?", num(n, "generation"),
-                       str(n, "state") ? str(n, "state") : "?", str(n, "error") ? ": " : "",
-                       str(n, "error") ? str(n, "error") : "");
+        v = json_string(arg);
+        if (!v) {
+                ctl_usage_error("%s: argument %d is not UTF-8", rq->name, i + 1);
+                return -EINVAL;
         }
-        field("Isolation:", str(p, "isolation"));
-        if (json_is_object(json_object_get(p, "worker"))) {
-                json_t *w = json_object_get(p, "worker");
-
-                fieldf("Worker:", "pid %lld, %lld restarts, %lld faults%s", num(w, "pid"),
-                       num(w, "restarts"), num(w, "faults"),
-                       json_is_true(json_object_get(w, "quarantined")) ? ", quarantined" : "");
-                field("Last fault:", str(w, "lastFault"));
-        }
-        print_counters(json_object_get(params, "counters"));
-        free(ifaces);
+        *ret = v;
+        return 0;
 }
 
-static void print_load(const ctl_opts *opts, json_t *params)
-{
-        json_t *p = json_object_get(params, "plugin");
-        char *name = ctl_escape(str(p, "name") ? str(p, "name") : "?");
-        char *version = ctl_escape(str(p, "version") ? str(p, "version") : "?");
-
-        (void)opts;
-        printf("%s %s: %s\n", name ? name : "?", version ? version : "?",
-               str(p, "state") ? str(p, "state") : "?");
-        free(name);
-        free(version);
-}
-
-static void print_nothing(const ctl_opts *opts, json_t *params)
-{
-        (void)opts;
-        (void)params;
-}
-
-static void print_call(const ctl_opts *opts, json_t *params)
-{
-        json_t *result = json_object_get(params, "result");
-
-        (void)opts;
-        /* ENSURE_ASCII: no control character (C1 included) reaches the terminal. */
-        if (result && !json_is_null(result))
-                print_json(result, JSON_INDENT(2));
-}
-
-static void print_rescan(const ctl_opts *opts, json_t *params)
-{
-        (void)opts;
-        printf("added %lld, changed %lld, removed %lld\n", num(params, "added"),
-               num(params, "changed"), num(params, "removed"));
-}
-
-static void print_status(const ctl_opts *opts, json_t *params)
-{
-        json_t *dirs = json_object_get(params, "pluginDirectories");
-        char *joined = join(dirs);
-
-        (void)opts;
-        field("Version:", str(params, "version"));
-        fieldf("Uptime:", "%lld s", num(params, "uptimeSeconds"));
-        field("Directories:", joined);
-        fieldf("Plugins:", "%lld (%lld loaded, %lld rejected)", num(params, "plugins"),
-               num(params, "loaded"), num(params, "rejected"));
-        fieldf("Clients:", "%lld", num(params, "clients"));
-        print_counters(json_object_get(params, "counters"));
-        free(joined);
-}
-
-/* ---- running a request ---- */
-
-/* Fills the method's parameters from the arguments; -EINVAL (printed) when
- * PARAMS_JSON is not a JSON object. */
+/* Fills the method's parameters from the options and the arguments. */
 static int request_params(const ctl_request *rq, const ctl_opts *opts, int argc, char **argv,
                           json_t **ret)
 {
         json_t *params = json_object();
-        json_error_t jerr;
 
         if (!params)
                 return -ENOMEM;
@@ -239,24 +85,11 @@ static int request_params(const ctl_request *rq, const ctl_opts *opts, int argc,
                 json_object_set_new(params, "state", json_string(opts->state));
         for (int i = 0; i < argc; i++) {
                 json_t *v;
+                int r = request_arg(rq, i, argv[i], &v);
 
-                if (strcmp(rq->params[i], "parameters") == 0) {
-                        v = json_loads(argv[i], JSON_REJECT_DUPLICATES, &jerr);
-                        if (!json_is_object(v)) {
-                                fprintf(stderr, "plughostctl %s: PARAMS_JSON must be a JSON object%s%s\n",
-                                        rq->name, v ? "" : ": ", v ? "" : jerr.text);
-                                json_decref(v);
-                                json_decref(params);
-                                return -EINVAL;
-                        }
-                } else {
-                        v = json_string(argv[i]);
-                        if (!v) {
-                                fprintf(stderr, "plughostctl %s: argument %d is not UTF-8\n",
-                                        rq->name, i + 1);
-                                json_decref(params);
-                                return -EINVAL;
-                        }
+                if (r < 0) {
+                        json_decref(params);
+                        return r;
                 }
                 json_object_set_new(params, rq->params[i], v);
         }
@@ -271,72 +104,67 @@ static int request_run(const ctl_request *rq, const ctl_opts *opts, int argc, ch
 
         if (argc < rq->min_args || argc > rq->max_args) {
                 if (rq->max_args > rq->min_args)
-                        fprintf(stderr, "plughostctl %s: expects %d to %d arguments (see --help)\n",
-                                rq->name, rq->min_args, rq->max_args);
-                else
-                        fprintf(stderr, "plughostctl %s: expects %d argument%s (see --help)\n",
-                                rq->name, rq->min_args, rq->min_args == 1 ? "" : "s");
-                return CTL_EXIT_USAGE;
+                        return ctl_usage_error("%s: expects %d to %d arguments (see 'plughostctl help %s')",
+                                               rq->name, rq->min_args, rq->max_args, rq->name);
+                return ctl_usage_error("%s: expects %d argument%s (see 'plughostctl help %s')", rq->name,
+                                       rq->min_args, rq->min_args == 1 ? "" : "s", rq->name);
         }
+        if (opts->field && ctl_field_check(opts->field, ctl_info_fields) < 0)
+                return CTL_EXIT_USAGE;
         r = request_params(rq, opts, argc, argv, &params);
         if (r < 0)
-                return r == -EINVAL ? CTL_EXIT_USAGE : CTL_EXIT_FAILED;
+                return r == -EINVAL ? CTL_EXIT_USAGE : ctl_fail("plughostctl.Failed", NULL, "%s", strerror(-r));
         if (ctl_client_call(opts, rq->method, params, &reply) < 0)
                 return CTL_EXIT_FAILED;
-        if (opts->json)
-                print_json(reply, JSON_INDENT(2));
-        else
-                rq->print(opts, reply);
+        if (opts->field) {
+                /* The Plugin's fields first, then the reply's members. */
+                json_t *plugin = json_object_get(reply, "plugin");
+                size_t n = strcspn(opts->field, ".");
+
+                r = json_is_object(plugin) ? 0 : ctl_fail("plughostctl.BadReply", NULL,
+                                                          "malformed reply: 'plugin' is not an object");
+                if (r == 0)
+                        ctl_field_print((!strncmp(opts->field, "metadata", n) && n == 8) ||
+                                        (!strncmp(opts->field, "counters", n) && n == 8) ? reply : plugin,
+                                        opts->field, opts->json);
+        } else if (rq->print == ctl_print_query && json_is_array(json_object_get(reply, "plugins")) &&
+                   json_array_size(json_object_get(reply, "plugins")) == 0) {
+                /* An interface nothing provides is an answer, but not the
+                 * one asked for: said on stderr, and exit 1. */
+                r = ctl_fail("plughostctl.NoProvider", json_pack("{s:s}", "interface", argv[0]),
+                             "no plugin provides interface '%s'", argv[0]);
+        } else if (opts->json) {
+                ctl_print_json(reply, JSON_INDENT(2));
+                r = 0;
+        } else {
+                r = rq->print ? rq->print(opts, reply) : 0;
+        }
         json_decref(reply);
-        return fflush(stdout) == 0 ? CTL_EXIT_OK : CTL_EXIT_FAILED;
+        if (r != 0)
+                return CTL_EXIT_FAILED;
+        return fflush(stdout) == 0 ? CTL_EXIT_OK : ctl_fail("plughostctl.Failed", NULL, "stdout: write failed");
 }
 
-#define CTL_REQUEST(cmd, meth, lo, hi, printer, ...)                                         \
+#define CTL_REQUEST(cmd, meth, lo, hi, printer, names, kinds_)                                 \
         int ctl_##cmd(const ctl_opts *opts, int argc, char **argv)                            \
         {                                                                                      \
                 static const ctl_request rq = { #cmd, "io.plughost." meth, lo, hi,             \
-                                                { __VA_ARGS__ }, printer };                    \
+                                                names, kinds_, printer };                      \
                 return request_run(&rq, opts, argc, argv);                                     \
         }
+#define LIST(...) { __VA_ARGS__ }
 
-CTL_REQUEST(list, "List", 0, 0, print_list, NULL)
-CTL_REQUEST(info, "Info", 1, 1, print_info, "name")
-CTL_REQUEST(query, "Query", 1, 1, print_query, "interface")
-CTL_REQUEST(load, "Load", 1, 1, print_load, "name")
-CTL_REQUEST(unload, "Unload", 1, 1, print_nothing, "name")
-CTL_REQUEST(call, "Call", 2, 3, print_call, "name", "method", "parameters")
-CTL_REQUEST(rescan, "Rescan", 0, 0, print_rescan, NULL)
-CTL_REQUEST(status, "Status", 0, 0, print_status, NULL)
+CTL_REQUEST(list, "List", 0, 0, ctl_print_list, LIST(NULL), LIST(0))
+CTL_REQUEST(info, "Info", 1, 1, ctl_print_info, LIST("name"), LIST(ARG_NAME))
+CTL_REQUEST(query, "Query", 1, 1, ctl_print_query, LIST("interface"), LIST(ARG_IFACE))
+CTL_REQUEST(load, "Load", 1, 1, ctl_print_load, LIST("name"), LIST(ARG_NAME))
+CTL_REQUEST(unload, "Unload", 1, 1, NULL, LIST("name"), LIST(ARG_NAME))
+CTL_REQUEST(call, "Call", 2, 3, ctl_print_call, LIST("name", "method", "parameters"),
+            LIST(ARG_NAME, ARG_METHOD, ARG_OBJECT))
+CTL_REQUEST(rescan, "Rescan", 0, 0, ctl_print_rescan, LIST(NULL), LIST(0))
+CTL_REQUEST(status, "Status", 0, 0, ctl_print_status, LIST(NULL), LIST(0))
 
 /* ---- monitor: a stream of replies until interrupted ---- */
-
-static void monitor_event(const ctl_opts *opts, json_t *params)
-{
-        json_t *ev = json_object_get(params, "event");
-        char *name, *message = NULL;
-
-        if (opts->json) {
-                print_json(params, JSON_COMPACT);
-                return;
-        }
-        name = ctl_escape(str(ev, "name") ? str(ev, "name") : "?");
-        if (str(ev, "message"))
-                message = ctl_escape(str(ev, "message"));
-        printf("%-9s %s", str(ev, "kind") ? str(ev, "kind") : "?", name ? name : "?");
-        if (str(ev, "version") && *str(ev, "version")) {
-                char *version = ctl_escape(str(ev, "version"));
-
-                printf(" %s", version ? version : "?");
-                free(version);
-        }
-        if (json_integer_value(json_object_get(ev, "generation")) > 0)
-                printf(" (generation %lld)", num(ev, "generation"));
-        if (message)
-                printf(": %s", message);
-        fputc('\n', stdout);
-        free(name);
-        free(message);
-}
 
 static void monitor_signal_cb(int sig)
 {
@@ -352,10 +180,8 @@ int ctl_monitor(const ctl_opts *opts, int argc, char **argv)
         int r;
 
         (void)argv;
-        if (argc != 0) {
-                fprintf(stderr, "plughostctl monitor: expects no arguments\n");
-                return CTL_EXIT_USAGE;
-        }
+        if (argc != 0)
+                return ctl_usage_error("monitor: expects no arguments");
         /* SIGINT and SIGTERM stay blocked but while the client waits for
          * the daemon: then they end the wait, and we exit 0. */
         sigemptyset(&stop);
@@ -377,11 +203,11 @@ int ctl_monitor(const ctl_opts *opts, int argc, char **argv)
                 r = ctl_reply_check(reply);
                 /* The first reply carries no event: the subscription is live. */
                 if (r == 0 && json_object_get(params, "event"))
-                        monitor_event(opts, params);
+                        ctl_print_event(opts, params);
                 json_decref(reply);
                 fflush(stdout);
                 if (r == 0 && !continues) {
-                        fprintf(stderr, "plughostctl: plughostd ended the stream\n");
+                        ctl_fail("plughostctl.Disconnected", NULL, "plughostd ended the stream");
                         r = -ECONNRESET;
                 }
         }

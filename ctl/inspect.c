@@ -1,5 +1,6 @@
 /* plughostctl inspect: reads plugin metadata from files, offline, through
- * the same reader the daemon uses. Never loads a file. */
+ * the same reader the daemon uses. Never loads a file. Each file becomes
+ * one JSON object; the table, --json and -F are views of those. */
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -41,78 +42,188 @@ static json_t *inspect_json(const char *file, const ph_scan *s)
         return o;
 }
 
-static int inspect_row(ctl_table *t, const char *file, const ph_scan *s)
+/* The metadata keys the table shows in columns of their own, beyond the
+ * fixed ones: every other key of any file, in the order first seen. */
+static int inspect_extra_keys(json_t *objs, json_t **ret)
 {
-        char *ifaces = NULL, *verdict = NULL;
-        size_t len = 0;
-        FILE *f;
+        static const char *const fixed[] = { "name", "version", "interfaces", NULL };
+        json_t *keys = json_array(), *o, *v;
+        const char *key;
+        size_t i, j, k;
+
+        if (!keys)
+                return -ENOMEM;
+        json_array_foreach(objs, i, o)
+                json_object_foreach(json_object_get(o, "metadata"), key, v) {
+                        bool seen = false;
+                        json_t *e;
+
+                        for (k = 0; fixed[k]; k++)
+                                seen = seen || strcmp(fixed[k], key) == 0;
+                        json_array_foreach(keys, j, e)
+                                seen = seen || strcmp(json_string_value(e), key) == 0;
+                        if (!seen)
+                                json_array_append_new(keys, json_string(key));
+                }
+        *ret = keys;
+        return 0;
+}
+
+static char *upper(const char *s)
+{
+        char *u = strdup(s);
+
+        for (char *p = u; p && *p; p++)
+                if (*p >= 'a' && *p <= 'z')
+                        *p = (char)(*p - 'a' + 'A');
+        return u;
+}
+
+/* One table for every file: FILE NAME VERSION INTERFACES, a column for each
+ * other metadata key, VERDICT. */
+static int inspect_table(const ctl_opts *opts, json_t *objs)
+{
+        size_t n_extra, n_cols, i, j;
+        const char **cells = NULL;
+        char **owned = NULL;
+        json_t *keys, *o, *k;
+        ctl_table *t = NULL;
         int r;
 
-        if (s->reason == PH_REASON_OK) {
-                f = open_memstream(&ifaces, &len);
-                if (!f)
-                        return -ENOMEM;
-                for (size_t i = 0; i < s->meta->n_interfaces; i++)
-                        fprintf(f, "%s%s", i ? "," : "", s->meta->interfaces[i]);
-                fclose(f);
-        } else if (asprintf(&verdict, "%s: %s", ph_reason_name(s->reason), s->message) < 0) {
-                return -ENOMEM;
+        r = inspect_extra_keys(objs, &keys);
+        if (r < 0)
+                return r;
+        n_extra = json_array_size(keys);
+        n_cols = 5 + n_extra;
+        cells = calloc(n_cols, sizeof(*cells));
+        owned = calloc(n_cols, sizeof(*owned));
+        if (!cells || !owned) {
+                r = -ENOMEM;
+                goto out;
         }
-        r = ctl_table_add(t, (const char *const[]){
-                file,
-                s->meta ? s->meta->name : NULL,
-                s->meta ? s->meta->version : NULL,
-                ifaces && *ifaces ? ifaces : NULL,
-                verdict ? verdict : "plugin",
-        });
-        free(ifaces);
-        free(verdict);
+        cells[0] = "FILE", cells[1] = "NAME", cells[2] = "VERSION", cells[3] = "INTERFACES";
+        json_array_foreach(keys, j, k)
+                cells[4 + j] = owned[4 + j] = upper(json_string_value(k));
+        cells[n_cols - 1] = "VERDICT";
+        t = ctl_table_new(n_cols, cells);
+        for (j = 0; j < n_cols; j++) {
+                free(owned[j]);
+                owned[j] = NULL;
+        }
+        if (!t) {
+                r = -ENOMEM;
+                goto out;
+        }
+        json_array_foreach(objs, i, o) {
+                json_t *meta = json_object_get(o, "metadata"), *ifaces = json_object_get(o, "interfaces");
+                bool ok = json_is_true(json_object_get(o, "plugin"));
+
+                cells[0] = json_string_value(json_object_get(o, "file"));
+                cells[1] = json_string_value(json_object_get(o, "name"));
+                cells[2] = json_string_value(json_object_get(o, "version"));
+                if (json_array_size(ifaces)) {
+                        char *joined = NULL;
+                        size_t len = 0;
+                        FILE *f = open_memstream(&joined, &len);
+                        json_t *e;
+
+                        if (f) {
+                                json_array_foreach(ifaces, j, e)
+                                        fprintf(f, "%s%s", j ? "," : "", json_string_value(e));
+                                fclose(f);
+                        }
+                        owned[3] = joined;
+                }
+                cells[3] = owned[3];
+                json_array_foreach(keys, j, k) {
+                        json_t *v = json_object_get(meta, json_string_value(k));
+
+                        owned[4 + j] = !v ? NULL : json_is_string(v) ? strdup(json_string_value(v))
+                                                  : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+                        cells[4 + j] = owned[4 + j];
+                }
+                if (!ok && asprintf(&owned[n_cols - 1], "%s: %s",
+                                    json_string_value(json_object_get(o, "reason")),
+                                    json_string_value(json_object_get(o, "message"))) < 0)
+                        owned[n_cols - 1] = NULL;
+                cells[n_cols - 1] = ok ? "plugin" : owned[n_cols - 1];
+                r = ctl_table_add(t, cells);
+                for (j = 0; j < n_cols; j++) {
+                        free(owned[j]);
+                        owned[j] = NULL;
+                }
+                if (r < 0)
+                        goto out;
+        }
+        ctl_table_print(t, !opts->no_legend, stdout);
+        r = 0;
+out:
+        ctl_table_free(t);
+        free(cells);
+        free(owned);
+        json_decref(keys);
         return r;
 }
 
+/* What -F may start with: the members of inspect_json's objects. */
+const char *const ctl_inspect_fields[] = {
+        "file", "plugin", "size", "reason", "message", "name", "version", "interfaces",
+        "description", "abi", "found_via", "note_offset", "metadata", NULL,
+};
+
 int ctl_inspect(const ctl_opts *opts, int argc, char **argv)
 {
-        static const char *const headers[] = { "FILE", "NAME", "VERSION", "INTERFACES", "VERDICT" };
-        ctl_table *table = NULL;
-        json_t *list = NULL;
-        int all_plugins = 1;
+        json_t *list;
+        int all_plugins = 1, r = 0;
+        size_t i;
+        json_t *o;
 
-        if (argc < 1) {
-                fprintf(stderr, "plughostctl inspect: needs at least one FILE\n");
+        if (argc < 1)
+                return ctl_usage_error("inspect: needs at least one FILE");
+        if (opts->field && ctl_field_check(opts->field, ctl_inspect_fields) < 0)
                 return CTL_EXIT_USAGE;
-        }
-        if (opts->json)
-                list = json_array();
-        else
-                table = ctl_table_new(5, headers);
-        if (!list && !table) {
-                fprintf(stderr, "plughostctl: out of memory\n");
-                return CTL_EXIT_FAILED;
-        }
+        list = json_array();
+        if (!list)
+                return ctl_fail("plughostctl.Failed", NULL, "out of memory");
 
-        for (int i = 0; i < argc; i++) {
+        for (int a = 0; a < argc; a++) {
                 ph_scan s;
-                int r = ph_scan_path(AT_FDCWD, argv[i], &s);
+                int sr = ph_scan_path(AT_FDCWD, argv[a], &s);
 
-                if (r == 0 && s.reason != PH_REASON_OK)
+                if (sr == 0 && s.reason != PH_REASON_OK)
                         all_plugins = 0;
-                if (r == 0)
-                        r = list ? json_array_append_new(list, inspect_json(argv[i], &s)) ? -ENOMEM : 0
-                                 : inspect_row(table, argv[i], &s);
+                if (sr == 0)
+                        sr = json_array_append_new(list, inspect_json(argv[a], &s)) ? -ENOMEM : 0;
                 ph_scan_clear(&s);
-                if (r < 0) {
-                        fprintf(stderr, "plughostctl: %s: %s\n", argv[i], strerror(-r));
+                if (sr < 0) {
+                        ctl_fail("plughostctl.Failed", NULL, "%s: %s", argv[a], strerror(-sr));
                         all_plugins = 0;
                 }
         }
 
-        if (list) {
-                json_dumpf(list, stdout, JSON_INDENT(2) | JSON_ENSURE_ASCII);
-                fputc('\n', stdout);
-                json_decref(list);
+        if (opts->field) {
+                /* One value per plugin; a file that is not one says why. */
+                json_array_foreach(list, i, o) {
+                        char *first = strndup(opts->field, strcspn(opts->field, "."));
+                        bool has = first && json_object_get(o, first);
+
+                        free(first);
+                        if (json_is_true(json_object_get(o, "plugin")) || has)
+                                ctl_field_print(o, opts->field, opts->json);
+                        else
+                                ctl_fail("plughostctl.NotAPlugin", json_pack("{s:O}", "file",
+                                                                              json_object_get(o, "file")),
+                                         "%s: %s: %s", json_string_value(json_object_get(o, "file")),
+                                         json_string_value(json_object_get(o, "reason")),
+                                         json_string_value(json_object_get(o, "message")));
+                }
+        } else if (opts->json) {
+                ctl_print_json(list, JSON_INDENT(2));
         } else {
-                ctl_table_print(table, stdout);
-                ctl_table_free(table);
+                r = inspect_table(opts, list);
+                if (r < 0)
+                        ctl_fail("plughostctl.Failed", NULL, "%s", strerror(-r));
         }
-        return all_plugins ? CTL_EXIT_OK : CTL_EXIT_FAILED;
+        json_decref(list);
+        return all_plugins && r == 0 ? CTL_EXIT_OK : CTL_EXIT_FAILED;
 }

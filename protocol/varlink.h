@@ -174,6 +174,13 @@ const ph_method *ph_method_find(const char *name);
  * exceed PH_VARLINK_MESSAGE_MAX. */
 int ph_varlink_reply(json_t *params, bool continues, char **ret, size_t *ret_len);
 
+/* ---- names -------------------------------------------------------------- */
+
+/* The words of Plugin.state (docs/io.plughost.varlink, protocol.md), in
+ * the order a plugin meets them; NULL-terminated. For clients that check
+ * a List filter before sending it. */
+extern const char *const ph_varlink_plugin_states[];
+
 /* ---- service description -------------------------------------------------- */
 
 /* org.varlink.service.GetInfo parameters (a new reference). */

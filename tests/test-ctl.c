@@ -962,7 +962,10 @@ int main(void)
         TCase *hostile_tc = tcase_create("hostile");
         TCase *comp = tcase_create("completion");
 
+        /* Each test runs plughostctl (a libtool wrapper) many times: under a
+         * loaded make -j check, Check's 4 s default is too tight a ceiling. */
         tcase_add_checked_fixture(cli, setup, NULL);
+        tcase_set_timeout(cli, 120);
         tcase_add_test(cli, test_inspect_plugin_table);
         tcase_add_test(cli, test_inspect_json_mixed);
         tcase_add_test(cli, test_inspect_option_after_command);
@@ -979,7 +982,7 @@ int main(void)
         suite_add_tcase(s, cli);
 
         tcase_add_checked_fixture(daemon, daemon_setup, daemon_teardown);
-        tcase_set_timeout(daemon, 60);
+        tcase_set_timeout(daemon, 120);
         tcase_add_test(daemon, test_query);
         tcase_add_test(daemon, test_list_no_legend);
         tcase_add_test(daemon, test_info_field);
@@ -989,6 +992,7 @@ int main(void)
         suite_add_tcase(s, daemon);
 
         tcase_add_checked_fixture(hostile_tc, setup, NULL);
+        tcase_set_timeout(hostile_tc, 120);
         tcase_add_test(hostile_tc, test_hostile_not_varlink);
         tcase_add_test(hostile_tc, test_hostile_closed);
         tcase_add_test(hostile_tc, test_hostile_huge);
@@ -998,6 +1002,7 @@ int main(void)
         suite_add_tcase(s, hostile_tc);
 
         tcase_add_checked_fixture(comp, setup, NULL);
+        tcase_set_timeout(comp, 120);
         tcase_add_test(comp, test_completion_offline);
         suite_add_tcase(s, comp);
         return tu_run_suite(s) ? EXIT_FAILURE : EXIT_SUCCESS;

@@ -12,6 +12,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* Where plughostd listens unless configured otherwise; plughostd.socket
+ * and daemon/config.h say the same. */
+#define PH_VARLINK_DEFAULT_SOCKET "/run/plughost/io.plughost"
+
 /* Default cap on one message (request or reply), bytes, NUL included. */
 #define PH_VARLINK_MESSAGE_MAX (1024u * 1024u)
 
@@ -170,6 +174,13 @@ const ph_method *ph_method_find(const char *name);
  * "continues": true when continues is set. -EMSGSIZE if the reply would
  * exceed PH_VARLINK_MESSAGE_MAX. */
 int ph_varlink_reply(json_t *params, bool continues, char **ret, size_t *ret_len);
+
+/* ---- names -------------------------------------------------------------- */
+
+/* The words of Plugin.state (docs/io.plughost.varlink, protocol.md), in
+ * the order a plugin meets them; NULL-terminated. For clients that check
+ * a List filter before sending it. */
+extern const char *const ph_varlink_plugin_states[];
 
 /* ---- service description -------------------------------------------------- */
 

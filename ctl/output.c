@@ -16,7 +16,7 @@ struct ctl_table {
 char *ctl_escape(const char *s)
 {
         size_t n = strlen(s);
-        char *out = malloc(n * 4 + 1), *o = out;
+        char *out = malloc(n * 6 + 1), *o = out;
 
         if (!out)
                 return NULL;
@@ -29,6 +29,9 @@ char *ctl_escape(const char *s)
                         o += sprintf(o, "\\t");
                 else if (c < 0x20 || c == 0x7f)
                         o += sprintf(o, "\\x%02x", c);
+                else if (c == 0xc2 && (unsigned char)s[1] >= 0x80 && (unsigned char)s[1] <= 0x9f)
+                        /* C1 controls (U+0080..U+009F): CSI and OSC in one byte. */
+                        o += sprintf(o, "\\u%04x", (unsigned char)*++s);
                 else
                         *o++ = (char)c;
         }
@@ -79,9 +82,9 @@ int ctl_table_add(ctl_table *t, const char *const *cells)
         return 0;
 }
 
-void ctl_table_print(const ctl_table *t, FILE *out)
+void ctl_table_print(const ctl_table *t, bool legend, FILE *out)
 {
-        for (size_t r = 0; r <= t->n_rows; r++) {
+        for (size_t r = legend ? 0 : 1; r <= t->n_rows; r++) {
                 for (size_t c = 0; c < t->n_columns; c++) {
                         const char *cell = t->cells[r * t->n_columns + c];
 

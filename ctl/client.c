@@ -1,7 +1,7 @@
 /* plughostctl's Varlink client: blocking, one connection per command. A
- * request goes out as JSON and a NUL; replies are read up to each NUL,
- * never more than PH_VARLINK_MESSAGE_MAX bytes, and parsed with jansson.
- * Every failure is printed here, once, on stderr. */
+ * request goes out as JSON and a NUL; replies are split at each NUL by
+ * protocol/'s framer, never more than PH_VARLINK_MESSAGE_MAX bytes, and
+ * parsed with jansson. Every failure is printed here, once, on stderr. */
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -12,20 +12,15 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "config.h"
 #include "ctl.h"
-#include "../protocol/varlink.h"
+#include "varlink.h"
 
-/* First buffer size; it doubles up to the message cap. */
-#define CLIENT_BUF_MIN 16384u
+/* Bytes asked of the framer for each read. */
+#define CLIENT_READ_MIN 16384u
 
 struct ctl_client {
         int fd;
-        char *buf;
-        size_t size;
-        size_t start;           /* first byte not returned yet */
-        size_t end;             /* one past the last byte read */
-        size_t scanned;         /* [start, scanned) holds no NUL */
+        ph_framer *framer;
         const sigset_t *wait_mask;      /* signals that may end a wait */
 };
 
@@ -35,17 +30,29 @@ const char *ctl_socket_path(const ctl_opts *opts)
 
         if (opts->socket_path)
                 return opts->socket_path;
-        return env && *env ? env : PH_DEFAULT_SOCKET;
+        return env && *env ? env : PH_VARLINK_DEFAULT_SOCKET;
 }
 
-/* Prints "plughostctl: what: why" with the untrusted parts escaped. */
+/* "plughostctl: what: why", or plughostctl.Failed with --json. */
 static void client_fail(const char *what, const char *why)
 {
-        char *w = ctl_escape(what), *y = ctl_escape(why);
+        ctl_fail("plughostctl.Failed", NULL, "%s: %s", what, why);
+}
 
-        fprintf(stderr, "plughostctl: %s: %s\n", w ? w : "?", y ? y : "?");
-        free(w);
-        free(y);
+/* A reply we cannot use: the daemon (or what answers in its place) is
+ * broken or hostile. */
+static void client_bad_reply(const char *why)
+{
+        ctl_fail("plughostctl.BadReply", NULL, "malformed reply: %s", why);
+}
+
+static void client_connect_fail(const char *path, int err)
+{
+        bool hint = err == ENOENT || err == ECONNREFUSED;
+
+        ctl_fail("plughostctl.ConnectFailed", json_pack("{s:s, s:i}", "socket", path, "errno", err),
+                 "cannot connect to %s: %s%s", path, strerror(err),
+                 hint ? " (is plughostd running? see systemctl status plughostd.socket)" : "");
 }
 
 int ctl_client_open(const ctl_opts *opts, ctl_client **ret)
@@ -56,14 +63,14 @@ int ctl_client_open(const ctl_opts *opts, ctl_client **ret)
         int fd, r;
 
         if (strlen(path) >= sizeof(sa.sun_path)) {
-                client_fail(path, "socket path too long");
+                client_connect_fail(path, ENAMETOOLONG);
                 return -ENAMETOOLONG;
         }
         strcpy(sa.sun_path, path);
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
                 r = -errno;
-                client_fail(path, strerror(errno));
+                client_connect_fail(path, errno);
                 if (fd >= 0)
                         close(fd);
                 return r;
@@ -73,6 +80,13 @@ int ctl_client_open(const ctl_opts *opts, ctl_client **ret)
                 close(fd);
                 client_fail("connect", strerror(ENOMEM));
                 return -ENOMEM;
+        }
+        r = ph_framer_new(PH_VARLINK_MESSAGE_MAX, &c->framer);
+        if (r < 0) {
+                close(fd);
+                free(c);
+                client_fail("connect", strerror(-r));
+                return r;
         }
         c->fd = fd;
         *ret = c;
@@ -90,7 +104,7 @@ void ctl_client_free(ctl_client *c)
                 return;
         if (c->fd >= 0)
                 close(c->fd);
-        free(c->buf);
+        ph_framer_free(c->framer);
         free(c);
 }
 
@@ -134,53 +148,22 @@ int ctl_client_send(ctl_client *c, const char *method, json_t *params, bool more
         return 0;
 }
 
-/* Makes room for at least one more byte, within the cap. */
-static int client_room(ctl_client *c)
-{
-        size_t size;
-        char *buf;
-
-        if (c->start > 0) {
-                memmove(c->buf, c->buf + c->start, c->end - c->start);
-                c->end -= c->start;
-                c->scanned -= c->start;
-                c->start = 0;
-        }
-        if (c->end < c->size)
-                return 0;
-        if (c->size >= PH_VARLINK_MESSAGE_MAX)
-                return -EMSGSIZE;
-        size = c->size ? c->size * 2 : CLIENT_BUF_MIN;
-        if (size > PH_VARLINK_MESSAGE_MAX)
-                size = PH_VARLINK_MESSAGE_MAX;
-        buf = realloc(c->buf, size);
-        if (!buf)
-                return -ENOMEM;
-        c->buf = buf;
-        c->size = size;
-        return 0;
-}
-
 int ctl_client_recv(ctl_client *c, json_t **ret_reply)
 {
         json_error_t jerr;
+        const char *msg;
         json_t *reply;
-        char *nul;
+        size_t len, room;
+        char *buf;
         ssize_t n;
         int r;
 
-        for (;;) {
-                nul = c->end > c->scanned ? memchr(c->buf + c->scanned, '\0', c->end - c->scanned)
-                                          : NULL;
-                if (nul)
+        while ((r = ph_framer_next(c->framer, &msg, &len)) == 0) {
+                /* We take every message as it comes, so -ENOBUFS cannot
+                 * happen: only -EMSGSIZE and -ENOMEM. */
+                r = ph_framer_reserve(c->framer, CLIENT_READ_MIN, &buf, &room);
+                if (r < 0)
                         break;
-                c->scanned = c->end;
-                r = client_room(c);
-                if (r < 0) {
-                        client_fail("reply", r == -EMSGSIZE ? "larger than the message limit"
-                                                            : strerror(-r));
-                        return r;
-                }
                 /* The signals are blocked but while waiting here: one that
                  * comes while we print is not lost, it ends the next wait. */
                 if (c->wait_mask) {
@@ -189,7 +172,7 @@ int ctl_client_recv(ctl_client *c, json_t **ret_reply)
                         if (ppoll(&pfd, 1, NULL, c->wait_mask) < 0 && errno == EINTR)
                                 return -EINTR;
                 }
-                n = read(c->fd, c->buf + c->end, c->size - c->end);
+                n = read(c->fd, buf, room);
                 if (n < 0 && errno == EINTR)
                         return -EINTR;  /* the caller was interrupted: not an error to print */
                 if (n < 0) {
@@ -198,17 +181,23 @@ int ctl_client_recv(ctl_client *c, json_t **ret_reply)
                         return r;
                 }
                 if (n == 0) {
-                        client_fail("plughostd", c->end > c->start ? "connection closed mid-reply"
-                                                                   : "connection closed");
+                        ctl_fail("plughostctl.Disconnected", NULL, "plughostd closed the connection%s",
+                                 ph_framer_pending(c->framer) > 0 ? " mid-reply" : "");
                         return -ECONNRESET;
                 }
-                c->end += (size_t)n;
+                ph_framer_commit(c->framer, (size_t)n);
         }
-        reply = json_loadb(c->buf + c->start, (size_t)(nul - (c->buf + c->start)), 0, &jerr);
-        c->start = c->scanned = (size_t)(nul - c->buf) + 1;
+        if (r < 0) {
+                if (r == -EMSGSIZE)
+                        client_bad_reply("larger than the message limit (1 MiB)");
+                else
+                        client_fail("reply", strerror(-r));
+                return r;
+        }
+        reply = json_loadb(msg, len, 0, &jerr);
         if (!json_is_object(reply) ||
             !json_is_object(json_object_get(reply, "parameters"))) {
-                client_fail("reply", reply ? "not a Varlink reply" : jerr.text);
+                client_bad_reply(reply ? "not a Varlink reply" : jerr.text);
                 json_decref(reply);
                 return -EBADMSG;
         }
@@ -218,31 +207,9 @@ int ctl_client_recv(ctl_client *c, json_t **ret_reply)
 
 int ctl_reply_check(json_t *reply)
 {
-        json_t *error = json_object_get(reply, "error");
-        json_t *params = json_object_get(reply, "parameters");
-        const char *message = json_string_value(json_object_get(params, "message"));
-        char *text;
-
-        if (!error)
+        if (!json_object_get(reply, "error"))
                 return 0;
-        if (message && json_is_integer(json_object_get(params, "errno"))) {
-                /* CallFailed: the plugin's errno says more than its text may. */
-                if (asprintf(&text, "%s (errno %lld)", message,
-                             (long long)json_integer_value(json_object_get(params, "errno"))) < 0)
-                        text = NULL;
-                client_fail(json_is_string(error) ? json_string_value(error) : "error",
-                            text ? text : message);
-                free(text);
-                return -EREMOTEIO;
-        }
-        if (message) {
-                client_fail(json_is_string(error) ? json_string_value(error) : "error", message);
-                return -EREMOTEIO;
-        }
-        /* No message: the parameters say what was wrong (InvalidParameter). */
-        text = json_dumps(params, JSON_COMPACT | JSON_ENSURE_ASCII);
-        client_fail(json_is_string(error) ? json_string_value(error) : "error", text ? text : "");
-        free(text);
+        ctl_fail_reply(reply);
         return -EREMOTEIO;
 }
 

@@ -309,21 +309,6 @@ static int daemon_key(struct config_parse *p, const char *name, const char *valu
         return -ENOENT;
 }
 
-/* ^[a-z0-9][a-z0-9._-]{0,63}$, the metadata's rule (lib/meta.c). */
-static bool plugin_name_valid(const char *s, size_t n)
-{
-        if (n == 0 || n > PH_NAME_MAX)
-                return false;
-        for (size_t i = 0; i < n; i++) {
-                char c = s[i];
-                bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-
-                if (!alnum && (i == 0 || (c != '.' && c != '_' && c != '-')))
-                        return false;
-        }
-        return true;
-}
-
 /* [Plugin NAME] keys. Config= is a JSON object; continuation lines (indented)
  * and later Config= lines are appended, so long configs can span lines. */
 static int plugin_key(struct config_parse *p, const char *plugin, const char *name, const char *value)
@@ -422,7 +407,7 @@ static int section_check(struct config_parse *p, const char *section, int line)
         case SECTION_POLICY:
                 return 0;
         case SECTION_PLUGIN:
-                if (!plugin_name_valid(section + 7, strlen(section + 7)))
+                if (!ph_name_valid(section + 7))
                         return config_fail(p, line, -EINVAL,
                                            "[%s]: \"%s\" is not a plugin name: write [Plugin NAME], "
                                            "NAME as in the plugin's metadata "

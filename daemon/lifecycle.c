@@ -25,11 +25,8 @@
 #include "log.h"
 #include "varlink.h"
 
-static const char *const pstate_names[_PH_PSTATE_MAX] = {
-        [PH_PSTATE_DISCOVERED] = "discovered", [PH_PSTATE_LOADING] = "loading",
-        [PH_PSTATE_LOADED] = "loaded", [PH_PSTATE_FAILED] = "failed",
-        [PH_PSTATE_QUARANTINED] = "quarantined",
-};
+/* The protocol's words (protocol/names.c), in ph_pstate's order. */
+#define pstate_names ph_varlink_plugin_states
 
 static const char quarantine_why[] = "quarantined: the daemon stopped while this version was "
                                      "initialising; replace the file to try again";

@@ -25,7 +25,7 @@
 struct ph_daemon;
 
 typedef enum ph_pstate {
-        PH_PSTATE_DISCOVERED,
+        PH_PSTATE_DISCOVERED,           /* in protocol/names.c's order */
         PH_PSTATE_LOADING,
         PH_PSTATE_LOADED,
         PH_PSTATE_FAILED,

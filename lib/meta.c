@@ -67,24 +67,24 @@ static int is_alnum(char c)
 }
 
 /* ^[a-z0-9][a-z0-9._-]{0,63}$ */
-static int name_valid(const char *s)
+bool ph_name_valid(const char *s)
 {
         size_t i;
 
         if (!is_lower_alnum(s[0]))
-                return 0;
+                return false;
         for (i = 1; s[i]; i++) {
                 if (i >= PH_NAME_MAX)
-                        return 0;
+                        return false;
                 if (!is_lower_alnum(s[i]) && s[i] != '.' && s[i] != '_' && s[i] != '-')
-                        return 0;
+                        return false;
         }
-        return 1;
+        return true;
 }
 
 /* Reverse-domain interface names, as Varlink spells them:
  * [A-Za-z]([-]*[A-Za-z0-9])*(\.[A-Za-z0-9]([-]*[A-Za-z0-9])*)+ */
-static int interface_valid(const char *s)
+bool ph_interface_valid(const char *s)
 {
         size_t len = strlen(s), i, dots = 0;
         int seg_start = 1;
@@ -264,7 +264,7 @@ static int meta_interfaces(json_t *v, ph_meta *m, meta_err *e)
                 if (!json_is_string(it))
                         return meta_fail(e, "key 'interfaces': entry %zu is not a string", i);
                 s = json_string_value(it);
-                if (!interface_valid(s))
+                if (!ph_interface_valid(s))
                         return meta_fail(e, "key 'interfaces': entry %zu '%s' is not a reverse-domain "
                                          "interface name like org.example.Greeter", i, meta_quote(s, q));
                 for (j = 0; j < i; j++)
@@ -285,7 +285,7 @@ static int meta_key(const char *key, json_t *v, ph_meta *m, meta_err *e)
         if (strcmp(key, "name") == 0) {
                 if (!json_is_string(v))
                         return meta_fail(e, "key 'name': must be a string");
-                if (!name_valid(json_string_value(v)))
+                if (!ph_name_valid(json_string_value(v)))
                         return meta_fail(e, "key 'name': '%s' must match ^[a-z0-9][a-z0-9._-]{0,63}$",
                                          meta_quote(json_string_value(v), q));
                 m->name = json_string_value(v);

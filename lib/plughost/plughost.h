@@ -77,6 +77,13 @@ typedef struct ph_meta {
 
 void ph_meta_free(ph_meta *meta);
 
+/* Whether s is a valid plugin name (^[a-z0-9][a-z0-9._-]{0,63}$), and a
+ * valid interface name (reverse-domain, as Varlink spells them, like
+ * org.example.Greeter): the metadata's rules, for whoever checks a name
+ * before asking for it (a configuration file, a command line). */
+bool ph_name_valid(const char *s);
+bool ph_interface_valid(const char *s);
+
 /* Parses and validates metadata JSON (size bytes, not necessarily
  * NUL-terminated). On a rule violation returns -EINVAL and writes a message
  * naming the key and the rule to errbuf (if errbuf_size > 0). */

@@ -269,32 +269,51 @@ int ctl_print_status(const ctl_opts *opts, json_t *params)
         return 0;
 }
 
+/* One printable copy of ev's key, or NULL when absent (free it). */
+static char *ev_text(json_t *ev, const char *key)
+{
+        return str(ev, key) && *str(ev, key) ? ctl_escape(str(ev, key)) : NULL;
+}
+
+/* "KIND NAME VERSION (generation N): MESSAGE", and for a refusal the file
+ * it is about and, on a second line, the fix. */
 void ctl_print_event(const ctl_opts *opts, json_t *params)
 {
         json_t *ev = json_object_get(params, "event");
-        char *kind, *name, *message = NULL;
+        char *kind, *name, *version, *file, *reason, *message, *fix;
+        bool rejected;
 
         if (opts->json) {
                 ctl_print_json(params, JSON_COMPACT);
                 return;
         }
-        kind = ctl_escape(str(ev, "kind") ? str(ev, "kind") : "?");
-        name = ctl_escape(str(ev, "name") ? str(ev, "name") : "?");
-        if (str(ev, "message"))
-                message = ctl_escape(str(ev, "message"));
-        printf("%-9s %s", kind ? kind : "?", name ? name : "?");
-        if (str(ev, "version") && *str(ev, "version")) {
-                char *version = ctl_escape(str(ev, "version"));
-
-                printf(" %s", version ? version : "?");
-                free(version);
-        }
+        kind = ev_text(ev, "kind");
+        name = ev_text(ev, "name");
+        version = ev_text(ev, "version");
+        file = ev_text(ev, "file");
+        reason = ev_text(ev, "reason");
+        message = ev_text(ev, "message");
+        fix = ev_text(ev, "fix");
+        rejected = kind && strcmp(kind, "rejected") == 0;
+        printf("%-9s %s", kind ? kind : "?", name ? name : file ? file : "?");
+        if (version)
+                printf(" %s", version);
         if (json_integer_value(json_object_get(ev, "generation")) > 0)
                 printf(" (generation %lld)", num(ev, "generation"));
+        if (rejected && name && file)
+                printf(" in %s", file);
+        if (rejected && reason)
+                printf(": %s", reason);
         if (message)
                 printf(": %s", message);
         fputc('\n', stdout);
+        if (fix)
+                printf("%-9s fix: %s\n", "", fix);
         free(kind);
         free(name);
+        free(version);
+        free(file);
+        free(reason);
         free(message);
+        free(fix);
 }

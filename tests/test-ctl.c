@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "daemon-util.h"
@@ -600,6 +601,65 @@ START_TEST(test_list_no_legend)
 }
 END_TEST
 
+static long long now_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+/* monitor prints a refused file's event with its reason and, on the
+ * next line, the fix. */
+START_TEST(test_monitor_rejected)
+{
+        char *argv[] = { ctl, "--socket", D.socket, "monitor", NULL }, buf[8192];
+        size_t len = 0;
+        long long deadline;
+        int po[2], status;
+        pid_t pid;
+
+        ck_assert_int_eq(pipe2(po, O_CLOEXEC), 0);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                dup2(po[1], STDOUT_FILENO);
+                execv(argv[0], argv);
+                _exit(127);
+        }
+        close(po[1]);
+        ck_assert_int_eq(fcntl(po[0], F_SETFL, O_NONBLOCK), 0);
+        /* Until the subscription is live: then a file it must see. */
+        for (deadline = now_ms() + 10000; now_ms() < deadline;) {
+                json_t *st = du_request(&D, "{\"method\":\"io.plughost.Status\"}");
+                long long clients = du_int(du_params(st), "clients");
+
+                json_decref(st);
+                if (clients >= 2)
+                        break;
+                usleep(10000);
+        }
+        du_add_plugin(&D, tu_fixture("bad-name.so"), "bad.so");
+        buf[0] = '\0';
+        for (deadline = now_ms() + 10000; now_ms() < deadline && !strstr(buf, "fix: ");) {
+                ssize_t n = read(po[0], buf + len, sizeof(buf) - 1 - len);
+
+                if (n > 0) {
+                        len += (size_t)n;
+                        buf[len] = '\0';
+                } else {
+                        usleep(10000);
+                }
+        }
+        kill(pid, SIGTERM);
+        waitpid(pid, &status, 0);
+        close(po[0]);
+        ck_assert_msg(strncmp(buf, "rejected  ", 10) == 0 && strstr(buf, "/bad.so (generation ") &&
+                      strstr(buf, "): bad-metadata: key 'name'"), "%s", buf);
+        ck_assert_msg(strstr(buf, "\n          fix: fix the metadata"), "%s", buf);
+}
+END_TEST
+
 START_TEST(test_info_field)
 {
         run_out r;
@@ -986,6 +1046,7 @@ int main(void)
         tcase_add_test(daemon, test_query);
         tcase_add_test(daemon, test_list_no_legend);
         tcase_add_test(daemon, test_info_field);
+        tcase_add_test(daemon, test_monitor_rejected);
         tcase_add_test(daemon, test_info_every_metadata_field);
         tcase_add_test(daemon, test_json_daemon_error);
         tcase_add_test(daemon, test_completion_plugin_names);

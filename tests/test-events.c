@@ -259,8 +259,7 @@ START_TEST(test_failed_line_names_plugin_once)
         du_add_plugin(&d, tu_fixture("behave-v1.so"), "behave.so");
         du_start(&d);
         r = du_request(&d, "{\"method\":\"io.plughost.Load\",\"parameters\":{\"name\":\"behave\"}}");
-        du_assert_error(&d, r, "io.plughost.LoadFailed");
-        json_decref(r);
+        du_assert_error(&d, r, "io.plughost.LoadFailed");     /* takes r */
         ck_assert_msg(du2_log_wait(&d, "plugin behave: ", WAIT_MS), "no failed line");
         ck_assert_int_eq(log_count("behave: behave:"), 0);
         ck_assert_int_eq(log_count("behave: behave "), 0);

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The two Quick start commands of README.md, on a fresh Debian 12 machine as root:
 #   ./dev.sh run    install what is missing, build, run plughostd on run/ in the checkout
+#                   (./dev.sh run -- ARGS passes ARGS to plughostd: --log-level debug,
+#                   --config FILE)
 #   ./dev.sh test   install what is missing, build, run the whole test suite
 # Builds live in build/ (normal, -Werror), build-asan/ (ASan+UBSan),
 # build-tsan/ (TSan, for the threaded suites in TSAN_TESTS) and build-fuzz/
@@ -8,6 +10,13 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 top=$PWD
+# configure refuses such a source directory ("unsafe srcdir value"), and the
+# paths the build writes into its Makefiles and pkg-config file would split.
+case $top in
+*[[:space:]]*)
+        echo "dev.sh: the checkout's path has a space in it ($top); move it to a path without" >&2
+        exit 1 ;;
+esac
 
 PACKAGES=(gcc make binutils autoconf automake libtool pkg-config
           libuv1-dev libjansson-dev check libinih-dev nettle-dev libbsd-dev libseccomp-dev systemd socat
@@ -124,11 +133,30 @@ fuzz_dir() {
         done
 }
 
+# The socket ./dev.sh run serves; connecting to it tells whether a daemon
+# already listens there (a file with nobody behind it is left from a kill).
+daemon_listens() {
+        [ -S "$1" ] && socat -u OPEN:/dev/null "UNIX-CONNECT:$1" 2>/dev/null
+}
+
+# ./dev.sh run [-- PLUGHOSTD-ARGS...]: the arguments after -- go to plughostd
+# after dev.sh's own, so that --config FILE replaces the generated one.
 cmd_run() {
+        if [ $# -gt 0 ]; then
+                [ "$1" = -- ] || { echo "usage: $0 run [-- PLUGHOSTD-ARGS...]" >&2; exit 2; }
+                shift
+        fi
         install_deps
+        # Before anything is built or copied: a second ./dev.sh run must
+        # leave the first one's run/plugins alone.
+        if daemon_listens "$top/run/plughost.sock"; then
+                echo "dev.sh: another daemon listens on run/plughost.sock; stop it first (Ctrl-C in its terminal)" >&2
+                exit 1
+        fi
         build build --enable-werror
         mkdir -p run/plugins run/state
         # Atomic placement, as the daemon expects: copy to a dotfile, rename.
+        # (A dotfile left by an interrupted copy is ignored, then replaced.)
         for so in build/docs/examples/*.so; do
                 cp "$so" "run/plugins/.$(basename "$so")" &&
                         mv "run/plugins/.$(basename "$so")" "run/plugins/$(basename "$so")"
@@ -137,9 +165,12 @@ cmd_run() {
         printf '[Daemon]\nWorkerPath=%s/build/plughost-worker\n# Isolation=process\n' "$top" \
                 >run/plughostd.conf
         log "plughostd on run/plughost.sock with the plugins in run/plugins (Ctrl-C stops it)"
-        log "try: build/plughostctl --socket run/plughost.sock list"
+        log "to build plugins and call them from another terminal (docs/plugin-guide.md), paste:"
+        printf '    export PKG_CONFIG_PATH=%q PATH=%q:"$PATH"\n' "$top/build" "$top/build"
+        printf '    export PLUGHOST_SOCKET=%q\n' "$top/run/plughost.sock"
+        log "then try: plughostctl list"
         exec build/plughostd --plugin-dir "$top/run/plugins" --socket "$top/run/plughost.sock" \
-                --state-dir "$top/run/state" --config "$top/run/plughostd.conf"
+                --state-dir "$top/run/state" --config "$top/run/plughostd.conf" "$@"
 }
 
 cmd_test() {
@@ -177,7 +208,7 @@ cmd_test() {
 }
 
 case "${1:-}" in
-run) cmd_run ;;
+run) shift; cmd_run "$@" ;;
 test) cmd_test ;;
-*) echo "usage: $0 run|test" >&2; exit 2 ;;
+*) echo "usage: $0 run [-- PLUGHOSTD-ARGS...] | test" >&2; exit 2 ;;
 esac

@@ -62,12 +62,14 @@ bool ph_life_held(const ph_plugin *p, void *userdata)
         return p->life && p->life->serving;
 }
 
-/* The plugin of an operation, if it is still the incarnation it ran for. */
+/* The plugin of an operation, if it is still the incarnation it ran for.
+ * One being removed is not: an operation that ends while the removal
+ * takes it back (a queued load) must not settle a plugin with no file. */
 static ph_plugin *op_plugin(ph_daemon *d, const ph_op *op)
 {
         ph_plugin *p = ph_registry_find(d->reg, op->name);
 
-        return p && p->id == op->plugin_id && p->life ? p : NULL;
+        return p && p->id == op->plugin_id && p->life && !p->life->leaving ? p : NULL;
 }
 
 static void set_error(ph_life *l, const char *msg)
@@ -828,6 +830,7 @@ void ph_life_registry_event(ph_event_kind kind, ph_plugin *p, const ph_registry_
         case PH_EVENT_REMOVED:
                 if (!l)
                         return;
+                l->leaving = true;      /* p->file is NULL already */
                 emit_why(d, kind, p, why);
                 if (l->state == PH_PSTATE_LOADED)
                         d->n_loaded--;

@@ -67,6 +67,8 @@ typedef struct ph_life {
                                          * again until the file changes */
         char *error;                    /* why the last load failed, or the file's refusal */
         bool wanted;                    /* a client loaded it: keep it loaded */
+        bool leaving;                   /* its name is being removed: operations
+                                         * that finish now find no plugin */
         ph_plugin_counters counters;
 } ph_life;
 

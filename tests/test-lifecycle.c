@@ -1866,6 +1866,47 @@ END_TEST
  * instance. Expect: once the call is answered and nothing runs, the
  * plugin is not "loading", and what it says agrees with what is alive
  * ("loaded" with an instance, or no instance left). */
+/* A Load waits in the pool's queue (one worker thread, busy with a
+ * call) when its plugin's file is deleted: the removal takes the load
+ * back before it starts. Expect: the Load is answered (the plugin is
+ * gone) and the daemon serves on. (The stress run found a crash here:
+ * the take-back finished the load while the plugin was half removed.) */
+START_TEST(test_removed_with_queued_load)
+{
+        char *path = plugin_path("second.so");
+        long long deadline;
+        du_conn *busy, *c;
+        json_t *r;
+
+        cfg_begin("Workers=1\nCallTimeoutSec=30\n");
+        cfg_write();
+        du_add_plugin(&d, tu_fixture("behave-v1.so"), "behave.so");
+        du_add_plugin(&d, tu_fixture("second-v1.so"), "second.so");
+        du_start(&d);
+        load_ok("behave");
+        busy = du_connect(&d);
+        send_call(busy, "behave", "Sleep", "{\"ms\":3000}");
+        for (deadline = now_ms() + WAIT_MS; du2_status_int(&d, "counters.callsInFlight") != 1;)
+                ck_assert_msg(now_ms() < deadline, "the Sleep never started");
+        c = du_connect(&d);
+        du_send(c, "{\"method\":\"io.plughost.Load\",\"parameters\":{\"name\":\"second\"}}");
+        du2_nap_ms(200);        /* the Load is queued behind the Sleep */
+        ck_assert_int_eq(unlink(path), 0);
+        r = recv_within(c, WAIT_MS, NULL);
+        assert_alive_for("removing a plugin whose load was queued", 500);
+        ck_assert_msg(r != NULL, "the Load was never answered");
+        ck_assert_msg(du_error(r) != NULL, "the Load of a removed plugin succeeded");
+        json_decref(r);
+        du_assert_serving(&d);
+        r = recv_within(busy, WAIT_MS, NULL);
+        ck_assert_msg(r && !du_error(r), "the Sleep failed");
+        json_decref(r);
+        du_close(c);
+        du_close(busy);
+        free(path);
+}
+END_TEST
+
 START_TEST(test_found_stuck_loading)
 {
         char *path = plugin_path("behave.so"), *state = NULL, *text;
@@ -2988,6 +3029,7 @@ int main(void)
         add_case(s, "bug17", test_bug17_ready_after_stopping, 180);
         add_case(s, "found_watch_free_at_stop", test_found_watch_free_at_stop, 60);
         add_case(s, "found_stuck_loading", test_found_stuck_loading, 60);
+        add_case(s, "removed_with_queued_load", test_removed_with_queued_load, 60);
         add_case(s, "attack_01_unload_queued_load", test_attack_01_unload_queued_load, 60);
         add_case(s, "attack_02_fini_hangs", test_attack_02_fini_hangs_others_finalise, 60);
         add_case(s, "attack_03_stop_fini_hangs", test_attack_03_stop_fini_hangs, 60);

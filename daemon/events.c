@@ -5,6 +5,7 @@
 #include "events.h"
 #include "log.h"
 #include "server.h"
+#include "varlink.h"
 
 static const char *const event_names[_PH_EVENT_MAX] = {
         [PH_EVENT_ADDED] = "added", [PH_EVENT_CHANGED] = "changed",
@@ -91,17 +92,17 @@ void ph_event_emit(struct ph_server *srv, const ph_event *e)
         if (!ev)
                 return;
         if (e->name)
-                json_object_set_new(ev, "name", json_string(e->name));
+                json_object_set_new(ev, "name", ph_varlink_text(e->name));
         if (e->version)
-                json_object_set_new(ev, "version", json_string(e->version));
+                json_object_set_new(ev, "version", ph_varlink_text(e->version));
         if (e->generation)
                 json_object_set_new(ev, "generation", json_integer((json_int_t)e->generation));
         if (e->file)
-                json_object_set_new(ev, "file", json_string(e->file));
+                json_object_set_new(ev, "file", ph_varlink_text(e->file));
         if (e->reason)
                 json_object_set_new(ev, "reason", json_string(e->reason));
         if (e->message)
-                json_object_set_new(ev, "message", json_string(e->message));
+                json_object_set_new(ev, "message", ph_varlink_text(e->message));
         if (e->fix)
                 json_object_set_new(ev, "fix", json_string(e->fix));
         ph_server_broadcast(srv, ev);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "varlink.h"
 
 static int log_level = PH_LOG_INFO;
 static int log_journal;
@@ -56,21 +57,47 @@ int ph_log_level_from_string(const char *s)
         return -EINVAL;
 }
 
-/* Formats a message into line (at most size - 2 bytes, one line: a
- * newline inside would forge a new entry); returns its length. */
+/* Formats a message into line (at most size - 2 bytes), made safe for a
+ * terminal and for the journal: one line (a newline inside would forge a
+ * new entry: it becomes a space), and the other control characters (C0,
+ * DEL and C1, which drive terminals) and bytes that are not UTF-8 written
+ * as \xNN, whatever file name or plugin message the text came from.
+ * Returns its length. */
 static int log_format(char *line, size_t size, const char *fmt, va_list ap)
 {
-        int n = vsnprintf(line, size - 1, fmt, ap);
+        char raw[2048];
+        size_t i = 0, o = 0, len;
+        int n = vsnprintf(raw, sizeof(raw), fmt, ap);
 
-        if (n < 0)
-                n = 0;
-        if ((size_t)n > size - 2)
-                n = (int)size - 2;
-        for (char *p = line; p < line + n; p++)
-                if (*p == '\n' || *p == '\r')
-                        *p = ' ';
-        line[n] = '\0';
-        return n;
+        len = n < 0 ? 0 : (size_t)n < sizeof(raw) ? (size_t)n : sizeof(raw) - 1;
+        while (i < len) {
+                const unsigned char *s = (const unsigned char *)raw + i;
+                size_t seq = ph_varlink_utf8_len(s, len - i), esc = 0;
+
+                if (seq == 0)
+                        esc = 1;                /* not UTF-8 */
+                else if (seq == 1 && (*s < 0x20 || *s == 0x7f) && *s != '\n' && *s != '\r')
+                        esc = 1;                /* C0 control, DEL */
+                else if (seq == 2 && s[0] == 0xc2 && s[1] < 0xa0)
+                        esc = 2;                /* C1 control */
+                if (o + (esc ? 4 * esc : seq) > size - 2)
+                        break;
+                if (esc) {
+                        for (size_t k = 0; k < esc; k++)
+                                o += (size_t)snprintf(line + o, size - o, "\\x%02x", s[k]);
+                        i += esc;
+                        continue;
+                }
+                if (*s == '\n' || *s == '\r') {
+                        line[o++] = ' ';
+                } else {
+                        memcpy(line + o, s, seq);
+                        o += seq;
+                }
+                i += seq;
+        }
+        line[o] = '\0';
+        return (int)o;
 }
 
 static void log_write(int level, const char *msg, int len)

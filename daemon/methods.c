@@ -31,24 +31,45 @@ static const char *param_str(const ph_request *req, const char *name)
 
 /* ---- reads ---- */
 
+/* Appends v to a; a NULL v (no memory) marks the listing incomplete. */
+static void append(json_t *a, json_t *v, bool *ok)
+{
+        if (json_array_append_new(a, v) < 0)
+                *ok = false;
+}
+
+/* A reply built of parts: all of it, or an error, never a listing with
+ * holes or an empty object where a plugin should be. */
+static void reply_whole(ph_reply *r, json_t *params, bool ok)
+{
+        if (!params || !ok) {
+                json_decref(params);
+                ph_reply_error(r, PH_VERR_BUSY, NULL, "out of memory");
+                return;
+        }
+        ph_reply_ok(r, params);
+}
+
 static void method_list(ph_daemon *d, ph_conn *c, ph_request *req, ph_reply *r)
 {
         const char *iface = param_str(req, "interface"), *state = param_str(req, "state");
         json_t *plugins = json_array(), *rejected = json_array();
+        bool ok = true;
 
         for (ph_plugin *p = ph_registry_first(d->reg); p; p = ph_registry_next(d->reg, p)) {
                 if (!p->life || (iface && !plugin_has_interface(p, iface)))
                         continue;
                 if (state && strcmp(state, ph_pstate_name(p->life->state)) != 0)
                         continue;
-                json_array_append_new(plugins, ph_plugin_json(d, p));
+                append(plugins, ph_plugin_json(d, p), &ok);
         }
         for (ph_file *f = ph_registry_rejected_first(d->reg); f; f = ph_registry_rejected_next(d->reg, f))
-                json_array_append_new(rejected,
-                                      json_pack("{s:s, s:s, s:s}", "file", f->path,
-                                                "reason", ph_file_reason_name(f),
-                                                "message", f->message ? f->message : ""));
-        ph_reply_ok(r, json_pack("{s:o, s:o}", "plugins", plugins, "rejected", rejected));
+                append(rejected,
+                       json_pack("{s:o, s:s, s:o}", "file", ph_varlink_text(f->path), "reason",
+                                 ph_file_reason_name(f), "message",
+                                 ph_varlink_text(f->message ? f->message : "")),
+                       &ok);
+        reply_whole(r, json_pack("{s:o, s:o}", "plugins", plugins, "rejected", rejected), ok);
 }
 
 static ph_plugin *find_or_reply(ph_daemon *d, const char *name, ph_reply *r)
@@ -83,9 +104,9 @@ static void method_info(ph_daemon *d, ph_conn *c, ph_request *req, ph_reply *r)
                 return;
         /* The tree the reader validated: shared, read-only, loop thread only. */
         meta = json_incref((json_t *)ph_life_meta(p)->priv);
-        ph_reply_ok(r, json_pack("{s:o, s:o, s:o}", "plugin", ph_plugin_json(d, p),
+        reply_whole(r, json_pack("{s:o, s:o, s:o}", "plugin", ph_plugin_json(d, p),
                                  "metadata", meta ? meta : json_object(),
-                                 "counters", counters_json(&p->life->counters)));
+                                 "counters", counters_json(&p->life->counters)), true);
 }
 
 /* Best first: priority, then version, then name. */
@@ -107,6 +128,7 @@ static void method_query(ph_daemon *d, ph_conn *c, ph_request *req, ph_reply *r)
         ph_plugin **found = NULL;
         size_t n = 0, cap = 0;
         json_t *list = json_array();
+        bool ok = true;
 
         for (ph_plugin *p = ph_registry_first(d->reg); p; p = ph_registry_next(d->reg, p))
                 if (p->life && plugin_has_interface(p, iface) &&
@@ -119,9 +141,9 @@ static void method_query(ph_daemon *d, ph_conn *c, ph_request *req, ph_reply *r)
         if (n > 0)              /* found is NULL then: qsort(NULL, 0) is undefined */
                 qsort(found, n, sizeof(*found), query_order);
         for (size_t i = 0; i < n; i++)
-                json_array_append_new(list, ph_plugin_json(d, found[i]));
+                append(list, ph_plugin_json(d, found[i]), &ok);
         free(found);
-        ph_reply_ok(r, json_pack("{s:o}", "plugins", list));
+        reply_whole(r, json_pack("{s:o}", "plugins", list), ok);
 }
 
 static json_t *daemon_counters_json(ph_daemon *d)
@@ -141,7 +163,7 @@ static void method_status(ph_daemon *d, ph_conn *c, ph_request *req, ph_reply *r
 
         (void)req;
         for (size_t i = 0; i < d->cfg->n_plugin_dirs; i++)
-                json_array_append_new(dirs, json_string(d->cfg->plugin_dirs[i]));
+                json_array_append_new(dirs, ph_varlink_text(d->cfg->plugin_dirs[i]));
         ph_reply_ok(r, json_pack("{s:s, s:I, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "version",
                                  PACKAGE_VERSION,
                                  "uptimeSeconds", (json_int_t)((ph_now_ms() - d->started_ms) / 1000),
@@ -201,7 +223,7 @@ static void rescan_done(void *userdata, const ph_scan_result *res)
         if (res->error == -ECANCELED) {
                 ph_reply_error(r, PH_VERR_BUSY, NULL, "the daemon is stopping");
         } else if (res->error < 0) {
-                ph_reply_error(r, PH_VERR_SCAN_FAILED, json_pack("{s:s}", "directory", res->error_dir),
+                ph_reply_error(r, PH_VERR_SCAN_FAILED, json_pack("{s:o}", "directory", ph_varlink_text(res->error_dir)),
                                "cannot read %s: %s", res->error_dir, strerror(-res->error));
         } else {
                 ph_reply_ok(r, json_pack("{s:i, s:i, s:i}", "added", (int)res->counts.added,

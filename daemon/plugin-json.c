@@ -5,11 +5,14 @@
 
 #include "daemon.h"
 #include "lifecycle.h"
+#include "varlink.h"
 #include "worker.h"
 
+/* Text from files and plugins (paths, messages): never a reason for the
+ * whole object to fail (ph_varlink_text). */
 static json_t *str_or_null(const char *s)
 {
-        return s ? json_string(s) : json_null();
+        return s ? ph_varlink_text(s) : json_null();
 }
 
 /* The file in place, when it is not what serves. */
@@ -24,8 +27,9 @@ static json_t *pending_json(const ph_plugin *p)
                 state = "loading";
         else if (l->failed_generation == p->file->generation)
                 state = "failed";
-        return json_pack("{s:s, s:I, s:s, s:s, s:o}", "version", p->file->meta->version,
-                         "generation", (json_int_t)p->file->generation, "file", p->file->path,
+        return json_pack("{s:s, s:I, s:o, s:s, s:o}", "version", p->file->meta->version,
+                         "generation", (json_int_t)p->file->generation, "file",
+                         str_or_null(p->file->path),
                          "state", state, "error",
                          str_or_null(l->failed_generation == p->file->generation ? l->error : NULL));
 }
@@ -64,13 +68,13 @@ json_t *ph_plugin_json(const ph_daemon *d, const ph_plugin *p)
 
         for (size_t i = 0; i < m->n_interfaces; i++)
                 json_array_append_new(ifaces, json_string(m->interfaces[i]));
-        j = json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:s, s:b, s:i, s:s, s:s, s:I, s:o, s:o}",
+        j = json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:s, s:b, s:i, s:s, s:o, s:I, s:o, s:o}",
                          "name", p->name, "version", m->version, "interfaces", ifaces,
                          "description", str_or_null(m->description),
                          "license", str_or_null(m->license), "url", str_or_null(m->url),
                          "concurrency", m->serial ? "serial" : "parallel", "resident", m->resident,
                          "priority", m->priority, "state", ph_pstate_name(l->state),
-                         "file", srv ? srv->file : p->file->path,
+                         "file", str_or_null(srv ? srv->file : p->file->path),
                          "generation", (json_int_t)(srv ? srv->generation : p->file->generation),
                          "lastError", str_or_null(l->error), "pending", pending_json(p));
         if (j) {

@@ -1,9 +1,12 @@
 /* UTF-8 checks for text that reaches JSON without jansson's decoder having
- * seen it first: formatted error messages, and client names echoed back in
- * errors after being shortened. */
+ * seen it first: formatted error messages, client names echoed back in
+ * errors after being shortened, file names and plugins' messages. */
 #include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "varlink-internal.h"
+#include "varlink.h"
 
 static bool is_cont(unsigned char c)
 {
@@ -72,4 +75,26 @@ void ph__utf8_sanitise(char *s, size_t len)
                 }
                 i += n;
         }
+}
+
+json_t *ph_varlink_text(const char *s)
+{
+        json_t *j;
+        char *copy;
+
+        if (!s)
+                return NULL;
+        if ((j = json_string(s)))
+                return j;
+        if (!(copy = strdup(s)))
+                return NULL;
+        ph__utf8_sanitise(copy, strlen(copy));
+        j = json_string(copy);
+        free(copy);
+        return j;
+}
+
+size_t ph_varlink_utf8_len(const unsigned char *s, size_t n)
+{
+        return ph__utf8_seq_len(s, n);
 }

@@ -168,6 +168,16 @@ extern const ph_method ph_methods[];
 extern const size_t ph_methods_count;
 const ph_method *ph_method_find(const char *name);
 
+/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0 when the
+ * bytes there are not UTF-8 (overlong forms and surrogates included). */
+size_t ph_varlink_utf8_len(const unsigned char *s, size_t n);
+
+/* A JSON string of text from outside (a file name, a plugin's message):
+ * bytes that are not UTF-8 become '?', where json_string would fail and
+ * take the whole object it was meant for with it. NULL for NULL text (or
+ * no memory). */
+json_t *ph_varlink_text(const char *s);
+
 /* ---- replies ------------------------------------------------------------- */
 
 /* Serialises {"parameters": params} (params stolen; NULL means {}), with

@@ -266,6 +266,66 @@ START_TEST(test_failed_line_names_plugin_once)
 }
 END_TEST
 
+/* Text from outside (a plugin's message, a file name) that is not UTF-8
+ * or drives a terminal: the plugin and the file stay visible in List,
+ * Info and events ('?' for the bad bytes), and the log has no raw escape
+ * or invalid byte (\xNN instead). */
+static void assert_log_clean(void)
+{
+        size_t size;
+        unsigned char *log = tu_read_file(d.log, &size);
+
+        for (size_t i = 0; i < size; i++)
+                ck_assert_msg((log[i] >= 0x20 && log[i] != 0x7f && log[i] < 0x80) || log[i] == '\n',
+                              "byte 0x%02x at %zu of the log", log[i], i);
+        free(log);
+}
+
+START_TEST(test_rude_text_stays_visible)
+{
+        char bad_name[64];
+        json_t *r, *list, *item;
+        du_conn *m;
+        size_t i;
+        bool listed = false;
+
+        du_init(&d);
+        du_write_config(&d, "[Plugin behave]\nConfig={\"initFail\": true, \"initFailRude\": true}\n");
+        du_add_plugin(&d, tu_fixture("behave-v1.so"), "behave.so");
+        du_start(&d);
+        m = du2_monitor(&d);
+        r = du_request(&d, "{\"method\":\"io.plughost.Load\",\"parameters\":{\"name\":\"behave\"}}");
+        du_assert_error(&d, r, "io.plughost.LoadFailed");     /* takes r */
+        r = du2_info(&d, "behave");
+        ck_assert_msg(r != NULL, "Info lost the plugin");
+        ck_assert_str_eq(du_str(r, "plugin.state"), "failed");
+        ck_assert_msg(strstr(du_str(r, "plugin.lastError"), "rude ?? "), "lastError: %s",
+                      du_str(r, "plugin.lastError"));
+        json_decref(r);
+        list = du2_list(&d);
+        ck_assert_msg(du2_find(list, "behave") != NULL, "List lost the plugin");
+        json_decref(list);
+
+        snprintf(bad_name, sizeof(bad_name), "inv\xff\xfe\033]0;T\007.so");
+        du_add_plugin(&d, tu_fixture("bad-name.so"), bad_name);
+        r = du2_wait_event(m, "rejected", NULL, du2_now_ms() + WAIT_MS);
+        ck_assert_msg(r != NULL, "no rejected event");
+        ck_assert_msg(strstr(ev_str(r, "file"), "/inv??"), "file: '%s'", ev_str(r, "file"));
+        json_decref(r);
+        list = du2_list(&d);
+        json_array_foreach(json_object_get(list, "rejected"), i, item)
+                listed |= strstr(json_string_value(json_object_get(item, "file")), "/inv??") != NULL;
+        ck_assert_msg(listed, "List lost the refused file");
+        json_decref(list);
+        ck_assert_msg(du2_log_wait(&d, "inv\\xff\\xfe\\x1b]0;T\\x07.so refused", WAIT_MS),
+                      "no escaped log line for the file");
+        ck_assert_msg(du2_log_wait(&d, "rude \\xff\\xfe \\x1b]0;TITLE\\x07\\x1b[2J\\xc2\\x9b end", WAIT_MS),
+                      "no escaped log line for the message");
+        assert_log_clean();
+        du_close(m);
+}
+END_TEST
+
 /* 200 refused files at once: every one is an event, but the log gets at
  * most 20 lines for their owner (whoever may write a plugin directory
  * must not be able to fill the journal). */
@@ -416,6 +476,7 @@ static Suite *events_suite(void)
         tcase_add_test(tc, test_removed_deleted);
         tcase_add_test(tc, test_shadowed_told_once);
         tcase_add_test(tc, test_rejected_lines_bounded);
+        tcase_add_test(tc, test_rude_text_stays_visible);
         tcase_add_test(tc, test_held_refusal_has_fix);
         tcase_add_test(tc, test_failed_line_names_plugin_once);
         tcase_add_test(tc, test_result_too_large_as_sent);

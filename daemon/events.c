@@ -23,8 +23,9 @@ static const struct {
         const char *reason;
         const char *fix;
 } fixes[] = {
-        { "untrusted", "make the file (and its directories) owned by root or the daemon's user and "
-                       "writable by nobody else, e.g. chown root: FILE && chmod 0644 FILE" },
+        { "untrusted", "make what the message names (the file, or a directory on its way) owned by "
+                       "root or the daemon's user and writable by nobody else: chown root: PATH && "
+                       "chmod go-w PATH" },
         { "shadowed", "remove the file you do not want, or give the one you want a higher version" },
         { "not-regular", "place a regular file; symlinks, devices and directories are never followed" },
         { "not-elf", "place a shared object built with -shared -fPIC, or move the file out" },

@@ -125,9 +125,15 @@ static bool dir_trusted(const struct stat *st)
                (!(st->st_mode & (S_IWGRP | S_IWOTH)) || ((st->st_mode & S_ISVTX) && st->st_uid == 0));
 }
 
-static int walk_refuse(char *err, size_t err_size, const char *path, const char *at, const char *what)
+/* "KIND AT WHAT", and the path it was on the way to when that is
+ * another. */
+static int walk_refuse(char *err, size_t err_size, const char *path, const char *kind, const char *at,
+                       const char *what)
 {
-        snprintf(err, err_size, "%s: %s %s", path, at, what);
+        if (strcmp(path, at) == 0)
+                snprintf(err, err_size, "%s %s %s", kind, at, what);
+        else
+                snprintf(err, err_size, "%s %s %s (on the way to %s)", kind, at, what, path);
         return -EPERM;
 }
 
@@ -156,7 +162,7 @@ int ph_policy_open_dir(const char *path, int *ret_fd, char *err, size_t err_size
                 if (fstat(fd, &st) < 0)
                         goto fail_errno;
                 if (!dir_trusted(&st)) {
-                        r = walk_refuse(err, err_size, path, at,
+                        r = walk_refuse(err, err_size, path, "directory", at,
                                         !owner_trusted(st.st_uid) ? "is owned by someone else"
                                                                   : "is writable by group or others");
                         goto fail;
@@ -194,7 +200,8 @@ int ph_policy_open_dir(const char *path, int *ret_fd, char *err, size_t err_size
                  * could have made it, unless the directory is sticky
                  * (/tmp), where its owner says who did. */
                 if (!owner_trusted(st.st_uid)) {
-                        r = walk_refuse(err, err_size, path, comp, "is a symlink owned by someone else");
+                        r = walk_refuse(err, err_size, path, "symbolic link", comp,
+                                        "is owned by someone else");
                         goto fail;
                 }
                 if (++links > 40) {

@@ -166,6 +166,31 @@ START_TEST(test_removed_untrusted_says_why)
 }
 END_TEST
 
+/* The plugin directory itself becomes untrusted: each file's refusal
+ * names the directory once, and the fix is about directories too. */
+START_TEST(test_untrusted_directory_says_so_once)
+{
+        char *want;
+        du_conn *m;
+        json_t *ev;
+
+        du_init(&d);
+        du_add_plugin(&d, tu_fixture("behave-v1.so"), "behave.so");
+        du_start(&d);
+        m = du2_monitor(&d);
+        ck_assert_int_eq(chmod(d.plugins, 0757), 0);
+        ev = wait_file_event(m, "rejected", "behave.so", du2_now_ms() + WAIT_MS);
+        ck_assert_msg(ev != NULL, "no rejected event");
+        ck_assert_int_ge(asprintf(&want, "directory %s is writable by group or others", d.plugins), 0);
+        ck_assert_str_eq(ev_str(ev, "message"), want);
+        ck_assert_msg(strstr(ev_str(ev, "fix"), "chmod go-w PATH"), "fix: %s", ev_str(ev, "fix"));
+        json_decref(ev);
+        ck_assert_int_eq(chmod(d.plugins, 0755), 0);
+        du_close(m);
+        free(want);
+}
+END_TEST
+
 START_TEST(test_removed_deleted)
 {
         char *path;
@@ -474,6 +499,7 @@ static Suite *events_suite(void)
         tcase_add_test(tc, test_rejected_once_per_version);
         tcase_add_test(tc, test_removed_untrusted_says_why);
         tcase_add_test(tc, test_removed_deleted);
+        tcase_add_test(tc, test_untrusted_directory_says_so_once);
         tcase_add_test(tc, test_shadowed_told_once);
         tcase_add_test(tc, test_rejected_lines_bounded);
         tcase_add_test(tc, test_rude_text_stays_visible);

@@ -219,13 +219,20 @@ static int size_in(struct config_parse *p, const char *value, size_t min, const 
         return 0;
 }
 
-/* A ...Sec= key: a systemd time span, above 0 and at most a day. */
+/* The daemon arms its deadlines in whole milliseconds (ops.c, server.c):
+ * a ...Sec= value below one would be a deadline of 0, passed at once. */
+#define CONFIG_SEC_RESOLUTION_USEC UINT64_C(1000)
+
+/* A ...Sec= key: a systemd time span, at least 1ms and at most a day. */
 static int sec_in(struct config_parse *p, const char *value, double *ret)
 {
         uint64_t usec;
 
         if (ph_timespan_parse(value, &usec, p->why, sizeof(p->why)) < 0)
                 return -EINVAL;
+        if (usec < CONFIG_SEC_RESOLUTION_USEC && ph_timespan_nonzero(value))
+                return why(p, "rounds to 0 at this key's resolution of 1ms; the smallest accepted value "
+                           "is 1ms");
         if (usec == 0 || usec > 86400 * PH_USEC_PER_SEC)
                 return why(p, "must be above 0 and at most 1d (86400s); e.g. 30s, 500ms, 2min");
         *ret = (double)usec / (double)PH_USEC_PER_SEC;

@@ -135,6 +135,16 @@ START_TEST(test_sec_keys_take_time_spans)
                 conf_free(&c);
         }
         assert_err("[Daemon]\nCallTimeoutSec=0\n", 2, "must be above 0 and at most 1d");
+        /* The daemon arms its deadlines in ms: less would be 0, at once. */
+        assert_err("[Daemon]\nCallTimeoutSec=0.0000001s\n", 2,
+                   "CallTimeoutSec=0.0000001s: rounds to 0 at this key's resolution of 1ms; the smallest "
+                   "accepted value is 1ms");
+        assert_err("[Daemon]\nMessageTimeoutSec=999us\n", 2, "rounds to 0 at this key's resolution of 1ms");
+        load(&c, "[Daemon]\nCallTimeoutSec=1ms\nMessageTimeoutSec=0.001\n");
+        ck_assert_msg(c.r == 0, "%s", c.err);
+        ck_assert_double_eq_tol(c.cfg->call_timeout_sec, 0.001, 1e-12);
+        ck_assert_double_eq_tol(c.cfg->message_timeout_sec, 0.001, 1e-12);
+        conf_free(&c);
         assert_err("[Daemon]\nCallTimeoutSec=1d 1s\n", 2, "at most 1d");
         assert_err("[Daemon]\nMessageTimeoutSec=5 parsecs\n", 2,
                    "MessageTimeoutSec=5 parsecs: unknown time unit: use us, ms, s, min, h");
@@ -186,6 +196,8 @@ START_TEST(test_timespan)
         ck_assert_uint_eq(span_ok("7us"), 7);
         ck_assert_uint_eq(span_ok("7\xce\xbcs"), 7);
         ck_assert_uint_eq(span_ok("0.0000001s"), 0);    /* below a microsecond */
+        ck_assert(ph_timespan_nonzero("0.0000001s"));   /* for the caller to refuse */
+        ck_assert(!ph_timespan_nonzero("0s 0.000ms"));
         ck_assert_uint_eq(span_ok("1.0000000000000000000000001s"), S);
         ck_assert_uint_eq(span_ok("18446744073709551615us"), UINT64_MAX);
         span_bad("", -EINVAL, "empty");

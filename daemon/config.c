@@ -41,6 +41,7 @@ struct config_parse {
         const char *text;           /* the file, read whole */
         size_t len, pos;
         int lineno;                 /* of the line inih has last read */
+        const char *line;           /* that line, in text */
         bool indented;              /* that line starts with a blank */
         int header_line;            /* of the last section header */
         char section[256];          /* the last section a key was in */
@@ -463,6 +464,15 @@ static int config_handler(void *user, const char *section, const char *name, con
 
         if (p->failed)
                 return 1;
+        /* inih passes "=5" on as a key without a name. */
+        if (!name[0]) {
+                const char *sep = p->line + strspn(p->line, " \t");
+
+                return config_fail(p, p->lineno, -EINVAL, "%s%s%s=%s: a key name is missing before "
+                                   "'%c' (Key=Value)", section[0] ? "[" : "",
+                                   esc(section, qs, sizeof(qs)), section[0] ? "] " : "",
+                                   esc(value, qv, sizeof(qv)), *sep), 1;
+        }
         if (!section[0])
                 return config_fail(p, p->lineno, -EINVAL, "%s=: a key before any section; put it "
                                    "under [Daemon], [Policy], [Plugin NAME] or [Directory PATH]",
@@ -525,6 +535,7 @@ static char *config_read_line(char *str, int num, void *stream)
         n = nl ? (size_t)(nl - line) : p->len - p->pos;
         p->pos += n + (nl != NULL);
         p->lineno++;
+        p->line = line;
         if (memchr(line, '\0', n)) {
                 config_fail(p, p->lineno, -EINVAL, "syntax error: a NUL byte in the line");
                 return NULL;

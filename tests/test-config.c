@@ -259,6 +259,11 @@ START_TEST(test_syntax_errors)
          * before it in its section (else it continues that key). */
         assert_err("[Daemon]\n\n  [Policy\n", 3, "syntax error: a section header without its closing");
         assert_err("Workers=4\n[Daemon]\n", 1, "a key before any section");
+        /* Not "unknown key" with an empty name. */
+        assert_err("[Daemon]\n=5\n", 2, "[Daemon] =5: a key name is missing before '=' (Key=Value)");
+        assert_err("[Policy]\n  = x\n", 2, "[Policy] =x: a key name is missing before '='");
+        assert_err("[Plugin kv]\n:{}\n", 2, "a key name is missing before ':' (Key=Value)");
+        assert_err("=5\n[Daemon]\n", 1, "=5: a key name is missing before '='");
         /* A NUL would cut the line inih sees. */
         {
                 conf c;

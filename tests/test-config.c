@@ -371,7 +371,15 @@ START_TEST(test_long_lines_and_files)
         len = sprintf(text, "[Daemon]\nSocketGroup=");
         memset(text + len, 'x', n);
         strcpy(text + len + n, "\nWorkers=2\n");
-        assert_err(text, 2, "syntax error: a line longer than 198 characters");
+        assert_err(text, 2, "syntax error: a line longer than 198 characters, the most a line may hold; "
+                   "no value can be that long");
+        {
+                conf c;
+
+                load(&c, text);
+                ck_assert_ptr_null(strstr(c.err, "Config="));
+                conf_free(&c);
+        }
         free(text);
 
         /* Over 1 MiB of comments. */
@@ -389,6 +397,34 @@ START_TEST(test_long_lines_and_files)
                 conf_free(&c);
         }
         free(text);
+}
+END_TEST
+
+/* The line limit is inih's buffer: comments never reach it, and the
+ * advice on a long line is the one for what the line is. */
+START_TEST(test_long_lines_say_what_to_do)
+{
+        char pad[301], text[1024];
+
+        memset(pad, 'x', 300);
+        pad[300] = '\0';
+        snprintf(text, sizeof(text), "[Daemon]\n# %s\n; %s\n  # %s\nWorkers=2\n", pad, pad, pad);
+        assert_ok(text);
+        /* Within Config=: a comment is no continuation. */
+        snprintf(text, sizeof(text), "[Plugin kv]\nConfig={\"a\":\n# %s\n  1}\n", pad);
+        assert_ok(text);
+
+        snprintf(text, sizeof(text), "[Plugin kv]\nConfig={\"a\": \"%s\"}\n", pad);
+        assert_err(text, 2, "a line longer than 198 characters; split a long Config= over indented "
+                   "continuation lines");
+        snprintf(text, sizeof(text), "[Plugin kv]\nConfig={\"a\":\n\n  \"%s\"}\n", pad);
+        assert_err(text, 4, "split a long Config= over indented continuation lines");
+        snprintf(text, sizeof(text), "[Plugin kv]\nAllowUsers=root\n  %s\n", pad);
+        assert_err(text, 3, "give AllowUsers= again on more lines (each adds to the list)");
+        snprintf(text, sizeof(text), "[Plugin kv]\nConfig={}\n[Daemon]\n  %s\n", pad);
+        assert_err(text, 4, "the most a line may hold; no value can be that long");
+        snprintf(text, sizeof(text), "[Plugin kv]\nIsolation=%s\n", pad);
+        assert_err(text, 2, "the most a line may hold; no value can be that long");
 }
 END_TEST
 
@@ -565,6 +601,7 @@ int main(void)
         tcase_add_test(tc, test_plugin_section_names);
         tcase_add_test(tc, test_untrusted_text_escaped);
         tcase_add_test(tc, test_long_lines_and_files);
+        tcase_add_test(tc, test_long_lines_say_what_to_do);
         tcase_add_test(tc, test_file_errors);
         tcase_add_test(tc, test_config_json_errors_name_the_line);
         tcase_add_test(tc, test_unknown_plugins);

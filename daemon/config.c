@@ -41,8 +41,10 @@ struct config_parse {
         const char *text;           /* the file, read whole */
         size_t len, pos;
         int lineno;                 /* of the line inih has last read */
+        const char *line;           /* that line, in text */
         bool indented;              /* that line starts with a blank */
         int header_line;            /* of the last section header */
+        char key[64];               /* of the last key line: an indented line continues it */
         char section[256];          /* the last section a key was in */
         char *err;
         size_t err_size;
@@ -219,13 +221,20 @@ static int size_in(struct config_parse *p, const char *value, size_t min, const 
         return 0;
 }
 
-/* A ...Sec= key: a systemd time span, above 0 and at most a day. */
+/* The daemon arms its deadlines in whole milliseconds (ops.c, server.c):
+ * a ...Sec= value below one would be a deadline of 0, passed at once. */
+#define CONFIG_SEC_RESOLUTION_USEC UINT64_C(1000)
+
+/* A ...Sec= key: a systemd time span, at least 1ms and at most a day. */
 static int sec_in(struct config_parse *p, const char *value, double *ret)
 {
         uint64_t usec;
 
         if (ph_timespan_parse(value, &usec, p->why, sizeof(p->why)) < 0)
                 return -EINVAL;
+        if (usec < CONFIG_SEC_RESOLUTION_USEC && ph_timespan_nonzero(value))
+                return why(p, "rounds to 0 at this key's resolution of 1ms; the smallest accepted value "
+                           "is 1ms");
         if (usec == 0 || usec > 86400 * PH_USEC_PER_SEC)
                 return why(p, "must be above 0 and at most 1d (86400s); e.g. 30s, 500ms, 2min");
         *ret = (double)usec / (double)PH_USEC_PER_SEC;
@@ -456,6 +465,15 @@ static int config_handler(void *user, const char *section, const char *name, con
 
         if (p->failed)
                 return 1;
+        /* inih passes "=5" on as a key without a name. */
+        if (!name[0]) {
+                const char *sep = p->line + strspn(p->line, " \t");
+
+                return config_fail(p, p->lineno, -EINVAL, "%s%s%s=%s: a key name is missing before "
+                                   "'%c' (Key=Value)", section[0] ? "[" : "",
+                                   esc(section, qs, sizeof(qs)), section[0] ? "] " : "",
+                                   esc(value, qv, sizeof(qv)), *sep), 1;
+        }
         if (!section[0])
                 return config_fail(p, p->lineno, -EINVAL, "%s=: a key before any section; put it "
                                    "under [Daemon], [Policy], [Plugin NAME] or [Directory PATH]",
@@ -466,6 +484,7 @@ static int config_handler(void *user, const char *section, const char *name, con
                 if (section_check(p, section, p->header_line ? p->header_line : p->lineno) < 0)
                         return 1;
         }
+        snprintf(p->key, sizeof(p->key), "%s", name);
         p->why[0] = '\0';
         switch (section_kind(section)) {
         case SECTION_DAEMON:
@@ -501,6 +520,50 @@ static int config_handler(void *user, const char *section, const char *name, con
         return 1;
 }
 
+/* Whether the n bytes at line are a comment as inih reads one: '#' or ';'
+ * after any blanks (and the first line's UTF-8 byte order mark). */
+static bool is_comment(const char *line, size_t n, int lineno)
+{
+        size_t i = 0;
+
+        if (lineno == 1 && n >= 3 && memcmp(line, "\xef\xbb\xbf", 3) == 0)
+                i = 3;
+        while (i < n && (line[i] == ' ' || line[i] == '\t'))
+                i++;
+        return i < n && (line[i] == '#' || line[i] == ';');
+}
+
+/* What to do about a line too long for inih, the n bytes at line: what
+ * helps depends on the key it gives or, indented, continues. */
+static const char *long_line_hint(struct config_parse *p, const char *line, size_t n, char *buf,
+                                  size_t size)
+{
+        char key[64] = "";
+        size_t i = 0, e;
+
+        if (p->indented && p->key[0])
+                snprintf(key, sizeof(key), "%s", p->key);
+        else {
+                while (i < n && (line[i] == ' ' || line[i] == '\t'))
+                        i++;
+                e = i + strcspn(line + i, "=:\n");
+                while (e > i && (line[e - 1] == ' ' || line[e - 1] == '\t'))
+                        e--;
+                if (e - i < sizeof(key))
+                        snprintf(key, sizeof(key), "%.*s", (int)(e - i), line + i);
+        }
+        if (section_kind(p->section) == SECTION_PLUGIN && strcmp(key, "Config") == 0)
+                return "; split a long Config= over indented continuation lines";
+        /* Lists: each line adds to them. */
+        if (section_kind(p->section) != SECTION_DAEMON &&
+            (strcmp(key, "AllowUsers") == 0 || strcmp(key, "AllowGroups") == 0)) {
+                snprintf(buf, size, ", the most a line may hold; give %s= again on more lines (each "
+                         "adds to the list)", key);
+                return buf;
+        }
+        return ", the most a line may hold; no value can be that long";
+}
+
 /* inih's reader: the next line of the file in memory, counted. A line
  * that does not fit inih's buffer (num), or holds a NUL, ends the parse
  * with an error rather than reaching inih cut. Section headers are checked
@@ -518,21 +581,30 @@ static char *config_read_line(char *str, int num, void *stream)
         n = nl ? (size_t)(nl - line) : p->len - p->pos;
         p->pos += n + (nl != NULL);
         p->lineno++;
+        p->line = line;
         if (memchr(line, '\0', n)) {
                 config_fail(p, p->lineno, -EINVAL, "syntax error: a NUL byte in the line");
                 return NULL;
         }
         if (n > 0 && line[n - 1] == '\r')
                 n--;
+        p->indented = n > 0 && (line[0] == ' ' || line[0] == '\t');
+        /* A comment is no business of inih's, whatever its length; an
+         * empty line in its place keeps inih's line count. */
+        if (is_comment(line, n, p->lineno)) {
+                strcpy(str, "\n");
+                return str;
+        }
         if (n > max) {
-                config_fail(p, p->lineno, -EINVAL, "syntax error: a line longer than %zu characters; "
-                            "split a long Config= over indented continuation lines", max);
+                char hint[128];
+
+                config_fail(p, p->lineno, -EINVAL, "syntax error: a line longer than %zu characters%s",
+                            max, long_line_hint(p, line, n, hint, sizeof(hint)));
                 return NULL;
         }
         memcpy(str, line, n);
         str[n] = '\n';
         str[n + 1] = '\0';
-        p->indented = n > 0 && (line[0] == ' ' || line[0] == '\t');
         if (n > 0 && line[0] == '[') {
                 /* inih's rule: the name ends at ']', or at a ';' comment
                  * after a blank. */
@@ -543,6 +615,7 @@ static char *config_read_line(char *str, int num, void *stream)
                                                                       line[e - 1] == '\t')))
                         e++;
                 p->header_line = p->lineno;
+                p->key[0] = '\0';
                 if (e == n || line[e] != ']') {
                         config_fail(p, p->lineno, -EINVAL,
                                     "syntax error: a section header without its closing ']'");

@@ -149,8 +149,8 @@ static void check_config_exit(const ph_config *cfg, int r)
         if (r < 0)
                 exit(EXIT_FAILURE);
         if (cfg->n_plugins > 0)
-                printf("note: [Plugin NAME] sections are not matched against the plugins installed "
-                       "here; the daemon warns of those naming no plugin after its first scan\n");
+                printf("plughostd: note: [Plugin NAME] sections are not matched against the plugins "
+                       "installed here; the daemon warns of those naming no plugin after its first scan\n");
         printf("%s: configuration valid\n", path);
         exit(EXIT_SUCCESS);
 }

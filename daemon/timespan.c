@@ -124,3 +124,9 @@ int ph_timespan_parse(const char *s, uint64_t *ret_usec, char *why, size_t why_s
         *ret_usec = total;
         return 0;
 }
+
+bool ph_timespan_nonzero(const char *s)
+{
+        /* No unit has a digit in its name. */
+        return strpbrk(s, "123456789") != NULL;
+}

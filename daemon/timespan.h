@@ -3,6 +3,7 @@
 #ifndef PH_TIMESPAN_H
 #define PH_TIMESPAN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -14,5 +15,9 @@
  * -ERANGE (beyond 2^64-1 us) with a sentence in why that never echoes s.
  * A fraction finer than a microsecond is dropped. Any thread. */
 int ph_timespan_parse(const char *s, uint64_t *ret_usec, char *why, size_t why_size);
+
+/* Whether s, a span ph_timespan_parse() accepted, is written above 0: its
+ * value is 0 all the same when it is all below a microsecond. */
+bool ph_timespan_nonzero(const char *s);
 
 #endif

@@ -135,6 +135,16 @@ START_TEST(test_sec_keys_take_time_spans)
                 conf_free(&c);
         }
         assert_err("[Daemon]\nCallTimeoutSec=0\n", 2, "must be above 0 and at most 1d");
+        /* The daemon arms its deadlines in ms: less would be 0, at once. */
+        assert_err("[Daemon]\nCallTimeoutSec=0.0000001s\n", 2,
+                   "CallTimeoutSec=0.0000001s: rounds to 0 at this key's resolution of 1ms; the smallest "
+                   "accepted value is 1ms");
+        assert_err("[Daemon]\nMessageTimeoutSec=999us\n", 2, "rounds to 0 at this key's resolution of 1ms");
+        load(&c, "[Daemon]\nCallTimeoutSec=1ms\nMessageTimeoutSec=0.001\n");
+        ck_assert_msg(c.r == 0, "%s", c.err);
+        ck_assert_double_eq_tol(c.cfg->call_timeout_sec, 0.001, 1e-12);
+        ck_assert_double_eq_tol(c.cfg->message_timeout_sec, 0.001, 1e-12);
+        conf_free(&c);
         assert_err("[Daemon]\nCallTimeoutSec=1d 1s\n", 2, "at most 1d");
         assert_err("[Daemon]\nMessageTimeoutSec=5 parsecs\n", 2,
                    "MessageTimeoutSec=5 parsecs: unknown time unit: use us, ms, s, min, h");
@@ -186,6 +196,8 @@ START_TEST(test_timespan)
         ck_assert_uint_eq(span_ok("7us"), 7);
         ck_assert_uint_eq(span_ok("7\xce\xbcs"), 7);
         ck_assert_uint_eq(span_ok("0.0000001s"), 0);    /* below a microsecond */
+        ck_assert(ph_timespan_nonzero("0.0000001s"));   /* for the caller to refuse */
+        ck_assert(!ph_timespan_nonzero("0s 0.000ms"));
         ck_assert_uint_eq(span_ok("1.0000000000000000000000001s"), S);
         ck_assert_uint_eq(span_ok("18446744073709551615us"), UINT64_MAX);
         span_bad("", -EINVAL, "empty");
@@ -247,6 +259,11 @@ START_TEST(test_syntax_errors)
          * before it in its section (else it continues that key). */
         assert_err("[Daemon]\n\n  [Policy\n", 3, "syntax error: a section header without its closing");
         assert_err("Workers=4\n[Daemon]\n", 1, "a key before any section");
+        /* Not "unknown key" with an empty name. */
+        assert_err("[Daemon]\n=5\n", 2, "[Daemon] =5: a key name is missing before '=' (Key=Value)");
+        assert_err("[Policy]\n  = x\n", 2, "[Policy] =x: a key name is missing before '='");
+        assert_err("[Plugin kv]\n:{}\n", 2, "a key name is missing before ':' (Key=Value)");
+        assert_err("=5\n[Daemon]\n", 1, "=5: a key name is missing before '='");
         /* A NUL would cut the line inih sees. */
         {
                 conf c;
@@ -354,7 +371,15 @@ START_TEST(test_long_lines_and_files)
         len = sprintf(text, "[Daemon]\nSocketGroup=");
         memset(text + len, 'x', n);
         strcpy(text + len + n, "\nWorkers=2\n");
-        assert_err(text, 2, "syntax error: a line longer than 198 characters");
+        assert_err(text, 2, "syntax error: a line longer than 198 characters, the most a line may hold; "
+                   "no value can be that long");
+        {
+                conf c;
+
+                load(&c, text);
+                ck_assert_ptr_null(strstr(c.err, "Config="));
+                conf_free(&c);
+        }
         free(text);
 
         /* Over 1 MiB of comments. */
@@ -372,6 +397,34 @@ START_TEST(test_long_lines_and_files)
                 conf_free(&c);
         }
         free(text);
+}
+END_TEST
+
+/* The line limit is inih's buffer: comments never reach it, and the
+ * advice on a long line is the one for what the line is. */
+START_TEST(test_long_lines_say_what_to_do)
+{
+        char pad[301], text[1024];
+
+        memset(pad, 'x', 300);
+        pad[300] = '\0';
+        snprintf(text, sizeof(text), "[Daemon]\n# %s\n; %s\n  # %s\nWorkers=2\n", pad, pad, pad);
+        assert_ok(text);
+        /* Within Config=: a comment is no continuation. */
+        snprintf(text, sizeof(text), "[Plugin kv]\nConfig={\"a\":\n# %s\n  1}\n", pad);
+        assert_ok(text);
+
+        snprintf(text, sizeof(text), "[Plugin kv]\nConfig={\"a\": \"%s\"}\n", pad);
+        assert_err(text, 2, "a line longer than 198 characters; split a long Config= over indented "
+                   "continuation lines");
+        snprintf(text, sizeof(text), "[Plugin kv]\nConfig={\"a\":\n\n  \"%s\"}\n", pad);
+        assert_err(text, 4, "split a long Config= over indented continuation lines");
+        snprintf(text, sizeof(text), "[Plugin kv]\nAllowUsers=root\n  %s\n", pad);
+        assert_err(text, 3, "give AllowUsers= again on more lines (each adds to the list)");
+        snprintf(text, sizeof(text), "[Plugin kv]\nConfig={}\n[Daemon]\n  %s\n", pad);
+        assert_err(text, 4, "the most a line may hold; no value can be that long");
+        snprintf(text, sizeof(text), "[Plugin kv]\nIsolation=%s\n", pad);
+        assert_err(text, 2, "the most a line may hold; no value can be that long");
 }
 END_TEST
 
@@ -484,7 +537,8 @@ START_TEST(test_check_config)
                  d.plugins, sock, state);
         ck_assert_int_eq(run_daemon(args, &out), 0);
         ck_assert_msg(strstr(out, "configuration valid"), "%s", out);
-        ck_assert_msg(strstr(out, "[Plugin NAME] sections are not matched"), "%s", out);
+        /* Every line it prints says who speaks. */
+        ck_assert_msg(strstr(out, "plughostd: note: [Plugin NAME] sections are not matched"), "%s", out);
         free(out);
         /* Nothing made: no socket, no state directory. */
         ck_assert_int_ne(access(sock, F_OK), 0);
@@ -547,6 +601,7 @@ int main(void)
         tcase_add_test(tc, test_plugin_section_names);
         tcase_add_test(tc, test_untrusted_text_escaped);
         tcase_add_test(tc, test_long_lines_and_files);
+        tcase_add_test(tc, test_long_lines_say_what_to_do);
         tcase_add_test(tc, test_file_errors);
         tcase_add_test(tc, test_config_json_errors_name_the_line);
         tcase_add_test(tc, test_unknown_plugins);

@@ -266,6 +266,43 @@ START_TEST(test_inspect_field)
 }
 END_TEST
 
+/* -F before the command, as --no-legend may be; still refused by a
+ * command that does not take it. */
+START_TEST(test_field_before_command)
+{
+        char good[4096];
+        run_out r;
+
+        snprintf(good, sizeof(good), "%s", tu_fixture("good.so"));
+        ck_assert_int_eq(run(&r, "-F", "name", "inspect", good, NULL), 0);
+        ck_assert_str_eq(r.out, "good\n");
+        ck_assert_str_eq(r.err, "");
+        run_free(&r);
+        ck_assert_int_eq(run(&r, "--json", "--field=version", "inspect", good, NULL), 0);
+        ck_assert_str_eq(r.out, "\"1.2.3\"\n");
+        run_free(&r);
+        ck_assert_int_eq(run(&r, "--field", "bogus", "inspect", good, NULL), 2);
+        ck_assert_msg(strstr(r.err, "bogus") && strstr(r.err, "found_via"), "%s", r.err);
+        run_free(&r);
+        /* After the command, the last one counts. */
+        ck_assert_int_eq(run(&r, "-F", "version", "inspect", "-F", "name", good, NULL), 0);
+        ck_assert_str_eq(r.out, "good\n");
+        run_free(&r);
+        ck_assert_int_eq(run(&r, "-F", NULL), 2);
+        ck_assert_str_eq(r.err, "plughostctl: option '-F' requires an argument (see 'plughostctl help')\n");
+        run_free(&r);
+        /* Refused before any connection: a usage error, not "cannot connect". */
+        ck_assert_int_eq(run(&r, "--socket", NO_SOCKET, "-F", "x", "status", NULL), 2);
+        ck_assert_str_eq(r.out, "");
+        ck_assert_str_eq(r.err, "plughostctl: status: does not take -F/--field (see 'plughostctl help status')\n");
+        run_free(&r);
+        ck_assert_int_eq(run(&r, "--socket", NO_SOCKET, "--field=x", "list", NULL), 2);
+        assert_prefixed(r.err);
+        ck_assert_msg(strstr(r.err, "list: does not take -F/--field"), "%s", r.err);
+        run_free(&r);
+}
+END_TEST
+
 /* "--" ends the options: a file named like one is a file. */
 START_TEST(test_inspect_dashdash)
 {
@@ -696,6 +733,9 @@ START_TEST(test_info_field)
         ck_assert_int_eq(drun(&r, "info", "hello", "-F", "version", NULL), 0);
         ck_assert_str_eq(r.out, "1.0.0\n");
         run_free(&r);
+        ck_assert_int_eq(drun(&r, "-F", "version", "info", "hello", NULL), 0);
+        ck_assert_str_eq(r.out, "1.0.0\n");
+        run_free(&r);
         ck_assert_int_eq(drun(&r, "info", "--field", "interfaces", "hello", NULL), 0);
         ck_assert_str_eq(r.out, "org.example.Greeter\n");
         run_free(&r);
@@ -1062,6 +1102,7 @@ int main(void)
         tcase_add_test(cli, test_inspect_no_legend);
         tcase_add_test(cli, test_inspect_field);
         tcase_add_test(cli, test_inspect_dashdash);
+        tcase_add_test(cli, test_field_before_command);
         tcase_add_test(cli, test_usage_errors);
         tcase_add_test(cli, test_help);
         tcase_add_test(cli, test_messages_prefixed);

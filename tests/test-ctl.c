@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -990,21 +991,22 @@ END_TEST
 /* ---- bash completion ---- */
 
 /* Completes the words given (the last one is being typed) with the
- * completion file sourced; returns the candidates, one per line. */
-static char *complete(const char *words)
+ * completion file sourced, after the shell code in pre; returns the
+ * candidates, one per line. */
+static char *complete_after(const char *pre, const char *words)
 {
         char *script, *out;
         char *argv[] = { "/bin/bash", "--norc", "--noprofile", "-c", NULL, NULL };
         run_out r;
 
         ck_assert_int_ge(asprintf(&script,
-                                  "source '%s' || exit 9; COMP_WORDS=(%s); "
+                                  "%s source '%s' || exit 9; COMP_WORDS=(%s); "
                                   "COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); "
                                   "COMP_LINE=\"${COMP_WORDS[*]}\"; COMP_POINT=${#COMP_LINE}; "
                                   "_plughostctl plughostctl \"${COMP_WORDS[COMP_CWORD]}\" "
                                   "\"${COMP_WORDS[COMP_CWORD-1]}\" || exit 8; "
                                   "printf '%%s\\n' \"${COMPREPLY[@]}\" | sort",
-                                  completion, words), 0);
+                                  pre, completion, words), 0);
         argv[4] = script;
         run_argv(&r, argv);
         ck_assert_msg(r.status == 0, "bash exited %d: %s", r.status, r.err);
@@ -1013,6 +1015,11 @@ static char *complete(const char *words)
         free(r.err);
         free(script);
         return out;
+}
+
+static char *complete(const char *words)
+{
+        return complete_after("", words);
 }
 
 START_TEST(test_completion_offline)
@@ -1047,6 +1054,39 @@ START_TEST(test_completion_offline)
 }
 END_TEST
 
+/* bash splits "--state=lo" at "=" (COMP_WORDBREAKS): the words the
+ * function sees are "--state", "=", "lo". */
+START_TEST(test_completion_equals)
+{
+        char *out;
+
+        out = complete("plughostctl list --state =");
+        ck_assert_str_eq(out, "discovered\nfailed\nloaded\nloading\nquarantined\n");
+        free(out);
+        out = complete("plughostctl list --state = lo");
+        ck_assert_str_eq(out, "loaded\nloading\n");
+        free(out);
+        /* The socket's path is not the command. */
+        out = complete("plughostctl --socket = /S li");
+        ck_assert_str_eq(out, "list\n");
+        free(out);
+        out = complete("plughostctl --socket = /S list --st");
+        ck_assert_str_eq(out, "--state\n");
+        free(out);
+        out = complete("plughostctl --field = version info --js");
+        ck_assert_str_eq(out, "--json\n");
+        free(out);
+        out = complete("plughostctl list --interface = org.example.X --state = f");
+        ck_assert_str_eq(out, "failed\n");
+        free(out);
+        /* Where "=" does not break words, the word is "--state=lo" whole
+         * and so are the candidates. */
+        out = complete_after("COMP_WORDBREAKS=' ';", "plughostctl list --state=lo");
+        ck_assert_str_eq(out, "--state=loaded\n--state=loading\n");
+        free(out);
+}
+END_TEST
+
 START_TEST(test_completion_plugin_names)
 {
         char *out, *words;
@@ -1056,6 +1096,33 @@ START_TEST(test_completion_plugin_names)
         ck_assert_str_eq(out, "hello\n");
         free(out);
         free(words);
+        /* --socket=PATH, as bash hands it over: "--socket", "=", PATH. */
+        ck_assert_int_ge(asprintf(&words, "'%s' --socket = '%s' info h", ctl, D.socket), 0);
+        out = complete(words);
+        ck_assert_str_eq(out, "hello\n");
+        free(out);
+        free(words);
+        /* plughostctl run as typed: "~/" is the home directory. */
+        {
+                char *home = tu_tmpdir(), *bin = tu_path(home, "bin"), *prog = tu_path(bin, "plughostctl");
+                FILE *f;
+
+                ck_assert_int_eq(mkdir(bin, 0700), 0);
+                f = fopen(prog, "w");
+                ck_assert_ptr_nonnull(f);
+                fprintf(f, "#!/bin/sh\nexec '%s' \"$@\"\n", ctl);
+                ck_assert_int_eq(fclose(f), 0);
+                ck_assert_int_eq(chmod(prog, 0700), 0);
+                ck_assert_int_eq(setenv("HOME", home, 1), 0);
+                ck_assert_int_ge(asprintf(&words, "'~/bin/plughostctl' --socket '%s' info h", D.socket), 0);
+                out = complete(words);
+                ck_assert_str_eq(out, "hello\n");
+                free(out);
+                free(words);
+                free(prog);
+                free(bin);
+                tu_tmpdir_free(home);
+        }
         ck_assert_int_ge(asprintf(&words, "'%s' -s '%s' call ''", ctl, D.socket), 0);
         out = complete(words);
         ck_assert_str_eq(out, "good\nhello\nupper\n");
@@ -1135,6 +1202,7 @@ int main(void)
         tcase_add_checked_fixture(comp, setup, NULL);
         tcase_set_timeout(comp, 120);
         tcase_add_test(comp, test_completion_offline);
+        tcase_add_test(comp, test_completion_equals);
         suite_add_tcase(s, comp);
         return tu_run_suite(s) ? EXIT_FAILURE : EXIT_SUCCESS;
 }

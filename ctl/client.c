@@ -46,13 +46,18 @@ static void client_bad_reply(const char *why)
         ctl_fail("plughostctl.BadReply", NULL, "malformed reply: %s", why);
 }
 
+/* For a socket missing or refusing, a hint; systemd's unit only for the
+ * default path, the one plughostd.socket listens on. */
 static void client_connect_fail(const char *path, int err)
 {
-        bool hint = err == ENOENT || err == ECONNREFUSED;
+        const char *hint = "";
 
+        if (err == ENOENT || err == ECONNREFUSED)
+                hint = strcmp(path, PH_VARLINK_DEFAULT_SOCKET) == 0
+                               ? " (is plughostd running? see systemctl status plughostd.socket)"
+                               : " (is plughostd running?)";
         ctl_fail("plughostctl.ConnectFailed", json_pack("{s:s, s:i}", "socket", path, "errno", err),
-                 "cannot connect to %s: %s%s", path, strerror(err),
-                 hint ? " (is plughostd running? see systemctl status plughostd.socket)" : "");
+                 "cannot connect to %s: %s%s", path, strerror(err), hint);
 }
 
 int ctl_client_open(const ctl_opts *opts, ctl_client **ret)

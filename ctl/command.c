@@ -86,6 +86,7 @@ void ctl_help_general(FILE *out)
                 "  -j, --json           print JSON for scripts; errors as one JSON object on stderr\n"
                 "  -s, --socket PATH    plughostd socket\n"
                 "      --no-legend      print tables without their header lines\n"
+                "  -F, --field FIELD    info, inspect: print only FIELD's value\n"
                 "  -h, --help           show this help\n"
                 "  -V, --version        show the version\n"
                 "\n"
@@ -226,6 +227,10 @@ int ctl_command_run(const ctl_command *cmd, ctl_opts *opts, int argc, char **arg
                 free(bad);
                 return r;
         }
+        /* main() takes -F before the command name, whatever the command. */
+        if (opts->field && !(cmd->options & OPT_FIELD))
+                return ctl_usage_error("%s: does not take -F/--field (see 'plughostctl help %s')",
+                                       cmd->name, cmd->name);
         if (opts->state && ctl_check_state(opts->state) < 0)
                 return CTL_EXIT_USAGE;
         if (opts->interface && ctl_check_interface(opts->interface) < 0)

@@ -14,6 +14,7 @@ int main(int argc, char **argv)
                 { "json", no_argument, NULL, 'j' },
                 { "socket", required_argument, NULL, 's' },
                 { "no-legend", no_argument, NULL, 'L' },
+                { "field", required_argument, NULL, 'F' },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, 'V' },
                 { 0 },
@@ -25,7 +26,7 @@ int main(int argc, char **argv)
         int c, r;
 
         opterr = 0;     /* getopt would start its messages with argv[0] */
-        while ((c = getopt_long(argc, argv, "+:js:hV", long_opts, NULL)) != -1) {
+        while ((c = getopt_long(argc, argv, "+:js:F:hV", long_opts, NULL)) != -1) {
                 switch (c) {
                 case 'j':
                         opts.json = true;
@@ -35,6 +36,10 @@ int main(int argc, char **argv)
                         break;
                 case 'L':
                         opts.no_legend = true;
+                        break;
+                case 'F':
+                        /* Checked against the command in ctl_command_run(). */
+                        opts.field = optarg;
                         break;
                 case 'h':
                         help = true;

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -21,6 +22,7 @@
 
 #include "daemon-util.h"
 #include "testutil.h"
+#include "varlink.h"
 
 static char ctl[4096];
 static char completion[4096];
@@ -265,6 +267,43 @@ START_TEST(test_inspect_field)
 }
 END_TEST
 
+/* -F before the command, as --no-legend may be; still refused by a
+ * command that does not take it. */
+START_TEST(test_field_before_command)
+{
+        char good[4096];
+        run_out r;
+
+        snprintf(good, sizeof(good), "%s", tu_fixture("good.so"));
+        ck_assert_int_eq(run(&r, "-F", "name", "inspect", good, NULL), 0);
+        ck_assert_str_eq(r.out, "good\n");
+        ck_assert_str_eq(r.err, "");
+        run_free(&r);
+        ck_assert_int_eq(run(&r, "--json", "--field=version", "inspect", good, NULL), 0);
+        ck_assert_str_eq(r.out, "\"1.2.3\"\n");
+        run_free(&r);
+        ck_assert_int_eq(run(&r, "--field", "bogus", "inspect", good, NULL), 2);
+        ck_assert_msg(strstr(r.err, "bogus") && strstr(r.err, "found_via"), "%s", r.err);
+        run_free(&r);
+        /* After the command, the last one counts. */
+        ck_assert_int_eq(run(&r, "-F", "version", "inspect", "-F", "name", good, NULL), 0);
+        ck_assert_str_eq(r.out, "good\n");
+        run_free(&r);
+        ck_assert_int_eq(run(&r, "-F", NULL), 2);
+        ck_assert_str_eq(r.err, "plughostctl: option '-F' requires an argument (see 'plughostctl help')\n");
+        run_free(&r);
+        /* Refused before any connection: a usage error, not "cannot connect". */
+        ck_assert_int_eq(run(&r, "--socket", NO_SOCKET, "-F", "x", "status", NULL), 2);
+        ck_assert_str_eq(r.out, "");
+        ck_assert_str_eq(r.err, "plughostctl: status: does not take -F/--field (see 'plughostctl help status')\n");
+        run_free(&r);
+        ck_assert_int_eq(run(&r, "--socket", NO_SOCKET, "--field=x", "list", NULL), 2);
+        assert_prefixed(r.err);
+        ck_assert_msg(strstr(r.err, "list: does not take -F/--field"), "%s", r.err);
+        run_free(&r);
+}
+END_TEST
+
 /* "--" ends the options: a file named like one is a file. */
 START_TEST(test_inspect_dashdash)
 {
@@ -459,17 +498,42 @@ START_TEST(test_connect_failures)
 
         ck_assert_int_eq(run(&r, "--socket", NO_SOCKET, "status", NULL), 1);
         assert_prefixed(r.err);
+        /* Not the default socket: systemd's unit is not the one to look at. */
         ck_assert_str_eq(r.err, "plughostctl: cannot connect to " NO_SOCKET ": No such file or directory "
-                                "(is plughostd running? see systemctl status plughostd.socket)\n");
+                                "(is plughostd running?)\n");
         run_free(&r);
+        ck_assert_int_eq(setenv("PLUGHOST_SOCKET", NO_SOCKET, 1), 0);
+        ck_assert_int_eq(run(&r, "list", NULL), 1);
+        ck_assert_str_eq(r.err, "plughostctl: cannot connect to " NO_SOCKET ": No such file or directory "
+                                "(is plughostd running?)\n");
+        run_free(&r);
+        /* The default socket, when this machine has none: systemd's unit. */
+        ck_assert_int_eq(unsetenv("PLUGHOST_SOCKET"), 0);
+        if (access(PH_VARLINK_DEFAULT_SOCKET, F_OK) < 0 && errno == ENOENT) {
+                ck_assert_int_eq(run(&r, "status", NULL), 1);
+                ck_assert_str_eq(r.err, "plughostctl: cannot connect to " PH_VARLINK_DEFAULT_SOCKET
+                                        ": No such file or directory "
+                                        "(is plughostd running? see systemctl status plughostd.socket)\n");
+                run_free(&r);
+                ck_assert_int_eq(run(&r, "--json", "status", NULL), 1);
+                {
+                        json_t *j = one_json(r.err);
+
+                        ck_assert_str_eq(json_string_value(json_object_get(j, "message")),
+                                         "cannot connect to " PH_VARLINK_DEFAULT_SOCKET
+                                         ": No such file or directory "
+                                         "(is plughostd running? see systemctl status plughostd.socket)");
+                        json_decref(j);
+                }
+                run_free(&r);
+        }
         /* Bound, never listening: connect() is refused. */
         fd = socket(AF_UNIX, SOCK_STREAM, 0);
         ck_assert_int_ge(fd, 0);
         snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
         ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
         ck_assert_int_ge(asprintf(&want, "plughostctl: cannot connect to %s: Connection refused "
-                                  "(is plughostd running? see systemctl status plughostd.socket)\n",
-                                  path), 0);
+                                  "(is plughostd running?)\n", path), 0);
         ck_assert_int_eq(run(&r, "--socket", path, "list", NULL), 1);
         ck_assert_str_eq(r.err, want);
         run_free(&r);
@@ -477,11 +541,14 @@ START_TEST(test_connect_failures)
         ck_assert_int_eq(run(&r, "--json", "--socket", path, "list", NULL), 1);
         {
                 json_t *j = one_json(r.err);
+                const char *msg = json_string_value(json_object_get(j, "message"));
 
                 ck_assert_str_eq(json_string_value(json_object_get(j, "error")),
                                  "plughostctl.ConnectFailed");
-                ck_assert_msg(strstr(json_string_value(json_object_get(j, "message")),
-                                     "Connection refused"), "%s", r.err);
+                /* The text form's message, without its prefix and newline. */
+                ck_assert_ptr_nonnull(msg);
+                ck_assert_uint_eq(strlen(msg), strlen(want) - strlen("plughostctl: ") - 1);
+                ck_assert_msg(strncmp(msg, want + strlen("plughostctl: "), strlen(msg)) == 0, "%s", msg);
                 ck_assert_str_eq(json_string_value(json_object_get(j, "socket")), path);
                 json_decref(j);
         }
@@ -665,6 +732,9 @@ START_TEST(test_info_field)
         run_out r;
 
         ck_assert_int_eq(drun(&r, "info", "hello", "-F", "version", NULL), 0);
+        ck_assert_str_eq(r.out, "1.0.0\n");
+        run_free(&r);
+        ck_assert_int_eq(drun(&r, "-F", "version", "info", "hello", NULL), 0);
         ck_assert_str_eq(r.out, "1.0.0\n");
         run_free(&r);
         ck_assert_int_eq(drun(&r, "info", "--field", "interfaces", "hello", NULL), 0);
@@ -921,21 +991,22 @@ END_TEST
 /* ---- bash completion ---- */
 
 /* Completes the words given (the last one is being typed) with the
- * completion file sourced; returns the candidates, one per line. */
-static char *complete(const char *words)
+ * completion file sourced, after the shell code in pre; returns the
+ * candidates, one per line. */
+static char *complete_after(const char *pre, const char *words)
 {
         char *script, *out;
         char *argv[] = { "/bin/bash", "--norc", "--noprofile", "-c", NULL, NULL };
         run_out r;
 
         ck_assert_int_ge(asprintf(&script,
-                                  "source '%s' || exit 9; COMP_WORDS=(%s); "
+                                  "%s source '%s' || exit 9; COMP_WORDS=(%s); "
                                   "COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); "
                                   "COMP_LINE=\"${COMP_WORDS[*]}\"; COMP_POINT=${#COMP_LINE}; "
                                   "_plughostctl plughostctl \"${COMP_WORDS[COMP_CWORD]}\" "
                                   "\"${COMP_WORDS[COMP_CWORD-1]}\" || exit 8; "
                                   "printf '%%s\\n' \"${COMPREPLY[@]}\" | sort",
-                                  completion, words), 0);
+                                  pre, completion, words), 0);
         argv[4] = script;
         run_argv(&r, argv);
         ck_assert_msg(r.status == 0, "bash exited %d: %s", r.status, r.err);
@@ -944,6 +1015,11 @@ static char *complete(const char *words)
         free(r.err);
         free(script);
         return out;
+}
+
+static char *complete(const char *words)
+{
+        return complete_after("", words);
 }
 
 START_TEST(test_completion_offline)
@@ -978,6 +1054,39 @@ START_TEST(test_completion_offline)
 }
 END_TEST
 
+/* bash splits "--state=lo" at "=" (COMP_WORDBREAKS): the words the
+ * function sees are "--state", "=", "lo". */
+START_TEST(test_completion_equals)
+{
+        char *out;
+
+        out = complete("plughostctl list --state =");
+        ck_assert_str_eq(out, "discovered\nfailed\nloaded\nloading\nquarantined\n");
+        free(out);
+        out = complete("plughostctl list --state = lo");
+        ck_assert_str_eq(out, "loaded\nloading\n");
+        free(out);
+        /* The socket's path is not the command. */
+        out = complete("plughostctl --socket = /S li");
+        ck_assert_str_eq(out, "list\n");
+        free(out);
+        out = complete("plughostctl --socket = /S list --st");
+        ck_assert_str_eq(out, "--state\n");
+        free(out);
+        out = complete("plughostctl --field = version info --js");
+        ck_assert_str_eq(out, "--json\n");
+        free(out);
+        out = complete("plughostctl list --interface = org.example.X --state = f");
+        ck_assert_str_eq(out, "failed\n");
+        free(out);
+        /* Where "=" does not break words, the word is "--state=lo" whole
+         * and so are the candidates. */
+        out = complete_after("COMP_WORDBREAKS=' ';", "plughostctl list --state=lo");
+        ck_assert_str_eq(out, "--state=loaded\n--state=loading\n");
+        free(out);
+}
+END_TEST
+
 START_TEST(test_completion_plugin_names)
 {
         char *out, *words;
@@ -987,6 +1096,33 @@ START_TEST(test_completion_plugin_names)
         ck_assert_str_eq(out, "hello\n");
         free(out);
         free(words);
+        /* --socket=PATH, as bash hands it over: "--socket", "=", PATH. */
+        ck_assert_int_ge(asprintf(&words, "'%s' --socket = '%s' info h", ctl, D.socket), 0);
+        out = complete(words);
+        ck_assert_str_eq(out, "hello\n");
+        free(out);
+        free(words);
+        /* plughostctl run as typed: "~/" is the home directory. */
+        {
+                char *home = tu_tmpdir(), *bin = tu_path(home, "bin"), *prog = tu_path(bin, "plughostctl");
+                FILE *f;
+
+                ck_assert_int_eq(mkdir(bin, 0700), 0);
+                f = fopen(prog, "w");
+                ck_assert_ptr_nonnull(f);
+                fprintf(f, "#!/bin/sh\nexec '%s' \"$@\"\n", ctl);
+                ck_assert_int_eq(fclose(f), 0);
+                ck_assert_int_eq(chmod(prog, 0700), 0);
+                ck_assert_int_eq(setenv("HOME", home, 1), 0);
+                ck_assert_int_ge(asprintf(&words, "'~/bin/plughostctl' --socket '%s' info h", D.socket), 0);
+                out = complete(words);
+                ck_assert_str_eq(out, "hello\n");
+                free(out);
+                free(words);
+                free(prog);
+                free(bin);
+                tu_tmpdir_free(home);
+        }
         ck_assert_int_ge(asprintf(&words, "'%s' -s '%s' call ''", ctl, D.socket), 0);
         out = complete(words);
         ck_assert_str_eq(out, "good\nhello\nupper\n");
@@ -1033,6 +1169,7 @@ int main(void)
         tcase_add_test(cli, test_inspect_no_legend);
         tcase_add_test(cli, test_inspect_field);
         tcase_add_test(cli, test_inspect_dashdash);
+        tcase_add_test(cli, test_field_before_command);
         tcase_add_test(cli, test_usage_errors);
         tcase_add_test(cli, test_help);
         tcase_add_test(cli, test_messages_prefixed);
@@ -1065,6 +1202,7 @@ int main(void)
         tcase_add_checked_fixture(comp, setup, NULL);
         tcase_set_timeout(comp, 120);
         tcase_add_test(comp, test_completion_offline);
+        tcase_add_test(comp, test_completion_equals);
         suite_add_tcase(s, comp);
         return tu_run_suite(s) ? EXIT_FAILURE : EXIT_SUCCESS;
 }

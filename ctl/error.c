@@ -29,6 +29,7 @@ static void error_emit(json_t *obj, const char *text)
         free(t);
 }
 
+__attribute__((format(printf, 3, 0)))
 static int error_local(const char *kind, json_t *extra, const char *fmt, va_list ap)
 {
         char *text = NULL;

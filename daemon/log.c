@@ -63,6 +63,7 @@ int ph_log_level_from_string(const char *s)
  * DEL and C1, which drive terminals) and bytes that are not UTF-8 written
  * as \xNN, whatever file name or plugin message the text came from.
  * Returns its length. */
+__attribute__((format(printf, 3, 0)))
 static int log_format(char *line, size_t size, const char *fmt, va_list ap)
 {
         char raw[2048];

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jw.h"
 #include "varlink.h"
 #include "varlink-internal.h"
 
@@ -66,104 +67,45 @@ ph_verr ph_varlink_error_from_errno(int negative_errno)
 
 /* ---- serialisation --------------------------------------------------------- */
 
-struct dump {
-        char *data;
-        size_t len;
-        size_t size;
-        bool too_big;
-};
-
-/* Collects jansson's output, refusing to go past the cap (one byte is kept
- * for the NUL), so a huge reply fails early instead of being built whole. */
-static int dump_cb(const char *buffer, size_t size, void *userdata)
+/* {"error": NAME (when set), "parameters": params (NULL: {})} with
+ * "continues": true when asked, through the writer, which refuses to go
+ * past the cap as it goes: a huge reply fails early, never built whole.
+ * params is released. */
+static int message_write(const char *error, json_t *params, bool continues, char **ret,
+                         size_t *ret_len)
 {
-        struct dump *d = userdata;
-
-        if (size > PH_VARLINK_MESSAGE_MAX - 1 - d->len) {
-                d->too_big = true;
-                return -1;
-        }
-        if (d->len + size + 1 > d->size) {
-                size_t n = d->size ? d->size * 2 : 256;
-                char *p;
-
-                while (n < d->len + size + 1)
-                        n *= 2;
-                if (n > PH_VARLINK_MESSAGE_MAX)
-                        n = PH_VARLINK_MESSAGE_MAX;
-                p = realloc(d->data, n);
-                if (!p)
-                        return -1;
-                d->data = p;
-                d->size = n;
-        }
-        memcpy(d->data + d->len, buffer, size);
-        d->len += size;
-        return 0;
-}
-
-/* Serialises and releases root (a new reference). */
-static int message_dump(json_t *root, char **ret, size_t *ret_len)
-{
-        struct dump d = { 0 };
+        ph_jw w;
         int r;
-
-        if (!root)
-                return -ENOMEM;
-        r = json_dump_callback(root, dump_cb, &d, JSON_COMPACT);
-        json_decref(root);
-        if (r < 0 || !d.data) {
-                free(d.data);
-                return d.too_big ? -EMSGSIZE : -ENOMEM;
-        }
-        d.data[d.len] = '\0';
-        *ret = d.data;
-        *ret_len = d.len + 1;
-        return 0;
-}
-
-/* {"parameters": params} (params stolen; NULL means {}), with key: value
- * (stolen) first when key is set. */
-static json_t *message_new(const char *key, json_t *value, json_t *params)
-{
-        json_t *root = json_object();
-
-        if (!params)
-                params = json_object();
-        if (!root || !params) {
-                json_decref(value);
-                json_decref(root);
-                json_decref(params);
-                return NULL;
-        }
-        /* json_object_set_new takes value even when it fails. */
-        if (key && json_object_set_new(root, key, value) < 0) {
-                json_decref(root);
-                json_decref(params);
-                return NULL;
-        }
-        if (json_object_set_new(root, "parameters", params) < 0) {
-                json_decref(root);
-                return NULL;
-        }
-        return root;
-}
-
-/* -EINVAL when params is not an object. */
-int ph_varlink_reply(json_t *params, bool continues, char **ret, size_t *ret_len)
-{
-        json_t *root;
 
         if (params && !json_is_object(params)) {
                 json_decref(params);
                 return -EINVAL;
         }
-        root = message_new(NULL, NULL, params);
-        if (root && continues && json_object_set_new(root, "continues", json_true()) < 0) {
-                json_decref(root);
-                return -ENOMEM;
+        ph_jw_init(&w, PH_VARLINK_MESSAGE_MAX);
+        ph_jw_object_open(&w);
+        if (error) {
+                ph_jw_key(&w, "error");
+                ph_jw_string(&w, error);
         }
-        return message_dump(root, ret, ret_len);
+        ph_jw_key(&w, "parameters");
+        if (params)
+                ph_jw_json(&w, params);
+        else
+                ph_jw_raw(&w, "{}", 2);
+        if (continues) {
+                ph_jw_key(&w, "continues");
+                ph_jw_bool(&w, true);
+        }
+        ph_jw_object_close(&w);
+        json_decref(params);
+        r = ph_jw_finish(&w, ret, ret_len);
+        return r == -EINVAL ? -ENOMEM : r;
+}
+
+/* -EINVAL when params is not an object. */
+int ph_varlink_reply(json_t *params, bool continues, char **ret, size_t *ret_len)
+{
+        return message_write(NULL, params, continues, ret, ret_len);
 }
 
 /* -EINVAL when e has no name (PH_VERR_NONE, out of range) or params is not
@@ -172,11 +114,11 @@ int ph_varlink_error(ph_verr e, json_t *params, char **ret, size_t *ret_len)
 {
         const char *name = ph_varlink_error_name(e);
 
-        if (!name || (params && !json_is_object(params))) {
+        if (!name) {
                 json_decref(params);
                 return -EINVAL;
         }
-        return message_dump(message_new("error", json_string(name), params), ret, ret_len);
+        return message_write(name, params, false, ret, ret_len);
 }
 
 /* The message is cut to ERROR_MESSAGE_MAX bytes, and bytes that are not

@@ -12,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jw-walk.h"
 #include "varlink.h"
+#include "varlink-internal.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -239,6 +241,49 @@ static void reply_refused(int r, const char *msg, size_t len, char *err, size_t 
         free(out);
 }
 
+/* The writer against jansson: the request's parameters written through
+ * its primitives, and the raw message as one string (bytes that are not
+ * UTF-8 become '?' in both), byte for byte. */
+static void check_writer(const char *msg, size_t len, const json_t *params)
+{
+        char *want, *got, *copy;
+        size_t got_len;
+        json_t *j;
+        ph_jw w;
+        int r;
+
+        if (params) {
+                want = json_dumps(params, JSON_COMPACT);
+                ph_jw_init(&w, PH_VARLINK_MESSAGE_MAX);
+                jw_walk(&w, params);
+                r = ph_jw_finish(&w, &got, &got_len);
+                check_enomem(r);
+                if (want && r == 0) {
+                        CHECK(strcmp(want, got) == 0 && got_len == strlen(want) + 1);
+                        free(got);
+                }
+                free(want);
+        }
+        if (!(copy = malloc(len + 1)))
+                return;
+        memcpy(copy, msg, len);
+        copy[len] = '\0';
+        ph__utf8_sanitise(copy, len);
+        j = json_stringn(copy, len);
+        want = j ? json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+        ph_jw_init(&w, PH_VARLINK_MESSAGE_MAX + 8 * len);
+        ph_jw_stringn(&w, msg, len);
+        r = ph_jw_finish(&w, &got, &got_len);
+        check_enomem(r);
+        if (want && r == 0)
+                CHECK(strcmp(want, got) == 0);
+        if (r == 0)
+                free(got);
+        free(want);
+        json_decref(j);
+        free(copy);
+}
+
 static void handle_message(conn *c, const char *msg, size_t len)
 {
         ph_request req;
@@ -248,6 +293,7 @@ static void handle_message(conn *c, const char *msg, size_t len)
 
         r = ph_request_parse(msg, len, &req, &err, &err_len);
         check_enomem(r);
+        check_writer(msg, len, r == 0 ? req.parameters : NULL);
         if (r == 0) {
                 CHECK(err == NULL && err_len == 0);
                 check_request(&req);

@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "jw.h"
 #include "ops.h"
 #include "plughost/plughost.h"
 #include "pool.h"
@@ -71,7 +72,12 @@ void ph_methods_dispatch(void *userdata, ph_conn *c, struct ph_request *req, ph_
 
 /* ---- plugin-json.c: what clients see of a plugin ---- */
 
-json_t *ph_plugin_json(const ph_daemon *d, const ph_plugin *p);
+/* A plugin as an object (Plugin in docs/io.plughost.varlink). Its
+ * metadata-derived members are rendered once per generation and kept in
+ * p->life, hence not const. */
+void ph_plugin_write(ph_jw *w, const ph_daemon *d, ph_plugin *p);
+/* The metadata object Info shows, likewise rendered once. */
+void ph_plugin_write_metadata(ph_jw *w, ph_plugin *p);
 
 uint64_t ph_now_ms(void);
 

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "events.h"
+#include "jw.h"
 #include "log.h"
 #include "server.h"
 #include "varlink.h"
@@ -81,30 +82,41 @@ static void event_log(const ph_event *ev)
         }
 }
 
+static void event_member(ph_jw *w, const char *key, const char *text)
+{
+        if (text) {
+                ph_jw_key(w, key);
+                ph_jw_text(w, text);
+        }
+}
+
 void ph_event_emit(struct ph_server *srv, const ph_event *e)
 {
-        json_t *ev;
+        char *msg;
+        size_t len;
+        ph_jw w;
 
         if (!e->unlogged)
                 event_log(e);
-        if (!srv)
+        /* Written once, for every subscriber, and only when there is one. */
+        if (!srv || !ph_server_monitors(srv))
                 return;
-        ev = json_pack("{s:s}", "kind", ph_event_kind_name(e->kind));
-        if (!ev)
-                return;
-        if (e->name)
-                json_object_set_new(ev, "name", ph_varlink_text(e->name));
-        if (e->version)
-                json_object_set_new(ev, "version", ph_varlink_text(e->version));
-        if (e->generation)
-                json_object_set_new(ev, "generation", json_integer((json_int_t)e->generation));
-        if (e->file)
-                json_object_set_new(ev, "file", ph_varlink_text(e->file));
-        if (e->reason)
-                json_object_set_new(ev, "reason", json_string(e->reason));
-        if (e->message)
-                json_object_set_new(ev, "message", ph_varlink_text(e->message));
-        if (e->fix)
-                json_object_set_new(ev, "fix", json_string(e->fix));
-        ph_server_broadcast(srv, ev);
+        ph_jw_init(&w, PH_VARLINK_MESSAGE_MAX);
+        ph_jw_reply_begin(&w);
+        ph_jw_key(&w, "event");
+        ph_jw_object_open(&w);
+        event_member(&w, "kind", ph_event_kind_name(e->kind));
+        event_member(&w, "name", e->name);
+        event_member(&w, "version", e->version);
+        if (e->generation) {
+                ph_jw_key(&w, "generation");
+                ph_jw_int(&w, (long long)e->generation);
+        }
+        event_member(&w, "file", e->file);
+        event_member(&w, "reason", e->reason);
+        event_member(&w, "message", e->message);
+        event_member(&w, "fix", e->fix);
+        ph_jw_object_close(&w);
+        if (ph_jw_message_end(&w, true, &msg, &len) == 0)
+                ph_server_broadcast(srv, msg, len);
 }

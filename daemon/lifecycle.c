@@ -224,6 +224,31 @@ static void count_unload(ph_daemon *d, ph_life *l)
 static void load_done(ph_op *op);
 static void call_done(ph_op *op);
 
+/* {"plugin": ...}, begun in jw (for ph_reply_jw). */
+static ph_jw *plugin_reply(ph_jw *jw, ph_daemon *d, ph_plugin *p)
+{
+        ph_jw_init(jw, PH_VARLINK_MESSAGE_MAX);
+        ph_jw_reply_begin(jw);
+        ph_jw_key(jw, "plugin");
+        ph_plugin_write(jw, d, p);
+        return jw;
+}
+
+/* {"result": the plugin's text as it wrote it, or null}. */
+static void waiter_result(ph_waiter *w, const ph_op *op)
+{
+        ph_jw jw;
+
+        ph_jw_init(&jw, PH_VARLINK_MESSAGE_MAX);
+        ph_jw_reply_begin(&jw);
+        ph_jw_key(&jw, "result");
+        if (op->result)
+                ph_jw_raw(&jw, op->result, op->result_size);
+        else
+                ph_jw_null(&jw);
+        ph_waiter_ok_jw(w, &jw);
+}
+
 /* Why the current file of p cannot be loaded now, or NULL. */
 static const char *load_refusal(ph_daemon *d, ph_plugin *p)
 {
@@ -437,13 +462,14 @@ static void load_done(ph_op *op)
         }
         while (op->waiters) {
                 ph_waiter *w = op->waiters;
+                ph_jw jw;
 
                 if (!l->serving)
                         ph_waiter_error(w, PH_VERR_BUSY, NULL, "out of memory");
                 else if (w->method)
                         call_start(d, p, l->serving, w, NULL, NULL, NULL, w->has_uid, w->uid);
                 else
-                        ph_waiter_ok(w, json_pack("{s:o}", "plugin", ph_plugin_json(d, p)));
+                        ph_waiter_ok_jw(w, plugin_reply(&jw, d, p));
         }
         ph_op_free(op);
 }
@@ -565,7 +591,7 @@ static void call_done(ph_op *op)
                 ph_waiter *w = op->waiters;
 
                 if (op->r == 0)
-                        ph_waiter_ok(w, json_pack("{s:O?}", "result", op->result));
+                        waiter_result(w, op);
                 else if (op->fault.kind == PH_FAULT_TIMEOUT)
                         ph_waiter_error(w, PH_VERR_TIMEOUT,
                                         json_pack("{s:s, s:s, s:f}", "name", op->name, "method",
@@ -605,13 +631,14 @@ void ph_life_load(ph_daemon *d, ph_plugin *p, ph_reply *r, const ph_conn *c)
 {
         ph_life *l = p->life;
         const char *why = NULL;
+        ph_jw jw;
         ph_op *op;
         int verr;
 
         l->wanted = true;
         ph_state_want(d->state, p->name, true);
         if (l->serving && l->serving->generation == p->file->generation) {
-                ph_reply_ok(r, json_pack("{s:o}", "plugin", ph_plugin_json(d, p)));
+                ph_reply_jw(r, plugin_reply(&jw, d, p));
                 return;
         }
         if (!(l->load && l->load->generation == p->file->generation) && !uid_room(d, c, r))
@@ -784,6 +811,8 @@ void ph_life_stop_end(ph_daemon *d)
 static void life_free(ph_life *l)
 {
         free(l->error);
+        free(l->json_static);
+        free(l->json_metadata);
         free(l);
 }
 

@@ -70,6 +70,14 @@ typedef struct ph_life {
         bool leaving;                   /* its name is being removed: operations
                                          * that finish now find no plugin */
         ph_plugin_counters counters;
+        /* What clients see that changes only with the generation whose
+         * metadata is shown (plugin-json.c): rendered once, spliced. */
+        uint64_t json_generation;       /* 0: nothing rendered */
+        char *json_static;              /* "name":...,"priority":N */
+        size_t json_static_len;
+        uint64_t json_metadata_generation;
+        char *json_metadata;            /* the metadata object, for Info */
+        size_t json_metadata_len;
 } ph_life;
 
 /* The registry's hooks (userdata: the daemon). */

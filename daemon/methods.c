@@ -31,45 +31,202 @@ static const char *param_str(const ph_request *req, const char *name)
 
 /* ---- reads ---- */
 
-/* Appends v to a; a NULL v (no memory) marks the listing incomplete. */
-static void append(json_t *a, json_t *v, bool *ok)
+/* Paged and streamed List: a part stops growing past this many bytes
+ * (a page: past half the message cap, so one more entry always fits). */
+#define LIST_PART_BYTES (16u << 10)
+#define LIST_PAGE_BYTES (PH_VARLINK_MESSAGE_MAX / 2)
+
+/* Where a List is: a cursor (the last name or, past the plugins, the last
+ * rejected file's path: paths start with '/', names never do), so that a
+ * stream survives plugins coming and going between its parts. */
+typedef struct list_state {
+        ph_daemon *d;
+        char *interface, *state;        /* filters, or NULL */
+        char *after;                    /* the cursor, or NULL: from the start */
+        long long left;                 /* entries still wanted; -1: no limit */
+        size_t part_bytes;              /* SIZE_MAX: the whole list in one reply */
+        bool more;                      /* streamed: parts say "continues" */
+} list_state;
+
+static void list_state_free(void *data)
 {
-        if (json_array_append_new(a, v) < 0)
-                *ok = false;
+        list_state *ls = data;
+
+        if (!ls)
+                return;
+        free(ls->interface);
+        free(ls->state);
+        free(ls->after);
+        free(ls);
 }
 
-/* A reply built of parts: all of it, or an error, never a listing with
- * holes or an empty object where a plugin should be. */
-static void reply_whole(ph_reply *r, json_t *params, bool ok)
+static bool list_wants(const list_state *ls, const ph_plugin *p)
 {
-        if (!params || !ok) {
-                json_decref(params);
-                ph_reply_error(r, PH_VERR_BUSY, NULL, "out of memory");
-                return;
+        if (!p->life || (ls->interface && !plugin_has_interface(p, ls->interface)))
+                return false;
+        return !ls->state || strcmp(ls->state, ph_pstate_name(p->life->state)) == 0;
+}
+
+static bool list_take(list_state *ls, ph_jw *w, size_t start)
+{
+        if (ls->left == 0 || ph_jw_len(w) - start >= ls->part_bytes)
+                return false;
+        return true;
+}
+
+static int list_cursor(list_state *ls, const char *at)
+{
+        char *copy = strdup(at);
+
+        if (!copy)
+                return -ENOMEM;
+        free(ls->after);
+        ls->after = copy;
+        return 0;
+}
+
+/* Writes the next entries into w (an open parameters object) from the
+ * cursor on; returns 1 when entries remain after them, 0 when the list is
+ * done, -ENOMEM. */
+static int list_write(list_state *ls, ph_jw *w)
+{
+        ph_registry *reg = ls->d->reg;
+        size_t start = ph_jw_len(w);
+        bool in_rejected = ls->after && ls->after[0] == '/';
+        ph_plugin *p = in_rejected ? NULL : ph_registry_after(reg, ls->after);
+        ph_file *f;
+        const char *last = NULL;
+
+        ph_jw_key(w, "plugins");
+        ph_jw_array_open(w);
+        for (; p; p = ph_registry_next(reg, p)) {
+                if (!list_wants(ls, p))
+                        continue;
+                if (!list_take(ls, w, start))
+                        break;
+                ph_plugin_write(w, ls->d, p);
+                last = p->name;
+                if (ls->left > 0)
+                        ls->left--;
         }
-        ph_reply_ok(r, params);
+        ph_jw_array_close(w);
+        if (last && list_cursor(ls, last) < 0)
+                return -ENOMEM;
+        ph_jw_key(w, "rejected");
+        ph_jw_array_open(w);
+        /* Past the plugins (even when none was taken): the rejected files. */
+        f = p ? NULL : ph_registry_rejected_after(reg, in_rejected ? ls->after : NULL);
+        last = NULL;
+        for (; f; f = ph_registry_rejected_next(reg, f)) {
+                if (!list_take(ls, w, start))
+                        break;
+                ph_jw_object_open(w);
+                ph_jw_key(w, "file");
+                ph_jw_text(w, f->path);
+                ph_jw_key(w, "reason");
+                ph_jw_string(w, ph_file_reason_name(f));
+                ph_jw_key(w, "message");
+                ph_jw_text(w, f->message ? f->message : "");
+                ph_jw_object_close(w);
+                last = f->path;
+                if (ls->left > 0)
+                        ls->left--;
+        }
+        ph_jw_array_close(w);
+        if (last && list_cursor(ls, last) < 0)
+                return -ENOMEM;
+        return p || f ? 1 : 0;
+}
+
+/* One part of a streamed List (ph_reply_part_fn). */
+static int list_part(void *data, char **ret, size_t *ret_len)
+{
+        list_state *ls = data;
+        ph_jw w;
+        int more, r;
+
+        ph_jw_init(&w, PH_VARLINK_MESSAGE_MAX);
+        ph_jw_reply_begin(&w);
+        if ((more = list_write(ls, &w)) < 0) {
+                ph_jw_release(&w);
+                return more;
+        }
+        /* A stream's limit is for the whole stream (a page's, for one page:
+         * its "next" says where to go on). */
+        if (ls->left == 0)
+                more = 0;
+        if ((r = ph_jw_message_end(&w, more, ret, ret_len)) < 0)
+                return r;
+        return more;
+}
+
+static list_state *list_state_new(ph_daemon *d, const ph_request *req)
+{
+        list_state *ls = calloc(1, sizeof(*ls));
+        const char *iface = param_str(req, "interface"), *state = param_str(req, "state");
+        const char *after = param_str(req, "after");
+        json_t *limit = json_object_get(req->parameters, "limit");
+
+        if (!ls)
+                return NULL;
+        ls->d = d;
+        ls->left = limit ? json_integer_value(limit) : -1;
+        if ((iface && !(ls->interface = strdup(iface))) || (state && !(ls->state = strdup(state))) ||
+            (after && !(ls->after = strdup(after)))) {
+                list_state_free(ls);
+                return NULL;
+        }
+        return ls;
 }
 
 static void method_list(ph_daemon *d, ph_conn *c, ph_request *req, ph_reply *r)
 {
-        const char *iface = param_str(req, "interface"), *state = param_str(req, "state");
-        json_t *plugins = json_array(), *rejected = json_array();
-        bool ok = true;
+        json_t *limit = json_object_get(req->parameters, "limit");
+        list_state *ls;
+        ph_jw w;
+        int more;
 
-        for (ph_plugin *p = ph_registry_first(d->reg); p; p = ph_registry_next(d->reg, p)) {
-                if (!p->life || (iface && !plugin_has_interface(p, iface)))
-                        continue;
-                if (state && strcmp(state, ph_pstate_name(p->life->state)) != 0)
-                        continue;
-                append(plugins, ph_plugin_json(d, p), &ok);
+        if (limit && json_integer_value(limit) < 1) {
+                ph_reply_error(r, PH_VERR_INVALID_PARAMETER, json_pack("{s:s}", "parameter", "limit"),
+                               "limit must be at least 1");
+                return;
         }
-        for (ph_file *f = ph_registry_rejected_first(d->reg); f; f = ph_registry_rejected_next(d->reg, f))
-                append(rejected,
-                       json_pack("{s:o, s:s, s:o}", "file", ph_varlink_text(f->path), "reason",
-                                 ph_file_reason_name(f), "message",
-                                 ph_varlink_text(f->message ? f->message : "")),
-                       &ok);
-        reply_whole(r, json_pack("{s:o, s:o}", "plugins", plugins, "rejected", rejected), ok);
+        if (!(ls = list_state_new(d, req))) {
+                ph_reply_error(r, PH_VERR_BUSY, NULL, "out of memory");
+                return;
+        }
+        if (req->more && r) {
+                /* Parts made as the client reads them. */
+                ls->part_bytes = LIST_PART_BYTES;
+                ph_reply_parts(r, list_part, ls, list_state_free);
+                return;
+        }
+        /* A page ends short of the cap, with "next"; a plain List is whole
+         * or io.plughost.ReplyTooLarge (a client that knows no "next"
+         * must not take a page for everything). */
+        ls->part_bytes = limit ? LIST_PAGE_BYTES : SIZE_MAX;
+        ph_jw_init(&w, PH_VARLINK_MESSAGE_MAX);
+        ph_jw_reply_begin(&w);
+        more = list_write(ls, &w);
+        if (more > 0 && ls->after) {
+                ph_jw_key(&w, "next");
+                ph_jw_text(&w, ls->after);
+        }
+        list_state_free(ls);
+        if (more < 0) {
+                ph_jw_release(&w);
+                ph_reply_error(r, PH_VERR_BUSY, NULL, "out of memory");
+                return;
+        }
+        if (w.err == -EMSGSIZE) {
+                ph_jw_release(&w);
+                ph_reply_error(r, PH_VERR_REPLY_TOO_LARGE,
+                               json_pack("{s:I}", "limit", (json_int_t)PH_VARLINK_MESSAGE_MAX),
+                               "the list would exceed %u bytes: ask with \"more\" (streamed) or "
+                               "\"limit\" (paged)", PH_VARLINK_MESSAGE_MAX);
+                return;
+        }
+        ph_reply_jw(r, &w);
 }
 
 static ph_plugin *find_or_reply(ph_daemon *d, const char *name, ph_reply *r)
@@ -86,27 +243,45 @@ static ph_plugin *find_or_reply(ph_daemon *d, const char *name, ph_reply *r)
         return p;
 }
 
-static json_t *counters_json(const ph_plugin_counters *k)
+static void count_write(ph_jw *w, const char *key, uint64_t v)
 {
-        return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "calls", (json_int_t)k->calls,
-                         "callsFailed", (json_int_t)k->calls_failed,
-                         "callsInFlight", (json_int_t)k->in_flight, "loads", (json_int_t)k->loads,
-                         "loadFailures", (json_int_t)k->load_failures,
-                         "unloads", (json_int_t)k->unloads);
+        ph_jw_key(w, key);
+        ph_jw_int(w, (long long)v);
+}
+
+/* The counters of a plugin or of the daemon (the same six). */
+static void counters_write(ph_jw *w, uint64_t calls, uint64_t failed, uint64_t in_flight,
+                           uint64_t loads, uint64_t load_failures, uint64_t unloads)
+{
+        ph_jw_object_open(w);
+        count_write(w, "calls", calls);
+        count_write(w, "callsFailed", failed);
+        count_write(w, "callsInFlight", in_flight);
+        count_write(w, "loads", loads);
+        count_write(w, "loadFailures", load_failures);
+        count_write(w, "unloads", unloads);
+        ph_jw_object_close(w);
 }
 
 static void method_info(ph_daemon *d, ph_conn *c, ph_request *req, ph_reply *r)
 {
         ph_plugin *p = find_or_reply(d, param_str(req, "name"), r);
-        json_t *meta;
+        const ph_plugin_counters *k;
+        ph_jw w;
 
         if (!p)
                 return;
-        /* The tree the reader validated: shared, read-only, loop thread only. */
-        meta = json_incref((json_t *)ph_life_meta(p)->priv);
-        reply_whole(r, json_pack("{s:o, s:o, s:o}", "plugin", ph_plugin_json(d, p),
-                                 "metadata", meta ? meta : json_object(),
-                                 "counters", counters_json(&p->life->counters)), true);
+        k = &p->life->counters;
+        ph_jw_init(&w, PH_VARLINK_MESSAGE_MAX);
+        ph_jw_reply_begin(&w);
+        ph_jw_key(&w, "plugin");
+        ph_plugin_write(&w, d, p);
+        ph_jw_key(&w, "metadata");
+        ph_plugin_write_metadata(&w, p);
+        ph_jw_key(&w, "counters");
+        counters_write(&w, k->calls, k->calls_failed, k->in_flight, k->loads, k->load_failures,
+                       k->unloads);
+        ph_reply_jw(r, &w);
 }
 
 /* Best first: priority, then version, then name. */
@@ -127,52 +302,55 @@ static void method_query(ph_daemon *d, ph_conn *c, ph_request *req, ph_reply *r)
         const char *iface = param_str(req, "interface");
         ph_plugin **found = NULL;
         size_t n = 0, cap = 0;
-        json_t *list = json_array();
-        bool ok = true;
+        ph_jw w;
 
         for (ph_plugin *p = ph_registry_first(d->reg); p; p = ph_registry_next(d->reg, p))
                 if (p->life && plugin_has_interface(p, iface) &&
                     ph__vec_push((void **)&found, &n, &cap, sizeof(*found), &p) < 0) {
                         free(found);
-                        json_decref(list);
                         ph_reply_error(r, PH_VERR_BUSY, NULL, "out of memory");
                         return;
                 }
         if (n > 0)              /* found is NULL then: qsort(NULL, 0) is undefined */
                 qsort(found, n, sizeof(*found), query_order);
+        ph_jw_init(&w, PH_VARLINK_MESSAGE_MAX);
+        ph_jw_reply_begin(&w);
+        ph_jw_key(&w, "plugins");
+        ph_jw_array_open(&w);
         for (size_t i = 0; i < n; i++)
-                append(list, ph_plugin_json(d, found[i]), &ok);
+                ph_plugin_write(&w, d, found[i]);
+        ph_jw_array_close(&w);
         free(found);
-        reply_whole(r, json_pack("{s:o}", "plugins", list), ok);
-}
-
-static json_t *daemon_counters_json(ph_daemon *d)
-{
-        const ph_daemon_counters *k = &d->counters;
-
-        return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "calls", (json_int_t)k->calls,
-                         "callsFailed", (json_int_t)k->calls_failed,
-                         "callsInFlight", (json_int_t)k->in_flight, "loads", (json_int_t)k->loads,
-                         "loadFailures", (json_int_t)k->load_failures, "unloads", (json_int_t)k->unloads);
+        ph_reply_jw(r, &w);
 }
 
 static void method_status(ph_daemon *d, ph_conn *c, ph_request *req, ph_reply *r)
 {
         size_t rejected, n = ph_registry_count(d->reg, &rejected), loaded = ph_life_loaded_count(d);
-        json_t *dirs = json_array();
+        const ph_daemon_counters *k = &d->counters;
+        ph_jw w;
 
         (void)req;
+        ph_jw_init(&w, PH_VARLINK_MESSAGE_MAX);
+        ph_jw_reply_begin(&w);
+        ph_jw_key(&w, "version");
+        ph_jw_string(&w, PACKAGE_VERSION);
+        count_write(&w, "uptimeSeconds", (ph_now_ms() - d->started_ms) / 1000);
+        ph_jw_key(&w, "pluginDirectories");
+        ph_jw_array_open(&w);
         for (size_t i = 0; i < d->cfg->n_plugin_dirs; i++)
-                json_array_append_new(dirs, ph_varlink_text(d->cfg->plugin_dirs[i]));
-        ph_reply_ok(r, json_pack("{s:s, s:I, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "version",
-                                 PACKAGE_VERSION,
-                                 "uptimeSeconds", (json_int_t)((ph_now_ms() - d->started_ms) / 1000),
-                                 "pluginDirectories", dirs, "plugins", (json_int_t)n,
-                                 "loaded", (json_int_t)loaded, "rejected", (json_int_t)rejected,
-                                 "clients", (json_int_t)ph_server_clients(d->server),
-                                 "bufferedBytes", (json_int_t)ph_server_buffered(d->server),
-                                 "disconnected", (json_int_t)ph_server_disconnects(d->server),
-                                 "counters", daemon_counters_json(d)));
+                ph_jw_text(&w, d->cfg->plugin_dirs[i]);
+        ph_jw_array_close(&w);
+        count_write(&w, "plugins", n);
+        count_write(&w, "loaded", loaded);
+        count_write(&w, "rejected", rejected);
+        count_write(&w, "clients", ph_server_clients(d->server));
+        count_write(&w, "bufferedBytes", ph_server_buffered(d->server));
+        count_write(&w, "disconnected", ph_server_disconnects(d->server));
+        ph_jw_key(&w, "counters");
+        counters_write(&w, k->calls, k->calls_failed, k->in_flight, k->loads, k->load_failures,
+                       k->unloads);
+        ph_reply_jw(r, &w);
 }
 
 static void method_monitor(ph_daemon *d, ph_conn *c, ph_request *req, ph_reply *r)

@@ -153,9 +153,10 @@ void ph_ops_init_cb(const ph_load_request *req, bool done)
 }
 
 /* A call's result: a JSON object (or nothing, for null) of at most
- * max_result bytes, parsed here so the loop never parses plugin output.
- * The limit holds for the text as it will be sent too: jansson may write
- * it longer than the plugin did ("0.1" comes out as 0.10000000000000001). */
+ * max_result bytes, checked here by jansson, the one parser, so the loop
+ * never parses plugin output; the text is then sent as the plugin wrote
+ * it (valid JSON without a NUL: it cannot break the framing), so its size
+ * as sent is its size. */
 static void op_take_result(ph_op *op, char *text)
 {
         json_error_t jerr;
@@ -181,13 +182,10 @@ static void op_take_result(ph_op *op, char *text)
                 op->r = -EBADMSG;
                 op->call_failed = true;
                 snprintf(op->err, sizeof(op->err), "returned JSON that is not an object");
-        } else if ((op->result_size = json_dumpb(j, NULL, 0, JSON_COMPACT)) > op->max_result) {
-                json_decref(j);
-                op->r = -EMSGSIZE;
-                snprintf(op->err, sizeof(op->err), "the result is %zu bytes as sent, the limit is %zu",
-                         op->result_size, op->max_result);
         } else {
-                op->result = j;
+                json_decref(j);
+                op->result = text;
+                return;
         }
         free(text);
 }
@@ -485,7 +483,7 @@ void ph_op_free(ph_op *op)
                 ops->all = op->all_next;
         if (op->all_next)
                 op->all_next->all_prev = op->all_prev;
-        json_decref(op->result);
+        free(op->result);
         if (op->inst)
                 ph_instance_unref(op->inst);
         ph_config_unref(op->cfg);
@@ -655,6 +653,12 @@ void ph_waiter_move(ph_waiter *w, ph_op *to)
 void ph_waiter_ok(ph_waiter *w, json_t *params)
 {
         ph_reply_ok(w->reply, params);
+        waiter_free(w);
+}
+
+void ph_waiter_ok_jw(ph_waiter *w, ph_jw *jw)
+{
+        ph_reply_jw(w->reply, jw);
         waiter_free(w);
 }
 

@@ -84,8 +84,10 @@ struct ph_op {
         bool abandoned;                 /* CALL: every waiter left before it started;
                                          * taken back from the pool, never run */
         char err[1024];
-        json_t *result;                 /* CALL: a validated object, or NULL for null;
-                                         * parsed on the plugin thread, handed over */
+        char *result;                   /* CALL: the plugin's text, checked to be one
+                                         * JSON object (NULL for null or nothing) on
+                                         * the plugin thread, spliced into the reply
+                                         * as it is */
         size_t result_size;             /* CALL: bytes of text the plugin returned */
         ph_instance *inst;              /* LOAD: a reference, for lifecycle.c to take */
         /* State. */
@@ -148,6 +150,8 @@ void ph_waiter_charge(ph_waiter *w);
 void ph_waiter_move(ph_waiter *w, ph_op *to);
 /* Answers a waiter and frees it (params stolen). */
 void ph_waiter_ok(ph_waiter *w, json_t *params);
+/* Answers with the reply begun in jw (ph_jw_reply_begin), and frees w. */
+void ph_waiter_ok_jw(ph_waiter *w, ph_jw *jw);
 void ph_waiter_error(ph_waiter *w, int verr, json_t *params, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));
 /* Answers every waiter of op with the same error. */

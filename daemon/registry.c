@@ -147,6 +147,18 @@ ph_file *ph_registry_rejected_next(ph_registry *reg, ph_file *f)
         return rejected_from(reg, RB_NEXT(file_tree, &reg->files, f));
 }
 
+ph_file *ph_registry_rejected_after(ph_registry *reg, const char *after)
+{
+        ph_file key = { .path = (char *)after }, *f;
+
+        if (!after)
+                return ph_registry_rejected_first(reg);
+        f = RB_NFIND(file_tree, &reg->files, &key);
+        if (f && strcmp(f->path, after) == 0)
+                f = RB_NEXT(file_tree, &reg->files, f);
+        return rejected_from(reg, f);
+}
+
 const char *ph_file_reason_name(const ph_file *f)
 {
         return f->reason == PH_REASON_OK && f->shadowed ? "shadowed" : ph_reason_name(f->reason);

@@ -118,6 +118,8 @@ ph_plugin *ph_registry_after(ph_registry *reg, const char *after);
  * order. */
 ph_file *ph_registry_rejected_first(ph_registry *reg);
 ph_file *ph_registry_rejected_next(ph_registry *reg, ph_file *f);
+/* The first of them whose path sorts after `after` (NULL: the first). */
+ph_file *ph_registry_rejected_after(ph_registry *reg, const char *after);
 
 /* Names, and files refused or shadowed. */
 size_t ph_registry_count(const ph_registry *reg, size_t *ret_rejected);

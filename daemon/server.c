@@ -120,6 +120,9 @@ struct ph_reply {
         bool stream;                    /* Monitor: open until the connection ends */
         bool silent;                    /* oneway: keeps its place, sends nothing */
         out_queue q;                    /* stream messages waiting for the head */
+        ph_reply_part_fn produce;       /* a reply in parts (List with "more") */
+        void *part_data;
+        void (*part_free)(void *data);
 };
 
 struct ph_conn {
@@ -431,6 +434,8 @@ static void queue_clear(out_queue *q)
 
 static void reply_free(ph_reply *r)
 {
+        if (r->part_free)
+                r->part_free(r->part_data);
         queue_clear(&r->q);
         msg_unref(r->msg);
         free(r);
@@ -543,6 +548,7 @@ static void conn_enforce(ph_conn *c)
 /* ---- writing ---- */
 
 static void conn_close_when_written(ph_conn *c);
+static void conn_flush(ph_conn *c);
 
 static void write_cb(uv_write_t *req, int status)
 {
@@ -564,6 +570,9 @@ static void write_cb(uv_write_t *req, int status)
                 return;
         }
         conn_pump(c);
+        /* What was written makes room for the next part of a reply. */
+        if (!c->closing && c->head && c->head->produce && !c->head->done)
+                conn_flush(c);
 }
 
 /* Hands queued messages to uv_write: one write at a time, of up to
@@ -619,6 +628,44 @@ static void conn_send(ph_conn *c, ph_msg *m)
                 conn_close(c);
 }
 
+/* What a connection may have on the way out before the next part of a
+ * reply is made: a client that does not read gets nothing more made. */
+static size_t conn_part_low(const ph_conn *c)
+{
+        size_t low = SERVER_WRITE_WINDOW;
+
+        if (c->srv && c->srv->cfg && c->srv->cfg->max_buffer_per_conn / 4 < low)
+                low = c->srv->cfg->max_buffer_per_conn / 4;
+        return low;
+}
+
+/* Makes parts of r (at the head) while there is room; the last part
+ * completes it. False while it is not complete (or c was closed). */
+static bool conn_produce(ph_conn *c, ph_reply *r)
+{
+        while (!c->closing && c->out.bytes + c->inflight < conn_part_low(c)) {
+                char *msg;
+                size_t len;
+                ph_msg *m;
+                int k = r->produce(r->part_data, &msg, &len);
+
+                /* (msg_new frees msg when it fails) */
+                if (k < 0 || !(m = msg_new(msg, len))) {
+                        conn_close(c);
+                        return false;
+                }
+                if (k == 0) {
+                        r->done = true;
+                        r->msg = m;
+                        c->held += msg_charge(m);
+                        c->n_held++;
+                        return true;
+                }
+                conn_send(c, m);
+        }
+        return false;
+}
+
 /* Writes answers that are ready, in request order. */
 static void conn_flush(ph_conn *c)
 {
@@ -641,6 +688,8 @@ static void conn_flush(ph_conn *c)
                                 conn_send(c, m);
                         break;          /* a stream holds the head until the end */
                 }
+                if (r->produce && !r->done && !conn_produce(c, r))
+                        break;
                 if (!r->done) {
                         if (!r->silent)
                                 break;
@@ -757,6 +806,40 @@ int ph_reply_stream(ph_reply *r, char *msg, size_t len)
         return c->closing || c->condemned ? -EPIPE : 0;
 }
 
+void ph_reply_parts(ph_reply *r, ph_reply_part_fn produce, void *data, void (*free_data)(void *))
+{
+        if (!r || !r->conn) {
+                if (free_data)
+                        free_data(data);
+                if (r)
+                        reply_free(r);
+                return;
+        }
+        r->produce = produce;
+        r->part_data = data;
+        r->part_free = free_data;
+        conn_flush(r->conn);
+}
+
+void ph_reply_jw(ph_reply *r, ph_jw *w)
+{
+        char *msg;
+        size_t len;
+        int e = ph_jw_message_end(w, false, &msg, &len);
+
+        if (e == -EMSGSIZE) {
+                ph_reply_error(r, PH_VERR_REPLY_TOO_LARGE,
+                               json_pack("{s:I}", "limit", (json_int_t)PH_VARLINK_MESSAGE_MAX),
+                               "the reply would exceed %u bytes", PH_VARLINK_MESSAGE_MAX);
+                return;
+        }
+        if (e < 0) {
+                ph_reply_error(r, PH_VERR_BUSY, NULL, "out of memory");
+                return;
+        }
+        ph_reply_send(r, msg, len);
+}
+
 void ph_reply_ok(ph_reply *r, json_t *params)
 {
         char *msg;
@@ -796,23 +879,28 @@ void ph_reply_error(ph_reply *r, int verr, json_t *params, const char *fmt, ...)
         ph_reply_send(r, msg, len);
 }
 
-void ph_server_broadcast(ph_server *s, json_t *event)
+/* A walk over the connections: events are rare, a counter kept right
+ * through every way a stream ends is not worth it. */
+unsigned ph_server_monitors(const ph_server *s)
 {
-        ph_msg *m = NULL;
-        char *text;
-        size_t len;
+        unsigned n = 0;
 
-        /* Serialised once, whoever listens. */
+        for (const ph_conn *c = s->conns; c; c = c->next)
+                n += conn_has_stream(c) && !c->closing && !c->condemned;
+        return n;
+}
+
+void ph_server_broadcast(ph_server *s, char *msg, size_t len)
+{
+        ph_msg *m = msg_new(msg, len);
+
+        if (!m)
+                return;
+        /* One message, a reference per subscriber. */
         for (ph_conn *c = s->conns, *next; c; c = next) {
                 next = c->next;
                 if (!conn_has_stream(c) || c->closing || c->condemned)
                         continue;
-                if (!m) {
-                        json_incref(event);
-                        if (ph_varlink_reply(json_pack("{s:o}", "event", event), true, &text, &len) < 0 ||
-                            !(m = msg_new(text, len)))
-                                break;
-                }
                 if (c->head == c->stream) {
                         conn_send(c, msg_ref(m));
                         conn_pump(c);
@@ -822,7 +910,6 @@ void ph_server_broadcast(ph_server *s, json_t *event)
                 conn_enforce(c);
         }
         msg_unref(m);
-        json_decref(event);
 }
 
 /* ---- condemning ---- */
@@ -910,7 +997,7 @@ static void conn_message(ph_conn *c, const char *msg, size_t len)
                 return;
         }
         r->silent = req.oneway;
-        if (!req.oneway && req.more && (req.method->flags & PH_METHOD_MORE) && !c->stream) {
+        if (!req.oneway && req.more && (req.method->flags & PH_METHOD_ENDLESS) && !c->stream) {
                 r->stream = true;
                 c->stream = r;
         }

@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "jw.h"
 
 typedef struct ph_server ph_server;
 typedef struct ph_conn ph_conn;
@@ -74,12 +75,28 @@ void ph_reply_send(ph_reply *r, char *msg, size_t len);
 /* For streams (Monitor): sends a message but keeps the slot open. Returns
  * -EPIPE when the connection is gone or cannot keep up. */
 int ph_reply_stream(ph_reply *r, char *msg, size_t len);
+/* A reply given in parts (List with "more"). produce writes the next
+ * part, a whole message, into *ret and returns 1 when more follow (the
+ * part says "continues"), 0 for the last one, or a negative errno (the
+ * connection is closed). The server asks for a part only while the reply
+ * is at the head and the connection has less than a window on its way
+ * out: a client that does not read gets nothing more made. free_data
+ * runs once, when the reply is done or its connection goes. */
+typedef int (*ph_reply_part_fn)(void *data, char **ret, size_t *ret_len);
+void ph_reply_parts(ph_reply *r, ph_reply_part_fn produce, void *data, void (*free_data)(void *));
+/* Ends the reply begun in w with ph_jw_reply_begin and completes r with
+ * it: a message over the cap becomes io.plughost.ReplyTooLarge, no memory
+ * io.plughost.Busy. */
+void ph_reply_jw(ph_reply *r, ph_jw *w);
 /* Helpers that build and send; params is stolen. */
 void ph_reply_ok(ph_reply *r, json_t *params);
 void ph_reply_error(ph_reply *r, int verr, json_t *params, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));
 
-/* Broadcasts an event to every Monitor stream (event is stolen). */
-void ph_server_broadcast(ph_server *s, json_t *event);
+/* Monitor streams open now: an event nobody would get is not written. */
+unsigned ph_server_monitors(const ph_server *s);
+/* Sends a message (taken: the NUL-terminated text and its length, NUL
+ * included) to every Monitor stream, shared by all of them. */
+void ph_server_broadcast(ph_server *s, char *msg, size_t len);
 
 #endif

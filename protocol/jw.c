@@ -235,6 +235,17 @@ void ph_jw_raw(ph_jw *w, const char *json, size_t n)
         jw_done(w);
 }
 
+void ph_jw_members(ph_jw *w, const char *members, size_t n)
+{
+        if (w->err || n == 0)
+                return;
+        if (w->key || w->depth == 0) {
+                jw_fail(w, -EINVAL);
+                return;
+        }
+        ph_jw_raw(w, members, n);
+}
+
 void ph_jw_int(ph_jw *w, long long v)
 {
         char num[24];

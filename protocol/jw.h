@@ -59,6 +59,9 @@ void ph_jw_null(ph_jw *w);
 /* A complete JSON value, already valid and compact where it matters
  * (text rendered by this writer, or checked by jansson), copied as is. */
 void ph_jw_raw(ph_jw *w, const char *json, size_t n);
+/* Members of an object rendered elsewhere ("a":1,"b":2: an object's text
+ * without its braces), spliced into the object being written. */
+void ph_jw_members(ph_jw *w, const char *members, size_t n);
 /* A jansson value, dumped as json_dumps(JSON_COMPACT) would (NULL: null). */
 void ph_jw_json(ph_jw *w, const json_t *v);
 

@@ -25,9 +25,12 @@ const ph_method ph_methods[] = {
         },
         {
                 .name = "io.plughost.List",
+                .flags = PH_METHOD_MORE,
                 .params = {
                         { "interface", PH_PARAM_STRING, false, INTERFACE_MAX_LEN },
                         { "state", PH_PARAM_STRING, false, STATE_MAX_LEN },
+                        { "limit", PH_PARAM_INT, false, 0 },
+                        { "after", PH_PARAM_STRING, false, 0 },
                 },
                 .id = PH_M_LIST,
         },
@@ -82,7 +85,7 @@ const ph_method ph_methods[] = {
         },
         {
                 .name = "io.plughost.Monitor",
-                .flags = PH_METHOD_MORE | PH_METHOD_NEEDS_MORE,
+                .flags = PH_METHOD_MORE | PH_METHOD_NEEDS_MORE | PH_METHOD_ENDLESS,
                 .id = PH_M_MONITOR,
         },
 };

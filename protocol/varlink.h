@@ -96,6 +96,7 @@ enum {
         PH_METHOD_WRITE = 1 << 0,       /* changes state: needs permission */
         PH_METHOD_MORE = 1 << 1,        /* answers "more" with a stream */
         PH_METHOD_NEEDS_MORE = 1 << 2,  /* only makes sense with "more" */
+        PH_METHOD_ENDLESS = 1 << 3,     /* its stream never ends (Monitor) */
 };
 
 typedef enum ph_ptype {
@@ -113,7 +114,7 @@ typedef struct ph_param {
 } ph_param;
 
 #define PH_VARLINK_STRING_MAX 4096u
-#define PH_METHOD_PARAMS_MAX 4
+#define PH_METHOD_PARAMS_MAX 5
 
 /* One row of the method table (tmux's cmd_table style). */
 typedef struct ph_method {

@@ -629,8 +629,12 @@ START_TEST(test_request_flags)
         ph_request_clear(&req);
 
         /* more on a method that does not stream: accepted, answered once. */
-        parse_ok("{\"method\":\"io.plughost.List\",\"more\":true}", &req);
+        parse_ok("{\"method\":\"io.plughost.Status\",\"more\":true}", &req);
         ck_assert(!req.more);
+        ph_request_clear(&req);
+        /* List streams when asked to. */
+        parse_ok("{\"method\":\"io.plughost.List\",\"more\":true}", &req);
+        ck_assert(req.more);
         ph_request_clear(&req);
 
         /* false, null and absent flags are all false; upgrade false is fine. */
@@ -1133,10 +1137,12 @@ START_TEST(test_table_shape)
                              strcmp(m->name, "io.plughost.Call") == 0 ||
                              strcmp(m->name, "io.plughost.Rescan") == 0;
                 bool monitor = strcmp(m->name, "io.plughost.Monitor") == 0;
+                bool streams = monitor || strcmp(m->name, "io.plughost.List") == 0;
 
                 ck_assert_int_eq(m->id, (int)i);
                 ck_assert_msg(!!(m->flags & PH_METHOD_WRITE) == write, "%s write flag", m->name);
-                ck_assert_msg(!!(m->flags & PH_METHOD_MORE) == monitor, "%s more flag", m->name);
+                ck_assert_msg(!!(m->flags & PH_METHOD_MORE) == streams, "%s more flag", m->name);
+                ck_assert_msg(!!(m->flags & PH_METHOD_ENDLESS) == monitor, "%s endless flag", m->name);
                 ck_assert_msg(!!(m->flags & PH_METHOD_NEEDS_MORE) == monitor, "%s needs-more flag", m->name);
                 ck_assert_ptr_null(m->params[PH_METHOD_PARAMS_MAX - 1].name);
         }

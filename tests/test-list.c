@@ -1,0 +1,350 @@
+/* Tests of List at scale, on the real plughostd: the whole list, pages
+ * (limit/after/next) and the stream ("more"), each against the others;
+ * cursors that name nothing; a client that does not read its stream; a
+ * stream while files go. Thousands of files are copies of one plugin under
+ * other file names: one plugin wins the name, the others are shadowed and
+ * listed as rejected, which is what makes a list long. */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon-util.h"
+#include "testutil.h"
+
+/* Enough that the whole list passes one message (1 MiB) and a stream is
+ * many parts and more than the daemon's write window (256 KiB). */
+#define N_COPIES 3000
+
+static du_daemon D;
+
+static char *copy_name(unsigned i)
+{
+        char *name;
+
+        /* Long names (some 200 bytes): long entries, so few files make a
+         * long list. */
+        ck_assert_int_ge(asprintf(&name, "copy-%05u-%0180u.so", i, 0), 0);
+        return name;
+}
+
+static void setup(void)
+{
+        du_init(&D);
+        du_add_plugin(&D, tu_example("upper.so"), "upper.so");
+        for (unsigned i = 0; i < N_COPIES; i++) {
+                char *name = copy_name(i);
+
+                du_add_plugin(&D, tu_example("hello.so"), name);
+                free(name);
+        }
+        du_start(&D);
+}
+
+static void teardown(void)
+{
+        du_stop(&D);
+}
+
+/* All entries of a list, as two arrays. */
+typedef struct listing {
+        json_t *plugins, *rejected;
+        unsigned replies;
+} listing;
+
+static void listing_init(listing *l)
+{
+        l->plugins = json_array();
+        l->rejected = json_array();
+        l->replies = 0;
+}
+
+static void listing_clear(listing *l)
+{
+        json_decref(l->plugins);
+        json_decref(l->rejected);
+}
+
+static void listing_add(listing *l, json_t *params)
+{
+        json_t *p = json_object_get(params, "plugins"), *r = json_object_get(params, "rejected");
+
+        ck_assert(json_is_array(p) && json_is_array(r));
+        ck_assert_int_eq(json_array_extend(l->plugins, p), 0);
+        ck_assert_int_eq(json_array_extend(l->rejected, r), 0);
+        l->replies++;
+}
+
+/* Names, then paths, strictly ascending: none twice, none out of order. */
+static void listing_check_order(const listing *l)
+{
+        const char *prev = "";
+        json_t *e;
+        size_t i;
+
+        json_array_foreach(l->plugins, i, e) {
+                ck_assert_msg(strcmp(prev, du_str(e, "name")) < 0, "%s then %s", prev, du_str(e, "name"));
+                prev = du_str(e, "name");
+        }
+        prev = "";
+        json_array_foreach(l->rejected, i, e) {
+                ck_assert_msg(strcmp(prev, du_str(e, "file")) < 0, "%s then %s", prev, du_str(e, "file"));
+                prev = du_str(e, "file");
+        }
+}
+
+static void listing_assert_equal(const listing *a, const listing *b)
+{
+        ck_assert_uint_eq(json_array_size(a->plugins), json_array_size(b->plugins));
+        ck_assert_uint_eq(json_array_size(a->rejected), json_array_size(b->rejected));
+        ck_assert(json_equal(a->plugins, b->plugins));
+        ck_assert(json_equal(a->rejected, b->rejected));
+}
+
+/* Reads a stream to its end (a reply without "continues"). */
+static void stream_read(du_conn *c, listing *l)
+{
+        json_t *r;
+
+        for (;;) {
+                r = du_recv(c);
+                ck_assert_ptr_nonnull(r);
+                ck_assert_msg(du_error(r) == NULL, "stream error: %s", du_error(r));
+                listing_add(l, du_params(r));
+                if (!json_is_true(json_object_get(r, "continues"))) {
+                        json_decref(r);
+                        return;
+                }
+                json_decref(r);
+        }
+}
+
+static void stream_list(listing *l)
+{
+        du_conn *c = du_connect(&D);
+
+        du_send(c, "{\"method\":\"io.plughost.List\",\"more\":true}");
+        stream_read(c, l);
+        du_close(c);
+}
+
+/* Pages of limit entries from after (NULL: the start) to the end. */
+static void page_list(unsigned limit, const char *after, listing *l)
+{
+        char *cursor = after ? strdup(after) : NULL;
+
+        for (;;) {
+                json_t *r, *next, *cur = cursor ? json_string(cursor) : json_null();
+                char *cur_text = json_dumps(cur, JSON_ENCODE_ANY);
+                size_t before = json_array_size(l->plugins) + json_array_size(l->rejected);
+
+                r = du_requestf(&D, "{\"method\":\"io.plughost.List\",\"parameters\":"
+                                    "{\"limit\":%u,\"after\":%s}}", limit, cur_text);
+                free(cur_text);
+                json_decref(cur);
+                ck_assert_msg(du_error(r) == NULL, "page error: %s", du_error(r));
+                listing_add(l, du_params(r));
+                ck_assert_uint_le(json_array_size(l->plugins) + json_array_size(l->rejected) - before, limit);
+                next = json_object_get(du_params(r), "next");
+                free(cursor);
+                cursor = json_is_string(next) ? strdup(json_string_value(next)) : NULL;
+                json_decref(r);
+                if (!cursor)
+                        break;
+                ck_assert_uint_le(l->replies, 2 * N_COPIES + 2);
+        }
+}
+
+START_TEST(test_whole_is_too_large)
+{
+        json_t *r = du_request(&D, "{\"method\":\"io.plughost.List\"}");
+
+        ck_assert_ptr_nonnull(strstr(du_str(du_params(r), "message"), "\"more\""));
+        du_assert_error(&D, r, "io.plughost.ReplyTooLarge");     /* (releases r) */
+        /* A page of one fits, and says where to go on from. */
+        r = du_request(&D, "{\"method\":\"io.plughost.List\",\"parameters\":{\"limit\":1}}");
+        ck_assert_ptr_null(du_error(r));
+        ck_assert_uint_eq(json_array_size(json_object_get(du_params(r), "plugins")), 1);
+        ck_assert_str_eq(du_str(du_params(r), "next"), "hello");
+        json_decref(r);
+}
+END_TEST
+
+START_TEST(test_stream_and_pages_agree)
+{
+        listing streamed, paged, big;
+
+        listing_init(&streamed);
+        stream_list(&streamed);
+        ck_assert_uint_eq(json_array_size(streamed.plugins), 2);
+        ck_assert_uint_eq(json_array_size(streamed.rejected), N_COPIES - 1);
+        ck_assert_uint_gt(streamed.replies, 4);
+        listing_check_order(&streamed);
+
+        listing_init(&paged);
+        page_list(7, NULL, &paged);
+        listing_check_order(&paged);
+        listing_assert_equal(&streamed, &paged);
+
+        /* Pages as large as asked for stop short of the message cap. */
+        listing_init(&big);
+        page_list(N_COPIES * 2, NULL, &big);
+        ck_assert_uint_gt(big.replies, 1);
+        listing_assert_equal(&streamed, &big);
+        listing_clear(&streamed);
+        listing_clear(&paged);
+        listing_clear(&big);
+}
+END_TEST
+
+START_TEST(test_cursors)
+{
+        listing l;
+        json_t *r;
+        char *last;
+
+        /* A name that is not there: the list goes on after where it would be. */
+        listing_init(&l);
+        page_list(5, "i", &l);
+        ck_assert_uint_eq(json_array_size(l.plugins), 1);
+        ck_assert_str_eq(du_str(json_array_get(l.plugins, 0), "name"), "upper");
+        ck_assert_uint_eq(json_array_size(l.rejected), N_COPIES - 1);
+        listing_clear(&l);
+        /* Past every name: the rejected files, from the first. */
+        listing_init(&l);
+        page_list(100, "zzzz", &l);
+        ck_assert_uint_eq(json_array_size(l.plugins), 0);
+        ck_assert_uint_eq(json_array_size(l.rejected), N_COPIES - 1);
+        listing_clear(&l);
+        /* A path: rejected files after it. */
+        listing_init(&l);
+        page_list(100, "/", &l);
+        ck_assert_uint_eq(json_array_size(l.plugins), 0);
+        ck_assert_uint_eq(json_array_size(l.rejected), N_COPIES - 1);
+        last = strdup(du_str(json_array_get(l.rejected, N_COPIES - 2), "file"));
+        listing_clear(&l);
+        /* After the last one: nothing, and no next. */
+        r = du_requestf(&D, "{\"method\":\"io.plughost.List\",\"parameters\":{\"limit\":3,\"after\":\"%s\"}}",
+                        last);
+        ck_assert_ptr_null(du_error(r));
+        ck_assert_uint_eq(json_array_size(json_object_get(du_params(r), "rejected")), 0);
+        ck_assert_ptr_null(json_object_get(du_params(r), "next"));
+        json_decref(r);
+        free(last);
+        /* A limit below 1 is refused. */
+        r = du_request(&D, "{\"method\":\"io.plughost.List\",\"parameters\":{\"limit\":0}}");
+        ck_assert_str_eq(du_str(du_params(r), "parameter"), "limit");
+        du_assert_error(&D, r, "org.varlink.service.InvalidParameter");
+        r = du_request(&D, "{\"method\":\"io.plughost.List\",\"parameters\":{\"limit\":-3}}");
+        du_assert_error(&D, r, "org.varlink.service.InvalidParameter");
+        /* A stream from a cursor, with a limit. */
+        {
+                du_conn *c = du_connect(&D);
+
+                listing_init(&l);
+                du_send(c, "{\"method\":\"io.plughost.List\",\"parameters\":{\"after\":\"hello\",\"limit\":10},"
+                           "\"more\":true}");
+                stream_read(c, &l);
+                ck_assert_uint_eq(json_array_size(l.plugins), 1);
+                ck_assert_uint_eq(json_array_size(l.rejected), 9);
+                listing_clear(&l);
+                du_close(c);
+        }
+}
+END_TEST
+
+/* Status's bufferedBytes while a client does not read its stream. */
+static long long buffered(void)
+{
+        json_t *r = du_request(&D, "{\"method\":\"io.plughost.Status\"}");
+        long long n = du_int(du_params(r), "bufferedBytes");
+
+        json_decref(r);
+        return n;
+}
+
+START_TEST(test_stream_reader_that_does_not_read)
+{
+        du_conn *c = du_connect(&D);
+        listing l;
+        long long held;
+
+        du_send(c, "{\"method\":\"io.plughost.List\",\"more\":true}");
+        usleep(500 * 1000);
+        /* The daemon made what fits its window and the socket, not the
+         * whole list (over 1 MiB). */
+        held = buffered();
+        ck_assert_msg(held < 600 * 1024, "the daemon holds %lld bytes for a client that does not read",
+                      held);
+        /* Other clients are served meanwhile, and the stream is whole. */
+        listing_init(&l);
+        stream_read(c, &l);
+        ck_assert_uint_eq(json_array_size(l.rejected), N_COPIES - 1);
+        listing_check_order(&l);
+        listing_clear(&l);
+        du_close(c);
+        /* A stream whose client goes away in the middle costs nothing after. */
+        c = du_connect(&D);
+        du_send(c, "{\"method\":\"io.plughost.List\",\"more\":true}");
+        json_decref(du_recv(c));
+        du_close(c);
+        for (int i = 0; i < 50 && buffered() > 64 * 1024; i++)
+                usleep(20 * 1000);
+        ck_assert_int_lt(buffered(), 64 * 1024);
+}
+END_TEST
+
+START_TEST(test_stream_while_files_go)
+{
+        du_conn *c = du_connect(&D);
+        listing l;
+        json_t *r;
+
+        listing_init(&l);
+        du_send(c, "{\"method\":\"io.plughost.List\",\"more\":true}");
+        r = du_recv(c);
+        ck_assert_ptr_nonnull(r);
+        listing_add(&l, du_params(r));
+        ck_assert(json_is_true(json_object_get(r, "continues")));
+        json_decref(r);
+        /* Half of the files go while the stream is under way. */
+        for (unsigned i = 0; i < N_COPIES; i += 2) {
+                char *name = copy_name(i), *path = tu_path(D.plugins, name);
+
+                ck_assert_int_eq(unlink(path), 0);
+                free(path);
+                free(name);
+        }
+        r = du_request(&D, "{\"method\":\"io.plughost.Rescan\"}");
+        ck_assert_ptr_null(du_error(r));
+        json_decref(r);
+        stream_read(c, &l);
+        /* In order, none twice, and it ended. */
+        listing_check_order(&l);
+        ck_assert_uint_le(json_array_size(l.rejected), N_COPIES - 1);
+        ck_assert_uint_ge(json_array_size(l.rejected), N_COPIES / 2 - 1);
+        listing_clear(&l);
+        du_close(c);
+}
+END_TEST
+
+int main(void)
+{
+        Suite *s = suite_create("list");
+        TCase *tc = tcase_create("list");
+
+        /* One daemon for the suite (thousands of files are slow to copy
+         * under the sanitizers); the test that removes files comes last. */
+        tcase_add_unchecked_fixture(tc, setup, teardown);
+        tcase_set_timeout(tc, 300);
+        tcase_add_test(tc, test_whole_is_too_large);
+        tcase_add_test(tc, test_stream_and_pages_agree);
+        tcase_add_test(tc, test_cursors);
+        tcase_add_test(tc, test_stream_reader_that_does_not_read);
+        tcase_add_test(tc, test_stream_while_files_go);
+        suite_add_tcase(s, tc);
+
+        return tu_run_suite(s) ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -218,10 +218,29 @@ int ctl_reply_check(json_t *reply)
         return -EREMOTEIO;
 }
 
-int ctl_client_call(const ctl_opts *opts, const char *method, json_t *params, json_t **ret_params)
+/* Adds a part's members to what came before: arrays are extended. */
+static int join_part(json_t *all, json_t *part)
 {
+        const char *key;
+        json_t *v, *have;
+
+        json_object_foreach(part, key, v) {
+                have = json_object_get(all, key);
+                if (json_is_array(have) && json_is_array(v)) {
+                        if (json_array_extend(have, v) < 0)
+                                return -ENOMEM;
+                } else if (json_object_set(all, key, v) < 0) {
+                        return -ENOMEM;
+                }
+        }
+        return 0;
+}
+
+int ctl_client_call(const ctl_opts *opts, const char *method, json_t *params, bool more,
+                    json_t **ret_params)
+{
+        json_t *reply, *all = NULL;
         ctl_client *c;
-        json_t *reply;
         int r;
 
         r = ctl_client_open(opts, &c);
@@ -229,15 +248,24 @@ int ctl_client_call(const ctl_opts *opts, const char *method, json_t *params, js
                 json_decref(params);
                 return r;
         }
-        r = ctl_client_send(c, method, params, false);
-        if (r == 0)
-                r = ctl_client_recv(c, &reply);
+        r = ctl_client_send(c, method, params, more);
+        while (r == 0 && (r = ctl_client_recv(c, &reply)) == 0) {
+                bool continues = json_is_true(json_object_get(reply, "continues"));
+
+                r = ctl_reply_check(reply);
+                if (r == 0 && !all)
+                        all = json_incref(json_object_get(reply, "parameters"));
+                else if (r == 0 && (r = join_part(all, json_object_get(reply, "parameters"))) < 0)
+                        client_fail(method, strerror(-r));
+                json_decref(reply);
+                if (!continues || !more)
+                        break;
+        }
         ctl_client_free(c);
-        if (r < 0)
+        if (r < 0) {
+                json_decref(all);
                 return r;
-        r = ctl_reply_check(reply);
-        if (r == 0)
-                *ret_params = json_incref(json_object_get(reply, "parameters"));
-        json_decref(reply);
-        return r;
+        }
+        *ret_params = all;
+        return 0;
 }

@@ -20,6 +20,7 @@ typedef struct ctl_request {
         const char *params[3];          /* parameter each argument fills */
         int kinds[3];                   /* and how it is checked */
         int (*print)(const ctl_opts *opts, json_t *params);
+        bool stream;                    /* asked with "more": the parts, joined */
 } ctl_request;
 
 /* What -F may start with for info: the Plugin's fields (io.plughost.varlink)
@@ -114,7 +115,7 @@ static int request_run(const ctl_request *rq, const ctl_opts *opts, int argc, ch
         r = request_params(rq, opts, argc, argv, &params);
         if (r < 0)
                 return r == -EINVAL ? CTL_EXIT_USAGE : ctl_fail("plughostctl.Failed", NULL, "%s", strerror(-r));
-        if (ctl_client_call(opts, rq->method, params, &reply) < 0)
+        if (ctl_client_call(opts, rq->method, params, rq->stream, &reply) < 0)
                 return CTL_EXIT_FAILED;
         if (opts->field) {
                 /* The Plugin's fields first, then the reply's members. */
@@ -145,16 +146,24 @@ static int request_run(const ctl_request *rq, const ctl_opts *opts, int argc, ch
         return fflush(stdout) == 0 ? CTL_EXIT_OK : ctl_fail("plughostctl.Failed", NULL, "stdout: write failed");
 }
 
+#define CTL_REQUEST_HOW(cmd, meth, lo, hi, printer, names, kinds_, stream_)                    \
+        int ctl_##cmd(const ctl_opts *opts, int argc, char **argv)                            \
+        {                                                                                      \
+                static const ctl_request rq = { #cmd, "io.plughost." meth, lo, hi,             \
+                                                names, kinds_, printer, stream_ };             \
+                return request_run(&rq, opts, argc, argv);                                     \
+        }
 #define CTL_REQUEST(cmd, meth, lo, hi, printer, names, kinds_)                                 \
         int ctl_##cmd(const ctl_opts *opts, int argc, char **argv)                            \
         {                                                                                      \
                 static const ctl_request rq = { #cmd, "io.plughost." meth, lo, hi,             \
-                                                names, kinds_, printer };                      \
+                                                names, kinds_, printer, false };               \
                 return request_run(&rq, opts, argc, argv);                                     \
         }
 #define LIST(...) { __VA_ARGS__ }
 
-CTL_REQUEST(list, "List", 0, 0, ctl_print_list, LIST(NULL), LIST(0))
+/* Streamed: any number of plugins, where one reply holds some 2,500. */
+CTL_REQUEST_HOW(list, "List", 0, 0, ctl_print_list, LIST(NULL), LIST(0), true)
 CTL_REQUEST(info, "Info", 1, 1, ctl_print_info, LIST("name"), LIST(ARG_NAME))
 CTL_REQUEST(query, "Query", 1, 1, ctl_print_query, LIST("interface"), LIST(ARG_IFACE))
 CTL_REQUEST(load, "Load", 1, 1, ctl_print_load, LIST("name"), LIST(ARG_NAME))

@@ -113,9 +113,12 @@ int ctl_client_send(ctl_client *c, const char *method, json_t *params, bool more
 int ctl_client_recv(ctl_client *c, json_t **ret_reply);
 /* 0 for a reply, -EREMOTEIO for an error reply (printed). */
 int ctl_reply_check(json_t *reply);
-/* Connects, sends, reads one reply: *ret_params gets its parameters (a
- * new reference). params is taken. */
-int ctl_client_call(const ctl_opts *opts, const char *method, json_t *params, json_t **ret_params);
+/* Connects, sends, reads the reply: *ret_params gets its parameters (a
+ * new reference). With more, the request asks for a stream and the
+ * replies' parameters are joined (arrays one after the other, the last
+ * reply's other members). params is taken. */
+int ctl_client_call(const ctl_opts *opts, const char *method, json_t *params, bool more,
+                    json_t **ret_params);
 
 /* output.c: a text table: rows of cells, printed with aligned columns. */
 typedef struct ctl_table ctl_table;

@@ -296,6 +296,26 @@ START_TEST(test_stream_reader_that_does_not_read)
 }
 END_TEST
 
+/* plughostctl list asks for a stream: a list no single reply holds. */
+START_TEST(test_ctl_list)
+{
+        const char *b = getenv("PH_BUILDDIR");
+        char ctl[4096], *out = NULL;
+        char *const argv[] = { ctl, "--json", "-s", D.socket, "list", NULL };
+        json_t *j;
+
+        ck_assert_ptr_nonnull(b);
+        snprintf(ctl, sizeof(ctl), "%s/plughostctl", b);
+        ck_assert_int_eq(tu_run(argv, &out), 0);
+        j = json_loads(out, 0, NULL);
+        ck_assert_ptr_nonnull(j);
+        ck_assert_uint_eq(json_array_size(json_object_get(j, "plugins")), 2);
+        ck_assert_uint_eq(json_array_size(json_object_get(j, "rejected")), N_COPIES - 1);
+        json_decref(j);
+        free(out);
+}
+END_TEST
+
 START_TEST(test_stream_while_files_go)
 {
         du_conn *c = du_connect(&D);
@@ -343,6 +363,7 @@ int main(void)
         tcase_add_test(tc, test_stream_and_pages_agree);
         tcase_add_test(tc, test_cursors);
         tcase_add_test(tc, test_stream_reader_that_does_not_read);
+        tcase_add_test(tc, test_ctl_list);
         tcase_add_test(tc, test_stream_while_files_go);
         suite_add_tcase(s, tc);
 

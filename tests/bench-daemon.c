@@ -3,7 +3,8 @@
  * requests in flight, set against redis-server's PING and against
  * bench-echo (a bare libuv+jansson Varlink server) driven by the same
  * client; round trips on one connection; start-up time, RSS and Status
- * round trips with 10,000 and with 100,000 plugins; Call of a loaded plugin run in-process
+ * round trips with 10,000 and with 100,000 plugins, and List of 100,000
+ * streamed, paged and whole; Call of a loaded plugin run in-process
  * against Info and against the same plugin isolated in a plughost-worker,
  * on one daemon. The machine is shared, so every compared figure is the
  * median of REPEATS runs made side by side, and a ratio the median of the
@@ -73,6 +74,12 @@
 #define TARGET_STARTUP_LARGE_MS 2000.0  /* with 100,000 plugins */
 #define TARGET_RSS_LARGE_KIB (150l * 1024l)
 #define TARGET_STATUS_SCALE 1.2         /* Status p50 with 100,000 / with 10,000, at most */
+
+/* List of 100,000 plugins: pages of LIST_LIMIT; every message may be up
+ * to 1 MiB, and what the daemon is refused for is read whole too. */
+#define LIST_LIMIT 1000u
+#define LIST_FRAME_MAX (8u * 1024u * 1024u)
+#define LIST_TIMEOUT_MS 30000u          /* each way of listing, in all */
 
 /* A request, and how to tell its answers apart and good from bad. */
 struct proto {
@@ -1689,6 +1696,425 @@ static bool notify_ready(int fd)
         return false;
 }
 
+/* ---- 5: List of 100,000 plugins ----------------------------------------------------------- */
+
+/* Whole frames of any size up to LIST_FRAME_MAX from a non-blocking fd;
+ * what follows one frame stays for the next (a stream's replies come
+ * several to a read). */
+struct frames {
+        int fd;
+        char *buf;
+        size_t start, len, cap;         /* unread bytes: buf[start..len) */
+        size_t scanned;                 /* of those, known to hold no NUL */
+};
+
+/* Points *ret at the next frame, NUL-terminated in place and good until
+ * the next call, and returns its length; or -EPIPE on EOF, -EMSGSIZE,
+ * -ETIMEDOUT or another negative errno. */
+static long frame_next(struct frames *fr, char **ret, uint64_t deadline)
+{
+        for (;;) {
+                size_t unread = fr->len - fr->start;
+                char *from = fr->buf + fr->start, *nul = NULL;
+                ssize_t n;
+                int r;
+
+                if (unread > fr->scanned)
+                        nul = memchr(from + fr->scanned, '\0', unread - fr->scanned);
+                if (nul) {
+                        *ret = from;
+                        fr->start += (size_t)(nul - from) + 1;
+                        fr->scanned = 0;
+                        return nul - from;
+                }
+                fr->scanned = unread;
+                if (unread >= LIST_FRAME_MAX)
+                        return -EMSGSIZE;
+                if (fr->start > 0) {
+                        memmove(fr->buf, from, unread);
+                        fr->len = unread;
+                        fr->start = 0;
+                }
+                if (fr->cap - fr->len < READ_BUF) {
+                        size_t cap = fr->cap ? 2 * fr->cap : 4 * READ_BUF;
+                        char *p = realloc(fr->buf, cap);
+
+                        if (!p)
+                                return -ENOMEM;
+                        fr->buf = p;
+                        fr->cap = cap;
+                }
+                n = read(fr->fd, fr->buf + fr->len, fr->cap - fr->len);
+                if (n > 0) {
+                        fr->len += (size_t)n;
+                        continue;
+                }
+                if (n == 0)
+                        return -EPIPE;
+                if (errno != EAGAIN && errno != EINTR)
+                        return -errno;
+                if ((r = fd_wait(fr->fd, POLLIN, deadline)) < 0)
+                        return r;
+        }
+}
+
+static int send_all(int fd, const char *buf, size_t len, uint64_t deadline)
+{
+        size_t sent = 0;
+        int r;
+
+        while (sent < len) {
+                ssize_t n = send(fd, buf + sent, len - sent, MSG_NOSIGNAL);
+
+                if (n >= 0) {
+                        sent += (size_t)n;
+                        continue;
+                }
+                if (errno != EAGAIN && errno != EINTR)
+                        return -errno;
+                if ((r = fd_wait(fd, POLLOUT, deadline)) < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* One way of listing: what came, and whether the daemon did it at all. */
+struct list_way {
+        bool supported;                 /* it answered as asked, to the end */
+        bool refused;                   /* an error, or one whole answer, to the first request */
+        char why[240];                  /* why not, or what went wrong */
+        double ms;                      /* request to last reply */
+        unsigned long plugins, rejected, replies;
+        size_t bytes, largest;
+        bool ascending;                 /* every name after the one before: none twice */
+        size_t dups;
+        char **names;
+        size_t n_names, cap_names;
+};
+
+struct list_figures {
+        unsigned expect;
+        struct list_way stream, paged, whole;
+        struct proc_mem mem_after;      /* of the daemon, after the three */
+};
+
+/* The answer of a daemon that does not do what was asked: its error. */
+static bool reply_error(json_t *root, char *buf, size_t size)
+{
+        json_t *err = json_object_get(root, "error"), *params = json_object_get(root, "parameters");
+        char *text = params ? json_dumps(params, JSON_COMPACT) : NULL;
+
+        if (!json_is_string(err)) {
+                free(text);
+                return false;
+        }
+        snprintf(buf, size, "answered %s %.160s", json_string_value(err), text ? text : "");
+        free(text);
+        return true;
+}
+
+static int way_names_add(struct list_way *w, json_t *plugins)
+{
+        size_t i;
+        json_t *p;
+
+        json_array_foreach(plugins, i, p) {
+                json_t *name = json_object_get(p, "name");
+                char *copy = strdup(json_is_string(name) ? json_string_value(name) : "");
+
+                if (!copy)
+                        return -ENOMEM;
+                if (w->n_names == w->cap_names) {
+                        size_t cap = w->cap_names ? 2 * w->cap_names : 1024;
+                        char **v = realloc(w->names, cap * sizeof(*v));
+
+                        if (!v) {
+                                free(copy);
+                                return -ENOMEM;
+                        }
+                        w->names = v;
+                        w->cap_names = cap;
+                }
+                w->names[w->n_names++] = copy;
+        }
+        w->plugins += json_array_size(plugins);
+        return 0;
+}
+
+static int str_ptr_cmp(const void *a, const void *b)
+{
+        return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Ascending order (which says none came twice), else how many did. */
+static void way_names_check(struct list_way *w)
+{
+        w->ascending = true;
+        for (size_t i = 1; i < w->n_names; i++)
+                if (strcmp(w->names[i - 1], w->names[i]) >= 0)
+                        w->ascending = false;
+        if (!w->ascending && w->n_names > 0) {
+                qsort(w->names, w->n_names, sizeof(*w->names), str_ptr_cmp);
+                for (size_t i = 1; i < w->n_names; i++)
+                        w->dups += strcmp(w->names[i - 1], w->names[i]) == 0;
+        }
+        for (size_t i = 0; i < w->n_names; i++)
+                free(w->names[i]);
+        free(w->names);
+        w->names = NULL;
+        w->n_names = w->cap_names = 0;
+}
+
+/* Reads one reply: counts it, and returns its parameters' tree (*ret_root
+ * to free), or NULL with why said. */
+static json_t *way_reply(struct list_way *w, struct frames *fr, uint64_t deadline, json_t **ret_root)
+{
+        json_error_t jerr;
+        json_t *root, *params;
+        char *msg = NULL;
+        long n = frame_next(fr, &msg, deadline);
+
+        *ret_root = NULL;
+        if (n < 0) {
+                snprintf(w->why, sizeof(w->why), "%s after %lu replies",
+                         n == -EPIPE ? "the connection was closed" : strerror((int)-n), w->replies);
+                return NULL;
+        }
+        w->replies++;
+        w->bytes += (size_t)n + 1;
+        if ((size_t)n + 1 > w->largest)
+                w->largest = (size_t)n + 1;
+        root = json_loadb(msg, (size_t)n, 0, &jerr);
+        if (!root) {
+                snprintf(w->why, sizeof(w->why), "reply %lu is not JSON: %s", w->replies, jerr.text);
+                return NULL;
+        }
+        if (reply_error(root, w->why, sizeof(w->why))) {
+                w->refused = w->replies == 1;
+                json_decref(root);
+                return NULL;
+        }
+        params = json_object_get(root, "parameters");
+        if (!json_is_array(json_object_get(params, "plugins"))) {
+                snprintf(w->why, sizeof(w->why), "reply %lu has no \"plugins\" array", w->replies);
+                json_decref(root);
+                return NULL;
+        }
+        if (json_is_array(json_object_get(params, "rejected")))
+                w->rejected += json_array_size(json_object_get(params, "rejected"));
+        if (way_names_add(w, json_object_get(params, "plugins")) < 0) {
+                snprintf(w->why, sizeof(w->why), "out of memory");
+                json_decref(root);
+                return NULL;
+        }
+        *ret_root = root;
+        return params;
+}
+
+/* {"more":true}: replies with "continues" until the last. One reply
+ * without it, or an error, is a daemon that does not stream List. */
+static void list_streamed(const char *sock, unsigned expect, struct list_way *w)
+{
+        static const char request[] = "{\"method\":\"io.plughost.List\",\"more\":true}";
+        uint64_t t0 = bu_now_ns(), deadline = t0 + LIST_TIMEOUT_MS * 1000000ull;
+        struct frames fr = { .fd = sock_connect(sock) };
+        bool last = false;
+        int r;
+
+        if (fr.fd < 0)
+                die("connecting for List", fr.fd);
+        if ((r = send_all(fr.fd, request, sizeof(request), deadline)) < 0)
+                snprintf(w->why, sizeof(w->why), "sending: %s", strerror(-r));
+        while (r == 0 && !last) {
+                json_t *root;
+
+                if (!way_reply(w, &fr, deadline, &root))
+                        break;
+                last = !json_is_true(json_object_get(root, "continues"));
+                json_decref(root);
+                if (!last && w->plugins > 2ul * expect) {
+                        snprintf(w->why, sizeof(w->why), "still streaming after %lu plugins", w->plugins);
+                        break;
+                }
+        }
+        w->ms = (double)(bu_now_ns() - t0) / 1e6;
+        close(fr.fd);
+        free(fr.buf);
+        way_names_check(w);
+        if (last && w->replies == 1) {
+                snprintf(w->why, sizeof(w->why),
+                         "did not stream: one reply, without \"continues\", of %lu plugins", w->plugins);
+                w->refused = true;
+        }
+        w->supported = last && w->replies > 1;
+}
+
+/* {"limit":N}, then {"limit":N,"after":<next>} until a reply has no next. */
+static void list_paged(const char *sock, unsigned expect, struct list_way *w)
+{
+        uint64_t t0 = bu_now_ns(), deadline = t0 + LIST_TIMEOUT_MS * 1000000ull;
+        struct frames fr = { .fd = sock_connect(sock) };
+        char *after = NULL;
+        bool last = false;
+
+        if (fr.fd < 0)
+                die("connecting for List", fr.fd);
+        while (!last) {
+                json_t *req = json_pack("{s:s, s:{s:I}}", "method", "io.plughost.List", "parameters",
+                                        "limit", (json_int_t)LIST_LIMIT);
+                json_t *root, *params, *next;
+                char *text;
+                size_t got = w->plugins;
+                int r;
+
+                if (req && after)
+                        json_object_set_new(json_object_get(req, "parameters"), "after",
+                                            json_string(after));
+                text = req ? json_dumps(req, JSON_COMPACT) : NULL;
+                json_decref(req);
+                if (!text)
+                        die("building the List request", -ENOMEM);
+                r = send_all(fr.fd, text, strlen(text) + 1, deadline);
+                free(text);
+                if (r < 0) {
+                        snprintf(w->why, sizeof(w->why), "sending: %s", strerror(-r));
+                        break;
+                }
+                if (!(params = way_reply(w, &fr, deadline, &root)))
+                        break;
+                next = json_object_get(params, "next");
+                last = !json_is_string(next);
+                if (w->plugins - got > LIST_LIMIT) {
+                        snprintf(w->why, sizeof(w->why), "did not page: %lu plugins in reply %lu, "
+                                 "limit %u", w->plugins - got, w->replies, LIST_LIMIT);
+                        w->refused = w->replies == 1;
+                        last = false;
+                } else if (!last && after && strcmp(after, json_string_value(next)) == 0) {
+                        snprintf(w->why, sizeof(w->why), "\"next\" did not move on after reply %lu",
+                                 w->replies);
+                } else if (!last && w->replies > expect / LIST_LIMIT + 10) {
+                        snprintf(w->why, sizeof(w->why), "still paging after %lu replies", w->replies);
+                } else if (!last) {
+                        free(after);
+                        after = strdup(json_string_value(next));
+                        json_decref(root);
+                        if (!after)
+                                die("strdup", -ENOMEM);
+                        continue;
+                }
+                json_decref(root);
+                break;
+        }
+        w->ms = (double)(bu_now_ns() - t0) / 1e6;
+        free(after);
+        close(fr.fd);
+        free(fr.buf);
+        way_names_check(w);
+        w->supported = last;
+}
+
+/* No more, no limit: at 100,000 the daemon answers ReplyTooLarge. */
+static void list_whole(const char *sock, struct list_way *w)
+{
+        static const char request[] = "{\"method\":\"io.plughost.List\"}";
+        uint64_t t0 = bu_now_ns(), deadline = t0 + LIST_TIMEOUT_MS * 1000000ull;
+        struct frames fr = { .fd = sock_connect(sock) };
+        json_t *root = NULL;
+        int r;
+
+        if (fr.fd < 0)
+                die("connecting for List", fr.fd);
+        if ((r = send_all(fr.fd, request, sizeof(request), deadline)) < 0)
+                snprintf(w->why, sizeof(w->why), "sending: %s", strerror(-r));
+        else if (way_reply(w, &fr, deadline, &root))
+                w->supported = true;
+        json_decref(root);
+        w->ms = (double)(bu_now_ns() - t0) / 1e6;
+        close(fr.fd);
+        free(fr.buf);
+        way_names_check(w);
+}
+
+static void list_measure(const char *sock, unsigned expect, pid_t pid, struct list_figures *lf)
+{
+        lf->expect = expect;
+        list_streamed(sock, expect, &lf->stream);
+        servers_check("List, streamed");
+        list_paged(sock, expect, &lf->paged);
+        servers_check("List, paged");
+        list_whole(sock, &lf->whole);
+        servers_check("List, whole");
+        proc_mem_read(pid, &lf->mem_after);
+}
+
+static bool way_ok(const struct list_way *w, unsigned expect, bool ordered)
+{
+        return w->supported && w->plugins == expect && w->rejected == 0 && w->dups == 0 &&
+               (w->ascending || !ordered);
+}
+
+static void way_print(const struct list_way *w, unsigned expect, bool ordered)
+{
+        const char *how = w->refused ? "not supported by this daemon" : "FAILED";
+
+        if (w->replies == 0 || (!w->supported && w->plugins == 0)) {
+                printf("      %s (%lu repl%s, %zu bytes, %.1f ms):\n      %s\n", how, w->replies,
+                       w->replies == 1 ? "y" : "ies", w->bytes, w->ms, w->why);
+                return;
+        }
+        printf("      %lu plugins, %lu rejected, in %lu repl%s (largest %zu bytes, %.1f MB in all),\n"
+               "      %.1f ms to the last; names %s", w->plugins, w->rejected, w->replies,
+               w->replies == 1 ? "y" : "ies", w->largest, (double)w->bytes / 1e6, w->ms,
+               w->ascending ? "ascending, none twice" : "NOT in ascending order");
+        if (!w->ascending)
+                printf(", %zu twice", w->dups);
+        printf(": %s\n", bu_met(way_ok(w, expect, ordered)));
+        if (!w->supported)
+                printf("      %s: %s\n", how, w->why);
+}
+
+static void print_list(const struct list_figures *lf)
+{
+        char figure[40], target[40];
+
+        printf("\n5. List of %u plugins, on the last daemon of 4 (each way on its own connection,\n"
+               "   %u s at most; every reply read whole, up to %u MiB)\n", lf->expect,
+               LIST_TIMEOUT_MS / 1000, LIST_FRAME_MAX >> 20);
+        printf("   streamed: {\"method\":\"io.plughost.List\",\"more\":true}, replies with \"continues\"\n"
+               "   until the last; must bring %u plugins, none twice\n", lf->expect);
+        way_print(&lf->stream, lf->expect, false);
+        printf("   paged: {\"method\":\"io.plughost.List\",\"parameters\":{\"limit\":%u}}, then with\n"
+               "   \"after\": the reply's \"next\" until there is none; must bring %u plugins, ascending\n",
+               LIST_LIMIT, lf->expect);
+        way_print(&lf->paged, lf->expect, true);
+        printf("   whole: {\"method\":\"io.plughost.List\"} (io.plughost.ReplyTooLarge is expected: %u\n"
+               "   plugins do not fit in one message)\n", lf->expect);
+        if (lf->whole.supported)
+                printf("      answered with %lu plugins in one reply of %zu bytes, %.1f ms\n",
+                       lf->whole.plugins, lf->whole.largest, lf->whole.ms);
+        else
+                printf("      in %.1f ms:\n      %s\n", lf->whole.ms, lf->whole.why);
+        printf("   plughostd after the three: VmRSS %ld KiB, VmHWM %ld KiB\n", lf->mem_after.rss_kib,
+               lf->mem_after.hwm_kib);
+
+        snprintf(target, sizeof(target), "%u, none twice", lf->expect);
+        if (lf->stream.supported)
+                snprintf(figure, sizeof(figure), "%lu, %.0f ms", lf->stream.plugins, lf->stream.ms);
+        else
+                snprintf(figure, sizeof(figure), "%s", lf->stream.refused ? "not supported" : "failed");
+        summary_add("List streamed: plugins, time to the last reply", target,
+                    bu_met(way_ok(&lf->stream, lf->expect, false)), "%s", figure);
+        snprintf(target, sizeof(target), "%u, ascending", lf->expect);
+        if (lf->paged.supported)
+                snprintf(figure, sizeof(figure), "%lu, %.0f ms", lf->paged.plugins, lf->paged.ms);
+        else
+                snprintf(figure, sizeof(figure), "%s", lf->paged.refused ? "not supported" : "failed");
+        summary_add("List paged by 1000: plugins, total time", target,
+                    bu_met(way_ok(&lf->paged, lf->expect, true)), "%s", figure);
+}
+
+/* ---- 4: the runs, and their report ------------------------------------------------------------ */
+
 struct startup {
         bool ok;
         char failure[160];
@@ -1702,8 +2128,10 @@ struct startup {
 };
 
 /* Starts the daemon on dir and polls Status until it counts all n plugins,
- * noting when READY=1 comes. The last run also times Status round trips. */
-static void startup_run(const char *dir, unsigned n, unsigned run, struct startup *s)
+ * noting when READY=1 comes. The last run also times Status round trips
+ * and, given lf, the three ways of List. */
+static void startup_run(const char *dir, unsigned n, unsigned run, struct startup *s,
+                        struct list_figures *lf)
 {
         static char buf[READ_BUF];
         char tag[32], sock[PATH_SIZE], notify[PATH_SIZE], how[128];
@@ -1778,8 +2206,11 @@ static void startup_run(const char *dir, unsigned n, unsigned run, struct startu
                 snprintf(s->failure, sizeof(s->failure), "no READY=1 within %u ms of Status counting all",
                          NOTIFY_WAIT_MS);
         proc_mem_read(pid, &s->mem);
-        if (s->ok && run == STARTUP_RUNS - 1)
+        if (s->ok && run == STARTUP_RUNS - 1) {
                 rtt_measure(sock, &proto_status, STATUS_RTT_REQUESTS, 100, &s->status_rtt);
+                if (lf)
+                        list_measure(sock, n, pid, lf);
+        }
         child_stop(&child_daemon, how, sizeof(how));
         if (s->ok && !s->failure[0] && strcmp(how, "exit status 0") != 0)
                 snprintf(s->failure, sizeof(s->failure), "stop: %s", how);
@@ -1795,7 +2226,8 @@ struct scale {
 };
 
 static void startup_section(const char *dir, unsigned n, double written_ms,
-                            double target_ms, long target_rss_kib, struct scale *sc)
+                            double target_ms, long target_rss_kib, struct list_figures *lf,
+                            struct scale *sc)
 {
         struct startup s[STARTUP_RUNS];
         char log[PATH_SIZE], label[64];
@@ -1811,7 +2243,7 @@ static void startup_section(const char *dir, unsigned n, double written_ms,
         printf("   %-5s %13s %11s %12s %6s %8s %12s %12s  %s\n", "run", "first answer", "READY=1",
                "all plugins", "polls", "rejected", "VmRSS", "VmHWM", "process");
         for (unsigned i = 0; i < STARTUP_RUNS; i++) {
-                startup_run(dir, n, i, &s[i]);
+                startup_run(dir, n, i, &s[i], i == STARTUP_RUNS - 1 ? lf : NULL);
                 printf("   %-5u %10.1f ms %8.1f ms %9.1f ms %6u %8ld %8ld KiB %8ld KiB  %s\n", i + 1,
                        s[i].listen_ms, s[i].notify_ms, s[i].ready_ms, s[i].polls, s[i].rejected,
                        s[i].mem.rss_kib, s[i].mem.hwm_kib, s[i].mem.name[0] ? s[i].mem.name : "?");
@@ -1851,6 +2283,7 @@ static void startup_section(const char *dir, unsigned n, double written_ms,
 static void bench_startup(void)
 {
         struct scale small, large;
+        struct list_figures *lf = calloc(1, sizeof(*lf));
         char dir[PATH_SIZE], target[32];
         unsigned char *img;
         size_t size, name_off;
@@ -1859,6 +2292,8 @@ static void bench_startup(void)
         uint64_t t0 = bu_now_ns(), t;
         int r;
 
+        if (!lf)
+                die("calloc", -ENOMEM);
         r = plugin_make(&img, &size, &name_off);
         if (r < 0)
                 die("building the plugin with $CC, or finding its name in it", r);
@@ -1876,7 +2311,7 @@ static void bench_startup(void)
         if (r < 0)
                 die("writing the plugin copies", r);
         startup_section(dir, N_PLUGINS_SMALL, (double)(bu_now_ns() - t) / 1e6, TARGET_STARTUP_MS,
-                        TARGET_RSS_KIB, &small);
+                        TARGET_RSS_KIB, NULL, &small);
 
         t = bu_now_ns();
         r = copies_make(dir, img, size, name_off, N_PLUGINS_SMALL, N_PLUGINS_LARGE);
@@ -1884,7 +2319,7 @@ static void bench_startup(void)
         if (r < 0)
                 die("writing the plugin copies", r);
         startup_section(dir, N_PLUGINS_LARGE, (double)(bu_now_ns() - t) / 1e6,
-                        TARGET_STARTUP_LARGE_MS, TARGET_RSS_LARGE_KIB, &large);
+                        TARGET_STARTUP_LARGE_MS, TARGET_RSS_LARGE_KIB, lf, &large);
 
         ratio = small.status_rtt.p50_us > 0 ? large.status_rtt.p50_us / small.status_rtt.p50_us : 0;
         met = small.status_rtt.n == STATUS_RTT_REQUESTS && large.status_rtt.n == STATUS_RTT_REQUESTS &&
@@ -1906,9 +2341,12 @@ static void bench_startup(void)
         snprintf(target, sizeof(target), "<= %.1fx", TARGET_STATUS_SCALE);
         summary_add("Status p50 round trip, 100000 / 10000 plugins", target, bu_met(met), "%.2f x",
                     ratio);
+
+        print_list(lf);
+        free(lf);
 }
 
-/* ---- 5: Call, in-process against isolated ----------------------------------------------- */
+/* ---- 6: Call, in-process against isolated ----------------------------------------------- */
 
 /* What Load and Info say of one of the two plugins; -1 where absent. */
 struct call_plugin {
@@ -2174,7 +2612,7 @@ static void bench_call(void)
         snprintf(conf, sizeof(conf), "[Daemon]\nWorkerPath=%s\n\n[Plugin %s]\nIsolation=process\n",
                  worker, CALL_ISO);
 
-        printf("\n5. Call of a loaded plugin, in-process against Info and against isolated, on one\n"
+        printf("\n6. Call of a loaded plugin, in-process against Info and against isolated, on one\n"
                "   plughostd (the client of section 1; both plugins loaded first, then the runs\n"
                "   alternate between them)\n");
         r = daemon_start("calls", dir, conf, NULL);
@@ -2193,7 +2631,7 @@ static void bench_call(void)
         }
         bu_dir_path(log, sizeof(log), "calls.log");
         log_summary("plughostd", log, daemon_bad_marks);
-        printf("   section 5 took %.1f s\n", (double)(bu_now_ns() - t0) / 1e9);
+        printf("   section 6 took %.1f s\n", (double)(bu_now_ns() - t0) / 1e9);
         free(f);
 }
 

@@ -1002,12 +1002,14 @@ int ph_config_check(const ph_config *cfg, char *err, size_t err_size)
         return 0;
 }
 
-void ph_config_isolation(const ph_config *cfg, const char *name, const char *path,
-                         ph_isolation *ret)
+/* [Daemon], then the file's [Directory], then [Plugin NAME]: no defaults. */
+static void isolation_merged(const ph_config *cfg, const char *name, const char *path,
+                             ph_isolation *ret)
 {
         const char *slash = strrchr(path, '/');
         char dir[PATH_MAX], d[PATH_MAX];
-        bool have = slash && path_norm(path, (size_t)(slash - path), dir, sizeof(dir));
+        bool have = cfg->n_dirs > 0 && slash &&
+                    path_norm(path, (size_t)(slash - path), dir, sizeof(dir));
 
         *ret = cfg->iso;
         for (size_t i = 0; i < cfg->n_dirs && have; i++)
@@ -1017,6 +1019,20 @@ void ph_config_isolation(const ph_config *cfg, const char *name, const char *pat
         for (size_t i = 0; i < cfg->n_plugins; i++)
                 if (strcmp(cfg->plugins[i].name, name) == 0)
                         ph_isolation_merge(ret, &cfg->plugins[i].iso);
+}
+
+ph_isolation_mode ph_config_isolation_mode(const ph_config *cfg, const char *name, const char *path)
+{
+        ph_isolation iso;
+
+        isolation_merged(cfg, name, path, &iso);
+        return iso.mode == PH_ISOLATION_UNSET ? PH_ISOLATION_INPROCESS : iso.mode;
+}
+
+void ph_config_isolation(const ph_config *cfg, const char *name, const char *path,
+                         ph_isolation *ret)
+{
+        isolation_merged(cfg, name, path, ret);
         if (ret->mode == PH_ISOLATION_UNSET)
                 ret->mode = PH_ISOLATION_INPROCESS;
         if (!ret->limit_nofile)

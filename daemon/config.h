@@ -100,6 +100,8 @@ int ph_config_check(const ph_config *cfg, char *err, size_t err_size);
  * then its directory's section, then its own. */
 void ph_config_isolation(const ph_config *cfg, const char *name, const char *path,
                          ph_isolation *ret);
+/* Only its mode (what List shows): no system call. */
+ph_isolation_mode ph_config_isolation_mode(const ph_config *cfg, const char *name, const char *path);
 
 /* The [Plugin NAME] sections whose NAME is none of names (n of them, the
  * plugins found): calls warn with "FILE:LINE: [Plugin NAME]: no plugin

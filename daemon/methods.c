@@ -160,7 +160,79 @@ static int list_part(void *data, char **ret, size_t *ret_len)
         return more;
 }
 
-static list_state *list_state_new(ph_daemon *d, const ph_request *req)
+/* "next" is the cursor as it is when it is UTF-8 (every name, most paths);
+ * a path that is not (a file name with any bytes) would come back with '?'
+ * for them and name another place, so it is sent as '%' and the hex of its
+ * bytes (names never start with '%', paths start with '/'). */
+static int list_next_write(ph_jw *w, const char *cursor)
+{
+        static const char hex[] = "0123456789abcdef";
+        const unsigned char *u = (const unsigned char *)cursor;
+        size_t n = strlen(cursor), i, k;
+        char *enc;
+
+        for (i = 0; i < n; i += k)
+                if (!(k = ph_varlink_utf8_len(u + i, n - i)))
+                        break;
+        ph_jw_key(w, "next");
+        if (i == n) {
+                ph_jw_string(w, cursor);
+                return 0;
+        }
+        if (!(enc = malloc(2 * n + 2)))
+                return -ENOMEM;
+        enc[0] = '%';
+        for (i = 0; i < n; i++) {
+                enc[1 + 2 * i] = hex[u[i] >> 4];
+                enc[2 + 2 * i] = hex[u[i] & 15];
+        }
+        enc[2 * n + 1] = '\0';
+        ph_jw_string(w, enc);
+        free(enc);
+        return 0;
+}
+
+static int hex_digit(char c)
+{
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -1;
+}
+
+/* The cursor a client sent: as it is, or decoded from "%HEX". NULL with
+ * *ret_bad set when it is not hex (or hides a NUL). */
+static char *list_after_decode(const char *after, bool *ret_bad)
+{
+        size_t n = strlen(after);
+        char *raw;
+
+        if (after[0] != '%')
+                return strdup(after);
+        if ((n - 1) % 2 != 0 || n < 3) {
+                *ret_bad = true;
+                return NULL;
+        }
+        if (!(raw = malloc((n - 1) / 2 + 1)))
+                return NULL;
+        for (size_t i = 0; i < (n - 1) / 2; i++) {
+                int hi = hex_digit(after[1 + 2 * i]), lo = hex_digit(after[2 + 2 * i]);
+
+                if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
+                        free(raw);
+                        *ret_bad = true;
+                        return NULL;
+                }
+                raw[i] = (char)(hi << 4 | lo);
+        }
+        raw[(n - 1) / 2] = '\0';
+        return raw;
+}
+
+static list_state *list_state_new(ph_daemon *d, const ph_request *req, bool *ret_bad)
 {
         list_state *ls = calloc(1, sizeof(*ls));
         const char *iface = param_str(req, "interface"), *state = param_str(req, "state");
@@ -172,7 +244,7 @@ static list_state *list_state_new(ph_daemon *d, const ph_request *req)
         ls->d = d;
         ls->left = limit ? json_integer_value(limit) : -1;
         if ((iface && !(ls->interface = strdup(iface))) || (state && !(ls->state = strdup(state))) ||
-            (after && !(ls->after = strdup(after)))) {
+            (after && !(ls->after = list_after_decode(after, ret_bad)))) {
                 list_state_free(ls);
                 return NULL;
         }
@@ -182,6 +254,7 @@ static list_state *list_state_new(ph_daemon *d, const ph_request *req)
 static void method_list(ph_daemon *d, ph_conn *c, ph_request *req, ph_reply *r)
 {
         json_t *limit = json_object_get(req->parameters, "limit");
+        bool bad = false;
         list_state *ls;
         ph_jw w;
         int more;
@@ -191,8 +264,13 @@ static void method_list(ph_daemon *d, ph_conn *c, ph_request *req, ph_reply *r)
                                "limit must be at least 1");
                 return;
         }
-        if (!(ls = list_state_new(d, req))) {
-                ph_reply_error(r, PH_VERR_BUSY, NULL, "out of memory");
+        if (!(ls = list_state_new(d, req, &bad))) {
+                if (bad)
+                        ph_reply_error(r, PH_VERR_INVALID_PARAMETER,
+                                       json_pack("{s:s}", "parameter", "after"),
+                                       "after: not a cursor this daemon gave (%%HEX)");
+                else
+                        ph_reply_error(r, PH_VERR_BUSY, NULL, "out of memory");
                 return;
         }
         if (req->more && r) {
@@ -208,10 +286,8 @@ static void method_list(ph_daemon *d, ph_conn *c, ph_request *req, ph_reply *r)
         ph_jw_init(&w, PH_VARLINK_MESSAGE_MAX);
         ph_jw_reply_begin(&w);
         more = list_write(ls, &w);
-        if (more > 0 && ls->after) {
-                ph_jw_key(&w, "next");
-                ph_jw_text(&w, ls->after);
-        }
+        if (more > 0 && ls->after && list_next_write(&w, ls->after) < 0)
+                more = -ENOMEM;
         list_state_free(ls);
         if (more < 0) {
                 ph_jw_release(&w);

@@ -152,12 +152,9 @@ static void worker_write(ph_jw *w, const ph_serving *srv)
 /* Where its code runs: the serving instance's mode, else the configured. */
 static const char *isolation_name(const ph_daemon *d, const ph_plugin *p, const ph_serving *srv)
 {
-        ph_isolation iso;
-
         if (srv)
                 return ph_instance_runner_handle(srv->inst) ? "process" : "inprocess";
-        ph_config_isolation(d->cfg, p->name, p->file->path, &iso);
-        return ph_isolation_mode_name(iso.mode);
+        return ph_isolation_mode_name(ph_config_isolation_mode(d->cfg, p->name, p->file->path));
 }
 
 void ph_plugin_write(ph_jw *w, const ph_daemon *d, ph_plugin *p)

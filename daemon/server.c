@@ -530,13 +530,22 @@ static void conn_enforce(ph_conn *c)
                              cfg->max_buffer_per_conn);
                 return;
         }
-        /* All connections together: the biggest holders go first. */
+        /* All connections together: the biggest holders go first. What
+         * condemned ones still hold is on its way out (their last writes):
+         * it is not a reason to condemn anyone else, or a burst of big
+         * holders would take every small client with them. */
         while (server_total(s) > cfg->max_buffer_total) {
                 ph_conn *big = NULL;
+                size_t leaving = 0;
 
-                for (ph_conn *o = s->conns; o; o = o->next)
-                        if (!o->closing && !o->condemned && (!big || o->charged > big->charged))
+                for (ph_conn *o = s->conns; o; o = o->next) {
+                        if (o->closing || o->condemned)
+                                leaving += o->charged;
+                        else if (!big || o->charged > big->charged)
                                 big = o;
+                }
+                if (server_total(s) <= cfg->max_buffer_total + leaving)
+                        break;
                 if (!big || big->charged <= sizeof(*big))
                         break;
                 conn_condemn(big, "buffer-full",
@@ -575,33 +584,65 @@ static void write_cb(uv_write_t *req, int status)
                 conn_flush(c);
 }
 
-/* Hands queued messages to uv_write: one write at a time, of up to
- * SERVER_WRITE_BATCH messages and SERVER_WRITE_WINDOW bytes. What comes
- * while it is under way waits in our queue and goes out in the next batch
- * (a write per message would cost a request each, ~700 bytes, unbounded
- * for a peer that does not read). */
+/* Hands queued messages to the socket: one write at a time, of up to
+ * SERVER_WRITE_BATCH messages and SERVER_WRITE_WINDOW bytes. Tried at once
+ * first (uv_try_write: most answers fit the socket buffer, and a uv_write
+ * would cost an epoll_ctl each time); what does not fit goes to uv_write.
+ * What comes while one is under way waits in our queue and goes out in
+ * the next batch (a write per message would cost a request each, ~700
+ * bytes, unbounded for a peer that does not read). */
 static void conn_pump(ph_conn *c)
 {
-        if (c->out.head && !c->closing && c->writes == 0) {
-                write_req *w = calloc(1, sizeof(*w));
+        while (c->out.head && !c->closing && c->writes == 0) {
                 uv_buf_t bufs[SERVER_WRITE_BATCH];
+                ph_msg *msgs[SERVER_WRITE_BATCH];
+                size_t n = 0, bytes = 0, charge = 0, skip = 0;
+                write_req *w;
+                int done;
 
-                if (!w) {
+                while (n < SERVER_WRITE_BATCH && c->out.head && bytes < SERVER_WRITE_WINDOW) {
+                        ph_msg *m = queue_pop(&c->out);
+
+                        bufs[n] = uv_buf_init(m->data, (unsigned)m->len);
+                        msgs[n++] = m;
+                        bytes += m->len;
+                        charge += msg_charge(m);
+                }
+                done = uv_try_write((uv_stream_t *)&c->pipe, bufs, (unsigned)n);
+                if (done == UV_EAGAIN || done == UV_ENOSYS)
+                        done = 0;
+                if (done < 0) {
+                        for (size_t i = 0; i < n; i++)
+                                msg_unref(msgs[i]);
+                        conn_close(c);
+                        return;
+                }
+                if ((size_t)done == bytes) {
+                        for (size_t i = 0; i < n; i++)
+                                msg_unref(msgs[i]);
+                        continue;
+                }
+                /* The rest, from where the socket stopped taking. */
+                while ((size_t)done >= bufs[skip].len) {
+                        done -= (int)bufs[skip].len;
+                        skip++;
+                }
+                bufs[skip].base += done;
+                bufs[skip].len -= (size_t)done;
+                if (!(w = calloc(1, sizeof(*w)))) {
+                        for (size_t i = 0; i < n; i++)
+                                msg_unref(msgs[i]);
                         conn_close(c);
                         return;
                 }
                 w->conn = c;
-                w->bytes = sizeof(*w);
-                while (w->n < SERVER_WRITE_BATCH && c->out.head && w->bytes < SERVER_WRITE_WINDOW) {
-                        ph_msg *m = queue_pop(&c->out);
-
-                        bufs[w->n] = uv_buf_init(m->data, (unsigned)m->len);
-                        w->msgs[w->n++] = m;
-                        w->bytes += msg_charge(m);
-                }
-                if (uv_write(&w->req, (uv_stream_t *)&c->pipe, bufs, (unsigned)w->n, write_cb) < 0) {
-                        for (size_t i = 0; i < w->n; i++)
-                                msg_unref(w->msgs[i]);
+                w->n = n;
+                w->bytes = sizeof(*w) + charge;
+                memcpy(w->msgs, msgs, n * sizeof(msgs[0]));
+                if (uv_write(&w->req, (uv_stream_t *)&c->pipe, bufs + skip, (unsigned)(n - skip),
+                             write_cb) < 0) {
+                        for (size_t i = 0; i < n; i++)
+                                msg_unref(msgs[i]);
                         free(w);
                         conn_close(c);
                         return;

@@ -30,9 +30,11 @@ static char *copy_name(unsigned i)
         return name;
 }
 
-static void setup(void)
+static void setup_with(const char *config)
 {
         du_init(&D);
+        if (config)
+                du_write_config(&D, config);
         du_add_plugin(&D, tu_example("upper.so"), "upper.so");
         for (unsigned i = 0; i < N_COPIES; i++) {
                 char *name = copy_name(i);
@@ -41,6 +43,17 @@ static void setup(void)
                 free(name);
         }
         du_start(&D);
+}
+
+static void setup(void)
+{
+        setup_with(NULL);
+}
+
+/* All connections together may hold 2 MiB: a few unread streams pass it. */
+static void setup_small_total(void)
+{
+        setup_with("[Daemon]\nMaxBufferTotal=2M\n");
 }
 
 static void teardown(void)
@@ -350,6 +363,63 @@ START_TEST(test_stream_while_files_go)
 }
 END_TEST
 
+/* A file name that is not UTF-8 is sent with '?' for its bytes: as a
+ * cursor it would name another place (and a pager would go round for
+ * ever), so "next" encodes it, and it comes back to the same place. */
+START_TEST(test_cursor_not_utf8)
+{
+        static const char *const odd[] = { "zz\xc3.so", "zz\xff\x01.so" };
+        char *from, *path;
+        listing l;
+        json_t *r;
+
+        for (size_t i = 0; i < 2; i++) {
+                path = tu_path(D.plugins, odd[i]);
+                tu_write_file(path, "not an ELF file\n", 16);
+                free(path);
+        }
+        r = du_request(&D, "{\"method\":\"io.plughost.Rescan\"}");
+        ck_assert_ptr_null(du_error(r));
+        json_decref(r);
+        from = tu_path(D.plugins, "copy-99999");
+        listing_init(&l);
+        page_list(1, from, &l);
+        ck_assert_uint_eq(json_array_size(l.rejected), 2);
+        ck_assert_uint_eq(l.replies, 2);
+        ck_assert_str_eq(strrchr(du_str(json_array_get(l.rejected, 0), "file"), '/'), "/zz?.so");
+        ck_assert_str_eq(strrchr(du_str(json_array_get(l.rejected, 1), "file"), '/'), "/zz?\x01.so");
+        listing_clear(&l);
+        free(from);
+        /* A cursor that is not one this daemon makes. */
+        r = du_request(&D, "{\"method\":\"io.plughost.List\",\"parameters\":{\"limit\":1,\"after\":\"%zz\"}}");
+        ck_assert_str_eq(du_str(du_params(r), "parameter"), "after");
+        du_assert_error(&D, r, "org.varlink.service.InvalidParameter");
+}
+END_TEST
+
+/* Unread streams pass MaxBufferTotal: the biggest holders go, and what
+ * they still hold on its way out takes nobody else with them. */
+START_TEST(test_total_cap_spares_small_clients)
+{
+        du_conn *c[12];
+        json_t *r;
+
+        for (size_t i = 0; i < 12; i++) {
+                c[i] = du_connect(&D);
+                du_send(c[i], "{\"method\":\"io.plughost.List\",\"more\":true}");
+        }
+        usleep(300 * 1000);
+        for (int i = 0; i < 20; i++) {
+                r = du_request(&D, "{\"method\":\"io.plughost.Status\"}");
+                ck_assert_msg(du_error(r) == NULL, "Status %d: %s", i, du_error(r));
+                json_decref(r);
+                usleep(20 * 1000);
+        }
+        for (size_t i = 0; i < 12; i++)
+                du_close(c[i]);
+}
+END_TEST
+
 int main(void)
 {
         Suite *s = suite_create("list");
@@ -365,7 +435,16 @@ int main(void)
         tcase_add_test(tc, test_stream_reader_that_does_not_read);
         tcase_add_test(tc, test_ctl_list);
         tcase_add_test(tc, test_stream_while_files_go);
+        tcase_add_test(tc, test_cursor_not_utf8);
         suite_add_tcase(s, tc);
+        {
+                TCase *cap = tcase_create("cap");
+
+                tcase_add_unchecked_fixture(cap, setup_small_total, teardown);
+                tcase_set_timeout(cap, 120);
+                tcase_add_test(cap, test_total_cap_spares_small_clients);
+                suite_add_tcase(s, cap);
+        }
 
         return tu_run_suite(s) ? EXIT_FAILURE : EXIT_SUCCESS;
 }

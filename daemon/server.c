@@ -559,6 +559,13 @@ static void conn_enforce(ph_conn *c)
 static void conn_close_when_written(ph_conn *c);
 static void conn_flush(ph_conn *c);
 
+/* The head is a reply made in parts, not yet whole. */
+static bool conn_producing(const ph_conn *c)
+{
+        return c->head && c->head->produce && !c->head->done;
+}
+
+
 static void write_cb(uv_write_t *req, int status)
 {
         write_req *w = (write_req *)req;
@@ -580,7 +587,7 @@ static void write_cb(uv_write_t *req, int status)
         }
         conn_pump(c);
         /* What was written makes room for the next part of a reply. */
-        if (!c->closing && c->head && c->head->produce && !c->head->done)
+        if (!c->closing && conn_producing(c))
                 conn_flush(c);
 }
 
@@ -608,7 +615,11 @@ static void conn_pump(ph_conn *c)
                         bytes += m->len;
                         charge += msg_charge(m);
                 }
-                done = uv_try_write((uv_stream_t *)&c->pipe, bufs, (unsigned)n);
+                /* A reply made in parts is paced by write_cb, which makes
+                 * the next part: one batch per loop turn, so a list of
+                 * 100,000 plugins does not hold the loop (and a part the
+                 * socket took at once would leave nobody to make the next). */
+                done = conn_producing(c) ? 0 : uv_try_write((uv_stream_t *)&c->pipe, bufs, (unsigned)n);
                 if (done == UV_EAGAIN || done == UV_ENOSYS)
                         done = 0;
                 if (done < 0) {
@@ -1307,15 +1318,16 @@ static void conn_close(ph_conn *c)
         c->reading = false;
         uv_read_stop((uv_stream_t *)&c->pipe);
         /* Pending slots belong to their operation from now on (it frees
-         * them when it answers). Finished ones and streams stay listed and
-         * go in the close callback: a caller up the stack (conn_flush) may
-         * still be looking at one. */
+         * them when it answers). Finished ones, streams and replies made
+         * in parts (no operation owns those) stay listed and go in the
+         * close callback: a caller up the stack (conn_flush) may still be
+         * looking at one. */
         keep = &c->head;
         c->tail = NULL;
         for (r = c->head; r; r = next) {
                 next = r->next;
                 r->next = NULL;
-                if (r->done || r->stream) {
+                if (r->done || r->stream || r->produce) {
                         *keep = r;
                         keep = &r->next;
                         c->tail = r;

@@ -56,6 +56,13 @@ static void setup_small_total(void)
         setup_with("[Daemon]\nMaxBufferTotal=2M\n");
 }
 
+/* A connection may hold 64 KiB: the daemon makes a part (16 KiB) at a
+ * time, and the socket takes each one whole. */
+static void setup_small_window(void)
+{
+        setup_with("[Daemon]\nMaxBufferPerConnection=64K\n");
+}
+
 static void teardown(void)
 {
         du_stop(&D);
@@ -420,6 +427,23 @@ START_TEST(test_total_cap_spares_small_clients)
 }
 END_TEST
 
+/* A client that reads as fast as the daemon writes: every part goes to
+ * the socket at once, and the next must still be made (nothing waits on
+ * a write to finish). */
+START_TEST(test_stream_fast_reader)
+{
+        listing l;
+
+        listing_init(&l);
+        stream_list(&l);
+        listing_check_order(&l);
+        ck_assert_uint_eq(json_array_size(l.plugins), 2);
+        ck_assert_uint_eq(json_array_size(l.rejected), N_COPIES - 1);
+        ck_assert_uint_gt(l.replies, 10);
+        listing_clear(&l);
+}
+END_TEST
+
 int main(void)
 {
         Suite *s = suite_create("list");
@@ -444,6 +468,14 @@ int main(void)
                 tcase_set_timeout(cap, 120);
                 tcase_add_test(cap, test_total_cap_spares_small_clients);
                 suite_add_tcase(s, cap);
+        }
+        {
+                TCase *win = tcase_create("window");
+
+                tcase_add_unchecked_fixture(win, setup_small_window, teardown);
+                tcase_set_timeout(win, 120);
+                tcase_add_test(win, test_stream_fast_reader);
+                suite_add_tcase(s, win);
         }
 
         return tu_run_suite(s) ? EXIT_FAILURE : EXIT_SUCCESS;

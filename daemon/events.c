@@ -75,7 +75,7 @@ static void event_log(const ph_event *ev)
                               &ctx, "plugin %s removed%s%s", ev->name, sep, msg);
                 return;
         default:
-                ph_log_fields(PH_LOG_INFO, &ctx, "plugin %s %s%s%s%s%s", ev->name,
+                ph_log_fields(ev->quiet ? PH_LOG_DEBUG : PH_LOG_INFO, &ctx, "plugin %s %s%s%s%s%s", ev->name,
                               ph_event_kind_name(ev->kind), sep, msg, fix, fixtext);
                 return;
         }
@@ -87,7 +87,9 @@ void ph_event_emit(struct ph_server *srv, const ph_event *e)
 
         if (!e->unlogged)
                 event_log(e);
-        if (!srv)
+        /* Nobody to send it to (the first scan runs before the socket
+         * accepts): one object per plugin would be built for nothing. */
+        if (!srv || ph_server_clients(srv) == 0)
                 return;
         ev = json_pack("{s:s}", "kind", ph_event_kind_name(e->kind));
         if (!ev)

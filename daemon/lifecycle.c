@@ -86,7 +86,8 @@ static void emit_for(ph_daemon *d, ph_event_kind kind, const ph_plugin *p, const
         const ph_meta *m = srv ? ph_instance_meta(srv->inst) : p->file ? p->file->meta : NULL;
         ph_event ev = { .kind = kind, .name = p->name, .version = m ? m->version : NULL,
                         .generation = srv ? srv->generation : p->file ? p->file->generation : 0,
-                        .file = p->file ? p->file->path : NULL, .message = message, .uid = -1 };
+                        .file = p->file ? p->file->path : NULL, .message = message, .uid = -1,
+                        .quiet = kind == PH_EVENT_ADDED && !d->ready };
 
         ph_event_emit(d->server, &ev);
 }

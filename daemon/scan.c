@@ -25,10 +25,12 @@
 /* Names of one directory merged into a slot before it becomes a full scan. */
 #define SCAN_NAMES_MAX 1024u
 /* A listing is read by one thread; its files are scanned by up to this
- * many (the CPUs there are), each taking a slice of at least SCAN_SLICE_MIN
- * files: opening and reading 100,000 plugins is CPU work in the kernel. */
+ * many (the CPUs there are, one per SCAN_THREAD_MIN files: a hot add stays
+ * on one), SCAN_CHUNK at a time: opening and reading 100,000 plugins is
+ * CPU work in the kernel. */
 #define SCAN_THREADS_MAX 8u
-#define SCAN_SLICE_MIN 512u
+#define SCAN_THREAD_MIN 512u
+#define SCAN_CHUNK 64u
 
 typedef struct scan_batch {
         ph_scan_done_fn done;
@@ -235,24 +237,21 @@ static bool job_keeps(const scan_job *job, const char *name)
                bsearch(&name, job->keep, job->n_keep, sizeof(char *), str_cmp) != NULL;
 }
 
-/* A new item for name: there (to be scanned, or kept as it is while it is
- * being written) or gone. */
-static ph_scanned *job_item(scan_job *job, const char *name, bool there)
+/* A new item for name (taken: freed on failure): there (to be scanned, or
+ * kept as it is while it is being written) or gone. */
+static ph_scanned *job_item_take(scan_job *job, char *name, bool there)
 {
         ph_scanned *it;
 
-        if (ph__vec_reserve((void **)&job->items, &job->cap_items, job->n_items + 1,
-                            sizeof(*job->items)) < 0) {
+        if (!name || ph__vec_reserve((void **)&job->items, &job->cap_items, job->n_items + 1,
+                                     sizeof(*job->items)) < 0) {
+                free(name);
                 job->error = -ENOMEM;
                 return NULL;
         }
-        it = &job->items[job->n_items];
+        it = &job->items[job->n_items++];
         memset(it, 0, sizeof(*it));
-        if (!(it->name = strdup(name))) {
-                job->error = -ENOMEM;
-                return NULL;
-        }
-        job->n_items++;
+        it->name = name;
         it->present = there;
         /* Written again since the event: left as it is until closed. */
         it->keep = there && job_keeps(job, name);
@@ -264,11 +263,16 @@ static bool stopping(scan_job *job)
         return atomic_load_explicit(&job->cancelled, memory_order_relaxed) || scan_cancelled(job->s);
 }
 
-/* The names of a listing, without reading a file. */
+/* The names of a listing, without reading a file, in name order: the
+ * registry then finds and inserts them in order, along the same path of
+ * its trees (in readdir's hash order, every look-up is a walk of cache
+ * misses). */
 static void scan_listing(scan_job *job, int dirfd)
 {
         struct dirent *de;
         DIR *dir = fdopendir(dup(dirfd));
+        char **names = NULL, *name;
+        size_t n = 0, cap = 0;
 
         if (!dir) {
                 job->error = -errno;
@@ -285,7 +289,11 @@ static void scan_listing(scan_job *job, int dirfd)
                             S_ISDIR(st.st_mode))
                                 continue;
                 }
-                job_item(job, de->d_name, true);
+                if (!(name = strdup(de->d_name)) ||
+                    ph__vec_push((void **)&names, &n, &cap, sizeof(char *), &name) < 0) {
+                        free(name);
+                        job->error = -ENOMEM;
+                }
                 errno = 0;
         }
         /* A listing cut short is not a listing: applying it would remove
@@ -293,6 +301,17 @@ static void scan_listing(scan_job *job, int dirfd)
         if (errno && job->error == 0)
                 job->error = -errno;
         closedir(dir);
+        if (n > 0)
+                qsort(names, n, sizeof(char *), str_cmp);
+        if (job->error == 0 &&
+            ph__vec_reserve((void **)&job->items, &job->cap_items, n, sizeof(*job->items)) < 0)
+                job->error = -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                if (job->error == 0)
+                        job_item_take(job, names[i], true);
+                else
+                        free(names[i]);
+        free(names);
 }
 
 /* The names asked for: there (to scan) or gone. */
@@ -301,60 +320,59 @@ static void scan_names(scan_job *job, int dirfd)
         for (size_t i = 0; i < job->n_names && !stopping(job) && job->error == 0; i++) {
                 struct stat st;
 
-                job_item(job, job->names[i], fstatat(dirfd, job->names[i], &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-                                                     !S_ISDIR(st.st_mode));
+                job_item_take(job, strdup(job->names[i]),
+                              fstatat(dirfd, job->names[i], &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                                      !S_ISDIR(st.st_mode));
         }
 }
 
-/* One thread's slice of the items. */
-typedef struct scan_slice {
+/* The scanning threads take the items SCAN_CHUNK at a time, whoever is
+ * free next: no thread idles while another has a long slice left. */
+typedef struct scan_share {
         scan_job *job;
         int dirfd;
-        size_t from, to;
-        uv_thread_t thread;
-} scan_slice;
+        atomic_size_t next;
+} scan_share;
 
-static void scan_slice_run(void *arg)
+static void scan_share_run(void *arg)
 {
-        scan_slice *sl = arg;
+        scan_share *sh = arg;
+        scan_job *job = sh->job;
+        size_t from;
 
-        for (size_t i = sl->from; i < sl->to && !stopping(sl->job); i++) {
-                ph_scanned *it = &sl->job->items[i];
+        while (!stopping(job) &&
+               (from = atomic_fetch_add(&sh->next, SCAN_CHUNK)) < job->n_items) {
+                size_t to = from + SCAN_CHUNK < job->n_items ? from + SCAN_CHUNK : job->n_items;
 
-                if (it->present && !it->keep)
-                        scan_one(sl->job, sl->dirfd, it);
+                for (size_t i = from; i < to; i++) {
+                        ph_scanned *it = &job->items[i];
+
+                        if (it->present && !it->keep)
+                                scan_one(job, sh->dirfd, it);
+                }
         }
 }
 
-/* Scans the items in slices, on this thread and up to SCAN_THREADS_MAX - 1
- * more, and waits for them. A thread that cannot start leaves its slice
- * to this one. */
+/* Scans the items on this thread and, for a large directory, up to
+ * SCAN_THREADS_MAX - 1 more (one per CPU, one per SCAN_THREAD_MIN items),
+ * and waits for them. A thread that cannot start is one fewer. */
 static void scan_items(scan_job *job, int dirfd)
 {
-        scan_slice sl[SCAN_THREADS_MAX];
-        size_t n = uv_available_parallelism(), per;
+        uv_thread_t threads[SCAN_THREADS_MAX];
+        scan_share sh = { .job = job, .dirfd = dirfd };
+        size_t n = uv_available_parallelism(), started = 0;
 
+        atomic_init(&sh.next, 0);
         if (n > SCAN_THREADS_MAX)
                 n = SCAN_THREADS_MAX;
-        if (n > job->n_items / SCAN_SLICE_MIN)
-                n = job->n_items / SCAN_SLICE_MIN;
-        if (n < 1)
-                n = 1;
-        per = (job->n_items + n - 1) / n;
-        for (size_t k = 0; k < n; k++) {
-                sl[k] = (scan_slice){ .job = job, .dirfd = dirfd, .from = k * per,
-                                      .to = (k + 1) * per < job->n_items ? (k + 1) * per : job->n_items };
-                if (k > 0 && uv_thread_create(&sl[k].thread, scan_slice_run, &sl[k]) < 0)
-                        sl[k].dirfd = -1;       /* not started: ours */
-        }
-        scan_slice_run(&sl[0]);
+        if (n > job->n_items / SCAN_THREAD_MIN)
+                n = job->n_items / SCAN_THREAD_MIN;
         for (size_t k = 1; k < n; k++)
-                if (sl[k].dirfd < 0) {
-                        sl[k].dirfd = dirfd;
-                        scan_slice_run(&sl[k]);
-                } else {
-                        uv_thread_join(&sl[k].thread);
-                }
+                if (uv_thread_create(&threads[started], scan_share_run, &sh) == 0)
+                        started++;
+        scan_share_run(&sh);
+        for (size_t k = 0; k < started; k++)
+                uv_thread_join(&threads[k]);
 }
 
 static void scan_work_cb(uv_work_t *req)

@@ -76,7 +76,7 @@ static void event_log(const ph_event *ev)
                               &ctx, "plugin %s removed%s%s", ev->name, sep, msg);
                 return;
         default:
-                ph_log_fields(PH_LOG_INFO, &ctx, "plugin %s %s%s%s%s%s", ev->name,
+                ph_log_fields(ev->quiet ? PH_LOG_DEBUG : PH_LOG_INFO, &ctx, "plugin %s %s%s%s%s%s", ev->name,
                               ph_event_kind_name(ev->kind), sep, msg, fix, fixtext);
                 return;
         }
@@ -98,7 +98,8 @@ void ph_event_emit(struct ph_server *srv, const ph_event *e)
 
         if (!e->unlogged)
                 event_log(e);
-        /* Written once, for every subscriber, and only when there is one. */
+        /* Written once, for every subscriber, and only when there is one
+         * (the first scan runs before anyone can subscribe). */
         if (!srv || !ph_server_monitors(srv))
                 return;
         ph_jw_init(&w, PH_VARLINK_MESSAGE_MAX);

@@ -30,12 +30,15 @@ typedef struct ph_event {
         const char *fix;                /* what to do about it, or NULL */
         long long uid;                  /* the file's owner, or -1 */
         bool unlogged;                  /* a Monitor event only (the line was rate-limited) */
+        bool quiet;                     /* its line at debug, not info (the first scan's
+                                         * "added": "ready: N plugins" sums them up) */
 } ph_event;
 
 struct ph_server;
 
 /* Logs the event (one line, with journal fields) and sends it to every
- * Monitor stream of srv (may be NULL). */
+ * Monitor stream of srv (may be NULL; with no client connected, no event
+ * is built). */
 void ph_event_emit(struct ph_server *srv, const ph_event *ev);
 
 /* What to do about a file refused for reason (ph_file_reason_name's

@@ -67,7 +67,7 @@ bool ph_life_held(const ph_plugin *p, void *userdata)
  * takes it back (a queued load) must not settle a plugin with no file. */
 static ph_plugin *op_plugin(ph_daemon *d, const ph_op *op)
 {
-        ph_plugin *p = ph_registry_find(d->reg, op->name);
+        ph_plugin *p = ph_registry_lookup(d->reg, op->name);
 
         return p && p->id == op->plugin_id && p->life && !p->life->leaving ? p : NULL;
 }
@@ -86,7 +86,8 @@ static void emit_for(ph_daemon *d, ph_event_kind kind, const ph_plugin *p, const
         const ph_meta *m = srv ? ph_instance_meta(srv->inst) : p->file ? p->file->meta : NULL;
         ph_event ev = { .kind = kind, .name = p->name, .version = m ? m->version : NULL,
                         .generation = srv ? srv->generation : p->file ? p->file->generation : 0,
-                        .file = p->file ? p->file->path : NULL, .message = message, .uid = -1 };
+                        .file = p->file ? p->file->path : NULL, .message = message, .uid = -1,
+                        .quiet = kind == PH_EVENT_ADDED && !d->ready };
 
         ph_event_emit(d->server, &ev);
 }
@@ -326,7 +327,7 @@ static json_t *name_param(const char *name)
  * cache, it forgets the name again. */
 static void cache_forget_if_idle(ph_daemon *d, const char *name)
 {
-        ph_plugin *p = ph_registry_find(d->reg, name);
+        ph_plugin *p = ph_registry_lookup(d->reg, name);
 
         if (!p || !p->life || (!p->life->load && !p->life->serving))
                 ph_cache_unload(d->cache, name);

@@ -181,30 +181,40 @@ void ph_plugin_write(ph_jw *w, const ph_daemon *d, ph_plugin *p)
         ph_jw_object_close(w);
 }
 
+/* The metadata object, rendered once per generation from the tree, or
+ * from the text when the registry dropped the tree (most plugins of a big
+ * directory keep only the text). */
 void ph_plugin_write_metadata(ph_jw *w, ph_plugin *p)
 {
         ph_life *l = p->life;
-        const json_t *tree = ph_life_meta(p)->priv;
+        const ph_meta *m = ph_life_meta(p);
         uint64_t g = shown_generation(p);
+        json_t *loaded = NULL;
+        const json_t *tree;
+        ph_jw part;
 
+        if (l->json_metadata && l->json_metadata_generation == g) {
+                ph_jw_raw(w, l->json_metadata, l->json_metadata_len);
+                return;
+        }
+        free(l->json_metadata);
+        l->json_metadata = NULL;
+        l->json_metadata_generation = 0;
+        tree = m->priv;
+        if (!tree && m->json)
+                tree = loaded = json_loads(m->json, JSON_REJECT_DUPLICATES, NULL);
         if (!tree) {
                 ph_jw_raw(w, "{}", 2);
                 return;
         }
-        if (l->json_metadata_generation != g || !l->json_metadata) {
-                ph_jw part;
-
-                free(l->json_metadata);
+        ph_jw_init(&part, PH_VARLINK_MESSAGE_MAX);
+        ph_jw_json(&part, tree);
+        if (!render(&part, &l->json_metadata, &l->json_metadata_len)) {
                 l->json_metadata = NULL;
-                l->json_metadata_generation = 0;
-                ph_jw_init(&part, PH_VARLINK_MESSAGE_MAX);
-                ph_jw_json(&part, tree);
-                if (!render(&part, &l->json_metadata, &l->json_metadata_len)) {
-                        l->json_metadata = NULL;
-                        ph_jw_json(w, tree);
-                        return;
-                }
+                ph_jw_json(w, tree);
+        } else {
                 l->json_metadata_generation = g;
+                ph_jw_raw(w, l->json_metadata, l->json_metadata_len);
         }
-        ph_jw_raw(w, l->json_metadata, l->json_metadata_len);
+        json_decref(loaded);
 }

@@ -1,8 +1,15 @@
 /* The registry of files and plugins. Files are keyed by path, plugins by
  * name, in red-black trees (listings come out sorted, and a listing can
- * start after any name). A name goes to the file with the highest version;
- * on a tie the earlier plugin directory wins, then the lower path. Every
- * apply collects the names it touched and decides each once at the end. */
+ * start after any name); the files refused or shadowed have a tree of
+ * their own, so listing and counting them costs nothing for the others.
+ * A name goes to the file with the highest version; on a tie the earlier
+ * plugin directory wins, then the lower path. Every apply collects the
+ * names it touched and decides each once at the end.
+ *
+ * What a plugin costs is constant and small: a file and a plugin are one
+ * allocation each (path and name in the same block), a name claimed by
+ * one file needs no vector, metadata is kept without its parsed tree, and
+ * nothing is ever looked for by walking a list. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,19 +19,25 @@
 #include "vec.h"
 
 RB_HEAD(file_tree, ph_file);
+RB_HEAD(rejected_tree, ph_file);
 RB_HEAD(plugin_tree, ph_plugin);
 
 struct ph_registry {
         struct file_tree files;
+        struct rejected_tree rejected;  /* the files refused or shadowed */
         struct plugin_tree plugins;
-        size_t n_files, n_plugins;
+        size_t n_files, n_plugins, n_rejected;
         uint64_t next_generation, next_id;
         ph_registry_event_fn event;
         ph_registry_held_fn held;
-        ph_registry_rejected_fn rejected;
+        ph_registry_rejected_fn rejected_cb;
         void *userdata;
-        bool counts_dirty;          /* n_rejected needs a recount */
-        size_t n_rejected;
+        /* Files whose metadata tree a find brought back, oldest first. */
+        ph_file *viewed[REGISTRY_TREES_KEPT];
+        size_t n_viewed;
+        /* An apply's "dir/name", without an allocation per name. */
+        char *path;
+        size_t path_cap;
 };
 
 static int file_cmp(ph_file *a, ph_file *b)
@@ -38,7 +51,17 @@ static int plugin_cmp(ph_plugin *a, ph_plugin *b)
 }
 
 RB_GENERATE_STATIC(file_tree, ph_file, node, file_cmp)
+RB_GENERATE_STATIC(rejected_tree, ph_file, rejected_node, file_cmp)
 RB_GENERATE_STATIC(plugin_tree, ph_plugin, node, plugin_cmp)
+
+void ph_scanned_clear(ph_scanned *it)
+{
+        free(it->name);
+        free(it->message);
+        ph_meta_free(it->meta);
+        it->name = it->message = NULL;
+        it->meta = NULL;
+}
 
 int ph_registry_new(ph_registry_event_fn event, ph_registry_held_fn held,
                     ph_registry_rejected_fn rejected, void *userdata, ph_registry **ret)
@@ -48,31 +71,55 @@ int ph_registry_new(ph_registry_event_fn event, ph_registry_held_fn held,
         if (!reg)
                 return -ENOMEM;
         RB_INIT(&reg->files);
+        RB_INIT(&reg->rejected);
         RB_INIT(&reg->plugins);
         reg->event = event;
         reg->held = held;
-        reg->rejected = rejected;
+        reg->rejected_cb = rejected;
         reg->userdata = userdata;
         reg->next_generation = 1;
         reg->next_id = 1;
-        reg->counts_dirty = true;
         *ret = reg;
         return 0;
 }
 
-static void file_free(ph_file *f)
+/* One block: the struct, then the path. */
+static ph_file *file_new(const char *path)
 {
+        size_t len = strlen(path) + 1;
+        ph_file *f = calloc(1, sizeof(*f) + len);
+
+        if (!f)
+                return NULL;
+        f->path = memcpy((char *)(f + 1), path, len);
+        return f;
+}
+
+/* A file whose metadata is freed or replaced keeps no tree slot. */
+static void file_unview(ph_registry *reg, ph_file *f)
+{
+        for (size_t i = 0; i < reg->n_viewed; i++)
+                if (reg->viewed[i] == f) {
+                        memmove(&reg->viewed[i], &reg->viewed[i + 1],
+                                (reg->n_viewed - i - 1) * sizeof(reg->viewed[0]));
+                        reg->n_viewed--;
+                        return;
+                }
+}
+
+static void file_free(ph_registry *reg, ph_file *f)
+{
+        file_unview(reg, f);
         ph_meta_free(f->meta);
         free(f->message);
-        free(f->path);
         free(f);
 }
 
 static void plugin_free(ph_plugin *p)
 {
-        free(p->candidates);
+        if (p->candidates != &p->one)
+                free(p->candidates);
         free(p->left_path);
-        free(p->name);
         free(p);
 }
 
@@ -91,16 +138,41 @@ void ph_registry_free(ph_registry *reg)
         for (f = RB_MIN(file_tree, &reg->files); f; f = fn) {
                 fn = RB_NEXT(file_tree, &reg->files, f);
                 RB_REMOVE(file_tree, &reg->files, f);
-                file_free(f);
+                file_free(reg, f);
         }
+        free(reg->path);
         free(reg);
 }
 
-ph_plugin *ph_registry_find(ph_registry *reg, const char *name)
+ph_plugin *ph_registry_lookup(ph_registry *reg, const char *name)
 {
         ph_plugin key = { .name = (char *)name };
 
         return RB_FIND(plugin_tree, &reg->plugins, &key);
+}
+
+/* f's metadata gets its tree back and keeps it while f is among the last
+ * REGISTRY_TREES_KEPT asked for; the oldest one's goes. */
+static void file_view(ph_registry *reg, ph_file *f)
+{
+        file_unview(reg, f);
+        if (reg->n_viewed == REGISTRY_TREES_KEPT) {
+                ph_meta_drop_tree(reg->viewed[0]->meta);
+                memmove(&reg->viewed[0], &reg->viewed[1],
+                        (REGISTRY_TREES_KEPT - 1) * sizeof(reg->viewed[0]));
+                reg->n_viewed--;
+        }
+        ph_meta_tree(f->meta);
+        reg->viewed[reg->n_viewed++] = f;
+}
+
+ph_plugin *ph_registry_find(ph_registry *reg, const char *name)
+{
+        ph_plugin *p = ph_registry_lookup(reg, name);
+
+        if (p && p->file && p->file->meta)
+                file_view(reg, p->file);
+        return p;
 }
 
 ph_plugin *ph_registry_first(ph_registry *reg)
@@ -130,21 +202,31 @@ static bool file_rejected(const ph_file *f)
         return f->reason != PH_REASON_OK || f->shadowed;
 }
 
-static ph_file *rejected_from(ph_registry *reg, ph_file *f)
+/* After f's verdict or shadowing changed: the index follows. */
+static void file_reindex(ph_registry *reg, ph_file *f)
 {
-        while (f && !file_rejected(f))
-                f = RB_NEXT(file_tree, &reg->files, f);
-        return f;
+        bool now = file_rejected(f);
+
+        if (now == f->rejected)
+                return;
+        if (now) {
+                RB_INSERT(rejected_tree, &reg->rejected, f);
+                reg->n_rejected++;
+        } else {
+                RB_REMOVE(rejected_tree, &reg->rejected, f);
+                reg->n_rejected--;
+        }
+        f->rejected = now;
 }
 
 ph_file *ph_registry_rejected_first(ph_registry *reg)
 {
-        return rejected_from(reg, RB_MIN(file_tree, &reg->files));
+        return RB_MIN(rejected_tree, &reg->rejected);
 }
 
 ph_file *ph_registry_rejected_next(ph_registry *reg, ph_file *f)
 {
-        return rejected_from(reg, RB_NEXT(file_tree, &reg->files, f));
+        return RB_NEXT(rejected_tree, &reg->rejected, f);
 }
 
 ph_file *ph_registry_rejected_after(ph_registry *reg, const char *after)
@@ -153,10 +235,10 @@ ph_file *ph_registry_rejected_after(ph_registry *reg, const char *after)
 
         if (!after)
                 return ph_registry_rejected_first(reg);
-        f = RB_NFIND(file_tree, &reg->files, &key);
+        f = RB_NFIND(rejected_tree, &reg->rejected, &key);
         if (f && strcmp(f->path, after) == 0)
-                f = RB_NEXT(file_tree, &reg->files, f);
-        return rejected_from(reg, f);
+                f = RB_NEXT(rejected_tree, &reg->rejected, f);
+        return f;
 }
 
 const char *ph_file_reason_name(const ph_file *f)
@@ -164,18 +246,8 @@ const char *ph_file_reason_name(const ph_file *f)
         return f->reason == PH_REASON_OK && f->shadowed ? "shadowed" : ph_reason_name(f->reason);
 }
 
-size_t ph_registry_count(const ph_registry *creg, size_t *ret_rejected)
+size_t ph_registry_count(const ph_registry *reg, size_t *ret_rejected)
 {
-        ph_registry *reg = (ph_registry *)creg;
-
-        /* Recounted only after a change: Status stays O(1) under load. */
-        if (reg->counts_dirty) {
-                reg->n_rejected = 0;
-                for (ph_file *f = ph_registry_rejected_first(reg); f;
-                     f = ph_registry_rejected_next(reg, f))
-                        reg->n_rejected++;
-                reg->counts_dirty = false;
-        }
         if (ret_rejected)
                 *ret_rejected = reg->n_rejected;
         return reg->n_plugins;
@@ -200,22 +272,21 @@ static bool file_better(const ph_file *a, const ph_file *b)
         return strcmp(a->path, b->path) < 0;
 }
 
-/* The names one apply touched, each decided once at its end; and the
- * paths of the files it refused or shadowed, reported after that. */
+/* The names one apply touched (each once: ph_plugin.touched), decided at
+ * its end; and the paths of the files it refused or shadowed, reported
+ * after that. */
 typedef struct name_set {
-        char **names;
+        ph_plugin **plugins;
         size_t n, cap;
         char **refused;
         size_t n_refused, cap_refused;
 } name_set;
 
-/* Duplicates are dropped when the set is decided (sorted). */
-static void name_set_add(name_set *s, const char *name)
+static void touch(name_set *s, ph_plugin *p)
 {
-        char *copy = strdup(name);
-
-        if (copy && ph__vec_push((void **)&s->names, &s->n, &s->cap, sizeof(char *), &copy) < 0)
-                free(copy);
+        if (!p->touched &&
+            ph__vec_push((void **)&s->plugins, &s->n, &s->cap, sizeof(ph_plugin *), &p) == 0)
+                p->touched = true;
 }
 
 static void refused_add(name_set *s, const char *path)
@@ -227,17 +298,21 @@ static void refused_add(name_set *s, const char *path)
                 free(copy);
 }
 
+/* One block: the struct, then the name. */
 static ph_plugin *plugin_get(ph_registry *reg, const char *name)
 {
-        ph_plugin *p = ph_registry_find(reg, name);
+        ph_plugin *p = ph_registry_lookup(reg, name);
+        size_t len;
 
         if (p)
                 return p;
-        p = calloc(1, sizeof(*p));
-        if (!p || !(p->name = strdup(name))) {
-                free(p);
+        len = strlen(name) + 1;
+        p = calloc(1, sizeof(*p) + len);
+        if (!p)
                 return NULL;
-        }
+        p->name = memcpy((char *)(p + 1), name, len);
+        p->candidates = &p->one;
+        p->cap_candidates = 1;
         p->id = reg->next_id++;
         p->fresh = true;
         RB_INSERT(plugin_tree, &reg->plugins, p);
@@ -245,20 +320,37 @@ static ph_plugin *plugin_get(ph_registry *reg, const char *name)
         return p;
 }
 
+static int candidate_push(ph_plugin *p, ph_file *f)
+{
+        if (p->n_candidates == p->cap_candidates) {
+                size_t cap = p->cap_candidates * 2 < 4 ? 4 : p->cap_candidates * 2;
+                ph_file **v = malloc(cap * sizeof(*v));
+
+                if (!v)
+                        return -ENOMEM;
+                memcpy(v, p->candidates, p->n_candidates * sizeof(*v));
+                if (p->candidates != &p->one)
+                        free(p->candidates);
+                p->candidates = v;
+                p->cap_candidates = cap;
+        }
+        p->candidates[p->n_candidates++] = f;
+        return 0;
+}
+
 static void candidate_add(ph_registry *reg, ph_file *f, name_set *touched)
 {
         ph_plugin *p = plugin_get(reg, f->meta->name);
 
-        if (p && ph__vec_push((void **)&p->candidates, &p->n_candidates, &p->cap_candidates,
-                              sizeof(ph_file *), &f) == 0)
-                name_set_add(touched, f->meta->name);
+        if (p && candidate_push(p, f) == 0)
+                touch(touched, p);
 }
 
 static void candidate_remove(ph_registry *reg, ph_file *f, name_set *touched)
 {
         ph_plugin *p;
 
-        if (f->reason != PH_REASON_OK || !(p = ph_registry_find(reg, f->meta->name)))
+        if (f->reason != PH_REASON_OK || !(p = ph_registry_lookup(reg, f->meta->name)))
                 return;
         for (size_t i = 0; i < p->n_candidates; i++)
                 if (p->candidates[i] == f) {
@@ -270,7 +362,7 @@ static void candidate_remove(ph_registry *reg, ph_file *f, name_set *touched)
                 free(p->left_path);
                 p->left_path = strdup(f->path);
         }
-        name_set_add(touched, f->meta->name);
+        touch(touched, p);
 }
 
 static void emit(ph_registry *reg, ph_event_kind kind, ph_plugin *p, const ph_registry_why *why)
@@ -307,16 +399,14 @@ static void emit_removed(ph_registry *reg, ph_plugin *p, const char *left_path)
         free(msg);
 }
 /* Re-decides the winner of a name and reports what changed. */
-static void plugin_decide(ph_registry *reg, const char *name, name_set *touched)
+static void plugin_decide(ph_registry *reg, ph_plugin *p, name_set *touched)
 {
-        ph_plugin *p = ph_registry_find(reg, name);
         ph_file *old, *best = NULL;
         uint64_t old_gen;
         char *old_path;
         bool is_new;
 
-        if (!p)
-                return;
+        p->touched = false;
         old_path = p->left_path;        /* ours now */
         p->left_path = NULL;
         old = p->file;
@@ -338,6 +428,7 @@ static void plugin_decide(ph_registry *reg, const char *name, name_set *touched)
                 if (f->shadowed && !f->shadow_told)
                         refused_add(touched, f->path);
                 f->shadow_told = f->shadowed;
+                file_reindex(reg, f);
         }
         if (!best) {
                 if (!is_new)
@@ -356,54 +447,64 @@ static void plugin_decide(ph_registry *reg, const char *name, name_set *touched)
                 emit(reg, PH_EVENT_CHANGED, p, NULL);
 }
 
-static int name_cmp(const void *a, const void *b)
+static int plugin_name_cmp(const void *a, const void *b)
 {
-        return strcmp(*(char *const *)a, *(char *const *)b);
+        return strcmp((*(ph_plugin *const *)a)->name, (*(ph_plugin *const *)b)->name);
 }
 
 static void decide_all(ph_registry *reg, name_set *touched)
 {
-        if (touched->n > 0)     /* names is NULL then: qsort(NULL, 0) is undefined */
-                qsort(touched->names, touched->n, sizeof(char *), name_cmp);
+        /* In name order, as before: events come out sorted. */
+        if (touched->n > 0)     /* plugins is NULL then: qsort(NULL, 0) is undefined */
+                qsort(touched->plugins, touched->n, sizeof(ph_plugin *), plugin_name_cmp);
         for (size_t i = 0; i < touched->n; i++)
-                if (i == 0 || strcmp(touched->names[i], touched->names[i - 1]) != 0)
-                        plugin_decide(reg, touched->names[i], touched);
-        for (size_t i = 0; i < touched->n; i++)
-                free(touched->names[i]);
-        free(touched->names);
+                plugin_decide(reg, touched->plugins[i], touched);
+        free(touched->plugins);
         /* After the names: a refusal that took a name away comes after
          * its "removed". */
         for (size_t i = 0; i < touched->n_refused; i++) {
                 ph_file *f = file_find(reg, touched->refused[i]);
 
-                if (f && reg->rejected && (f->reason != PH_REASON_OK || f->shadowed))
-                        reg->rejected(f, reg->userdata);
+                if (f && reg->rejected_cb && (f->reason != PH_REASON_OK || f->shadowed))
+                        reg->rejected_cb(f, reg->userdata);
                 free(touched->refused[i]);
         }
         free(touched->refused);
-        reg->counts_dirty = true;
 }
 
 static void file_delete(ph_registry *reg, ph_file *f, name_set *touched)
 {
         candidate_remove(reg, f, touched);
+        if (f->rejected) {
+                RB_REMOVE(rejected_tree, &reg->rejected, f);
+                reg->n_rejected--;
+        }
         RB_REMOVE(file_tree, &reg->files, f);
         reg->n_files--;
-        file_free(f);
+        file_free(reg, f);
 }
 
 /* Takes the verdict out of the scan into the file. */
-static void file_take_verdict(ph_file *f, ph_scanned *it)
+static void file_take_verdict(ph_registry *reg, ph_file *f, ph_scanned *it)
 {
+        file_unview(reg, f);
         ph_meta_free(f->meta);
         free(f->message);
-        f->reason = it->scan.reason;
-        f->meta = it->scan.reason == PH_REASON_OK ? it->scan.meta : NULL;
-        if (f->meta)
-                it->scan.meta = NULL;
-        f->message = f->reason == PH_REASON_OK ? NULL : strdup(it->scan.message);
+        f->reason = it->reason;
+        f->meta = NULL;
+        f->message = NULL;
+        if (f->reason == PH_REASON_OK) {
+                f->meta = it->meta;
+                it->meta = NULL;
+        } else {
+                f->message = it->message;
+                it->message = NULL;
+                if (!f->message)
+                        f->message = strdup(ph_reason_describe(f->reason));
+        }
         f->shadowed = false;
         f->shadow_told = false;
+        file_reindex(reg, f);
 }
 
 /* The file of a held plugin replaced by one the reader refuses (a
@@ -415,31 +516,40 @@ static bool keep_serving(ph_registry *reg, ph_file *f, const ph_scanned *it)
         ph_plugin *p;
         char *msg;
 
-        if (it->scan.reason == PH_REASON_OK || it->scan.reason == PH_REASON_UNTRUSTED ||
-            f->reason != PH_REASON_OK || !(p = ph_registry_find(reg, f->meta->name)) ||
+        if (it->reason == PH_REASON_OK || it->reason == PH_REASON_UNTRUSTED ||
+            f->reason != PH_REASON_OK || !(p = ph_registry_lookup(reg, f->meta->name)) ||
             p->file != f || !reg->held || !reg->held(p, reg->userdata))
                 return false;
-        if (asprintf(&msg, "%s: %s: %s; version %s serves on", f->path,
-                     ph_reason_name(it->scan.reason), it->scan.message, f->meta->version) < 0)
+        if (asprintf(&msg, "%s: %s: %s; version %s serves on", f->path, ph_reason_name(it->reason),
+                     it->message ? it->message : ph_reason_describe(it->reason), f->meta->version) < 0)
                 return false;
         f->id = it->id;
         emit(reg, PH_EVENT_FAILED, p, &(ph_registry_why){ .file = f->path,
-                                                           .reason = ph_reason_name(it->scan.reason),
+                                                           .reason = ph_reason_name(it->reason),
                                                            .message = msg, .uid = it->owner });
         free(msg);
         return true;
 }
 
+/* dir + "/" + name in the registry's scratch buffer (valid until the
+ * next call), or NULL without memory. */
+static const char *path_of(ph_registry *reg, const char *dir, const char *name)
+{
+        size_t d = strlen(dir), n = strlen(name);
+
+        if (ph__vec_reserve((void **)&reg->path, &reg->path_cap, d + n + 2, 1) < 0)
+                return NULL;
+        memcpy(reg->path, dir, d);
+        reg->path[d] = '/';
+        memcpy(reg->path + d + 1, name, n + 1);
+        return reg->path;
+}
+
 static ph_file *file_lookup(ph_registry *reg, const char *dir, const char *name)
 {
-        ph_file key;
-        ph_file *f;
+        const char *path = path_of(reg, dir, name);
 
-        if (asprintf(&key.path, "%s/%s", dir, name) < 0)
-                return NULL;
-        f = RB_FIND(file_tree, &reg->files, &key);
-        free(key.path);
-        return f;
+        return path ? file_find(reg, path) : NULL;
 }
 
 /* Applies one present file. */
@@ -454,19 +564,18 @@ static void apply_item(ph_registry *reg, unsigned dir_index, const char *dir, ph
                  * directory's mode can change the trust verdict alone). */
                 if (it->keep || (id_equal(&f->id, &it->id) && f->dir_index == dir_index &&
                                  (f->reason == PH_REASON_UNTRUSTED) ==
-                                         (it->scan.reason == PH_REASON_UNTRUSTED)) ||
+                                         (it->reason == PH_REASON_UNTRUSTED)) ||
                     keep_serving(reg, f, it))
                         return;
                 candidate_remove(reg, f, touched);
                 counts->changed++;
         } else {
+                const char *path;
+
                 if (it->keep)
                         return;
-                f = calloc(1, sizeof(*f));
-                if (!f || asprintf(&f->path, "%s/%s", dir, it->name) < 0) {
-                        free(f);
+                if (!(path = path_of(reg, dir, it->name)) || !(f = file_new(path)))
                         return;
-                }
                 RB_INSERT(file_tree, &reg->files, f);
                 f->seen = true;
                 reg->n_files++;
@@ -476,7 +585,7 @@ static void apply_item(ph_registry *reg, unsigned dir_index, const char *dir, ph
         f->id = it->id;
         f->owner = it->owner;
         f->generation = reg->next_generation++;
-        file_take_verdict(f, it);
+        file_take_verdict(reg, f, it);
         if (f->reason == PH_REASON_OK)
                 candidate_add(reg, f, touched);
         else
@@ -548,6 +657,6 @@ void ph_registry_remap_dirs(ph_registry *reg, const int *map, unsigned n_old)
         }
         /* Directory order decides ties: every name may change hands. */
         for (ph_plugin *p = ph_registry_first(reg); p; p = ph_registry_next(reg, p))
-                name_set_add(&touched, p->name);
+                touch(&touched, p);
         decide_all(reg, &touched);
 }

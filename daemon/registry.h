@@ -23,16 +23,19 @@ typedef struct ph_file_id {
 
 typedef struct ph_file {
         RB_ENTRY(ph_file) node;
-        char *path;                 /* absolute: directory + "/" + name */
+        RB_ENTRY(ph_file) rejected_node; /* in the registry's refused-or-shadowed index */
+        char *path;                 /* absolute: directory + "/" + name (in the same block) */
         unsigned dir_index;         /* lower wins a tie */
         ph_file_id id;
         uint64_t generation;
         ph_reason reason;           /* the reader's, or PH_REASON_UNTRUSTED */
         char *message;              /* why it is refused or shadowed */
-        ph_meta *meta;              /* reason == OK only */
+        ph_meta *meta;              /* reason == OK only; its tree is dropped (see
+                                     * ph_registry_find) */
         bool shadowed;              /* OK, but another file won the name */
         bool shadow_told;           /* its shadowing was reported */
         bool seen;                  /* apply bookkeeping */
+        bool rejected;              /* in the refused-or-shadowed index */
         uid_t owner;
 } ph_file;
 
@@ -40,12 +43,14 @@ struct ph_life;
 
 typedef struct ph_plugin {
         RB_ENTRY(ph_plugin) node;
-        char *name;
+        char *name;                 /* in the same block */
         uint64_t id;                /* this incarnation of the name, never reused */
         ph_file *file;              /* the winner; never NULL */
-        ph_file **candidates;       /* every OK file claiming this name */
+        ph_file **candidates;       /* every OK file claiming this name: &one, or a vector */
         size_t n_candidates, cap_candidates;
+        ph_file *one;               /* the usual case: one file claims the name */
         bool fresh;                 /* created by this apply: report it as added */
+        bool touched;               /* this apply decides it */
         char *left_path;            /* the winner that left during this apply */
         struct ph_life *life;       /* lifecycle.c's; the registry never looks inside */
 } ph_plugin;
@@ -86,9 +91,13 @@ typedef struct ph_scanned {
         bool keep;                  /* still being written: leave its entry as it is */
         ph_file_id id;
         uid_t owner;
-        ph_scan scan;               /* verdict (PH_REASON_UNTRUSTED: message says why);
-                                     * meta owned until taken */
+        ph_reason reason;           /* the verdict (PH_REASON_UNTRUSTED: message says why) */
+        char *message;              /* malloc'd; NULL when reason is OK; owned until taken */
+        ph_meta *meta;              /* reason OK: owned until taken */
 } ph_scanned;
+
+/* Frees what an item still owns. */
+void ph_scanned_clear(ph_scanned *it);
 
 typedef struct ph_apply_counts {
         unsigned added, changed, removed;
@@ -106,7 +115,14 @@ void ph_registry_apply(ph_registry *reg, unsigned dir_index, const char *dir, bo
  * i, or -1 when it is gone (its files leave). */
 void ph_registry_remap_dirs(ph_registry *reg, const int *map, unsigned n_old);
 
+/* The plugin of that name, or NULL, for a client's request: its file's
+ * metadata has its tree (ph_meta.priv, which Info shows) again, and the
+ * last REGISTRY_TREES_KEPT plugins asked for keep theirs. Files keep no
+ * tree otherwise (1 KiB each: 100 MiB at 100,000 plugins). */
+#define REGISTRY_TREES_KEPT 32u
 ph_plugin *ph_registry_find(ph_registry *reg, const char *name);
+/* The same without the tree, for the daemon's own look-ups. */
+ph_plugin *ph_registry_lookup(ph_registry *reg, const char *name);
 
 /* Plugins in name order: the first, the next, and the first whose name
  * sorts after `after` (NULL: the first). */
@@ -115,13 +131,13 @@ ph_plugin *ph_registry_next(ph_registry *reg, ph_plugin *p);
 ph_plugin *ph_registry_after(ph_registry *reg, const char *after);
 
 /* Files that are not the winner of a name (refused or shadowed), in path
- * order. */
+ * order (an index of their own: as cheap with 100,000 plugins as with 3). */
 ph_file *ph_registry_rejected_first(ph_registry *reg);
 ph_file *ph_registry_rejected_next(ph_registry *reg, ph_file *f);
 /* The first of them whose path sorts after `after` (NULL: the first). */
 ph_file *ph_registry_rejected_after(ph_registry *reg, const char *after);
 
-/* Names, and files refused or shadowed. */
+/* Names, and files refused or shadowed: counters, O(1). */
 size_t ph_registry_count(const ph_registry *reg, size_t *ret_rejected);
 
 /* The machine name of a file's refusal ("shadowed", "untrusted", the

@@ -24,6 +24,13 @@
 
 /* Names of one directory merged into a slot before it becomes a full scan. */
 #define SCAN_NAMES_MAX 1024u
+/* A listing is read by one thread; its files are scanned by up to this
+ * many (the CPUs there are, one per SCAN_THREAD_MIN files: a hot add stays
+ * on one), SCAN_CHUNK at a time: opening and reading 100,000 plugins is
+ * CPU work in the kernel. */
+#define SCAN_THREADS_MAX 8u
+#define SCAN_THREAD_MIN 512u
+#define SCAN_CHUNK 64u
 
 typedef struct scan_batch {
         ph_scan_done_fn done;
@@ -53,13 +60,13 @@ typedef struct scan_job {
         bool full;
         char **names;                   /* names mode: what to look at */
         size_t n_names;
-        char **keep;                    /* being written: leave as they are */
+        char **keep;                    /* being written: leave as they are (sorted) */
         size_t n_keep;
         batch_list batches;
         uint64_t max_size;
         /* results */
         int error;                      /* the directory could not be read, -errno */
-        bool cancelled;
+        atomic_bool cancelled;          /* set by any of the scanning threads */
         char dir_trust[256];            /* the directory chain fails the policy */
         ph_scanned *items;
         size_t n_items, cap_items;
@@ -156,102 +163,123 @@ static void id_from_stat(ph_scanned *it, const struct stat *st)
         id->ctime = st->st_ctim;
 }
 
-static void refuse_untrusted(ph_scanned *it, const char *why)
+static void refuse(ph_scanned *it, ph_reason reason, const char *why)
 {
-        it->scan.reason = PH_REASON_UNTRUSTED;
-        snprintf(it->scan.message, sizeof(it->scan.message), "%s", why);
+        it->reason = reason;
+        it->message = strdup(why);
+}
+
+/* Moves the reader's verdict into the item; the metadata is kept without
+ * its tree (ph_registry_find brings it back for a client). */
+static void take_verdict(ph_scanned *it, ph_scan *sc)
+{
+        it->reason = sc->reason;
+        if (sc->reason == PH_REASON_OK) {
+                it->meta = sc->meta;
+                sc->meta = NULL;
+                ph_meta_drop_tree(it->meta);
+        } else {
+                it->message = strdup(sc->message);
+        }
+        ph_scan_clear(sc);
 }
 
 /* The verdict on one name. The trust policy is judged on what was opened
- * (not on the path), and before a byte of it is read. */
-static void scan_one(scan_job *job, int dirfd, const char *name, ph_scanned *it)
+ * (not on the path), and before a byte of it is read. Any thread. */
+static void scan_one(scan_job *job, int dirfd, ph_scanned *it)
 {
         ph_scan_opts opts = { .max_size = job->max_size, .cancelled = scan_cancelled,
                               .userdata = job->s };
         char why[256];
         struct stat st;
+        ph_scan sc;
         int fd, r;
 
         it->present = true;
-        fd = ph_scan_open(dirfd, name);
+        fd = ph_scan_open(dirfd, it->name);
         if (fd < 0) {
                 /* A symlink, unreadable: the verdict says which. */
-                ph_scan_path(dirfd, name, &it->scan);
-                if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+                ph_scan_path(dirfd, it->name, &sc);
+                take_verdict(it, &sc);
+                if (fstatat(dirfd, it->name, &st, AT_SYMLINK_NOFOLLOW) == 0)
                         id_from_stat(it, &st);
                 return;
         }
         if (fstat(fd, &st) < 0) {
-                it->scan.reason = PH_REASON_IO;
-                snprintf(it->scan.message, sizeof(it->scan.message), "fstat: %s", strerror(errno));
+                snprintf(why, sizeof(why), "fstat: %s", strerror(errno));
+                refuse(it, PH_REASON_IO, why);
                 close(fd);
                 return;
         }
         id_from_stat(it, &st);
         if (job->dir_trust[0]) {
-                refuse_untrusted(it, job->dir_trust);
+                refuse(it, PH_REASON_UNTRUSTED, job->dir_trust);
         } else if (S_ISREG(st.st_mode) && ph_policy_check_file(&st, why, sizeof(why)) < 0) {
-                refuse_untrusted(it, why);
-        } else if ((r = ph_scan_fd_opts(fd, &opts, &it->scan)) < 0) {
+                refuse(it, PH_REASON_UNTRUSTED, why);
+        } else if ((r = ph_scan_fd_opts(fd, &opts, &sc)) < 0) {
                 if (r == -ECANCELED)
-                        job->cancelled = true;
-                it->scan.reason = PH_REASON_IO;
-                snprintf(it->scan.message, sizeof(it->scan.message), "%s", strerror(-r));
+                        atomic_store(&job->cancelled, true);
+                refuse(it, PH_REASON_IO, strerror(-r));
+        } else {
+                take_verdict(it, &sc);
         }
         close(fd);
 }
 
-static bool job_keeps(const scan_job *job, const char *name)
+static int str_cmp(const void *a, const void *b)
 {
-        for (size_t i = 0; i < job->n_keep; i++)
-                if (strcmp(job->keep[i], name) == 0)
-                        return true;
-        return false;
+        return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static ph_scanned *job_item(scan_job *job, const char *name)
+static bool job_keeps(const scan_job *job, const char *name)
+{
+        return job->n_keep > 0 &&
+               bsearch(&name, job->keep, job->n_keep, sizeof(char *), str_cmp) != NULL;
+}
+
+/* A new item for name (taken: freed on failure): there (to be scanned, or
+ * kept as it is while it is being written) or gone. */
+static ph_scanned *job_item_take(scan_job *job, char *name, bool there)
 {
         ph_scanned *it;
 
-        if (ph__vec_reserve((void **)&job->items, &job->cap_items, job->n_items + 1,
-                            sizeof(*job->items)) < 0)
+        if (!name || ph__vec_reserve((void **)&job->items, &job->cap_items, job->n_items + 1,
+                                     sizeof(*job->items)) < 0) {
+                free(name);
+                job->error = -ENOMEM;
                 return NULL;
-        it = &job->items[job->n_items];
+        }
+        it = &job->items[job->n_items++];
         memset(it, 0, sizeof(*it));
-        if (!(it->name = strdup(name)))
-                return NULL;
-        job->n_items++;
+        it->name = name;
+        it->present = there;
+        /* Written again since the event: left as it is until closed. */
+        it->keep = there && job_keeps(job, name);
         return it;
 }
 
-static void scan_item(scan_job *job, int dirfd, const char *name)
+static bool stopping(scan_job *job)
 {
-        ph_scanned *it = job_item(job, name);
-
-        if (!it) {
-                job->error = -ENOMEM;
-                return;
-        }
-        if (job_keeps(job, name)) {
-                /* Written again since the event: left as it is until closed. */
-                it->present = it->keep = true;
-                return;
-        }
-        scan_one(job, dirfd, name, it);
+        return atomic_load_explicit(&job->cancelled, memory_order_relaxed) || scan_cancelled(job->s);
 }
 
+/* The names of a listing, without reading a file, in name order: the
+ * registry then finds and inserts them in order, along the same path of
+ * its trees (in readdir's hash order, every look-up is a walk of cache
+ * misses). */
 static void scan_listing(scan_job *job, int dirfd)
 {
         struct dirent *de;
-        DIR *dir = fdopendir(dirfd);
+        DIR *dir = fdopendir(dup(dirfd));
+        char **names = NULL, *name;
+        size_t n = 0, cap = 0;
 
         if (!dir) {
                 job->error = -errno;
-                close(dirfd);
                 return;
         }
         errno = 0;
-        while (!job->cancelled && job->error == 0 && (de = readdir(dir))) {
+        while (!stopping(job) && job->error == 0 && (de = readdir(dir))) {
                 if (ph_scan_ignored_name(de->d_name) || de->d_type == DT_DIR)
                         continue;
                 if (de->d_type == DT_UNKNOWN) {
@@ -261,8 +289,11 @@ static void scan_listing(scan_job *job, int dirfd)
                             S_ISDIR(st.st_mode))
                                 continue;
                 }
-                scan_item(job, dirfd, de->d_name);
-                job->cancelled |= scan_cancelled(job->s);
+                if (!(name = strdup(de->d_name)) ||
+                    ph__vec_push((void **)&names, &n, &cap, sizeof(char *), &name) < 0) {
+                        free(name);
+                        job->error = -ENOMEM;
+                }
                 errno = 0;
         }
         /* A listing cut short is not a listing: applying it would remove
@@ -270,25 +301,78 @@ static void scan_listing(scan_job *job, int dirfd)
         if (errno && job->error == 0)
                 job->error = -errno;
         closedir(dir);
+        if (n > 0)
+                qsort(names, n, sizeof(char *), str_cmp);
+        if (job->error == 0 &&
+            ph__vec_reserve((void **)&job->items, &job->cap_items, n, sizeof(*job->items)) < 0)
+                job->error = -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                if (job->error == 0)
+                        job_item_take(job, names[i], true);
+                else
+                        free(names[i]);
+        free(names);
 }
 
+/* The names asked for: there (to scan) or gone. */
 static void scan_names(scan_job *job, int dirfd)
 {
-        for (size_t i = 0; i < job->n_names && !job->cancelled && job->error == 0; i++) {
+        for (size_t i = 0; i < job->n_names && !stopping(job) && job->error == 0; i++) {
                 struct stat st;
-                ph_scanned *it;
 
-                if (fstatat(dirfd, job->names[i], &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-                    !S_ISDIR(st.st_mode)) {
-                        scan_item(job, dirfd, job->names[i]);
-                } else if ((it = job_item(job, job->names[i]))) {
-                        it->present = false;    /* gone */
-                } else {
-                        job->error = -ENOMEM;
-                }
-                job->cancelled |= scan_cancelled(job->s);
+                job_item_take(job, strdup(job->names[i]),
+                              fstatat(dirfd, job->names[i], &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                                      !S_ISDIR(st.st_mode));
         }
-        close(dirfd);
+}
+
+/* The scanning threads take the items SCAN_CHUNK at a time, whoever is
+ * free next: no thread idles while another has a long slice left. */
+typedef struct scan_share {
+        scan_job *job;
+        int dirfd;
+        atomic_size_t next;
+} scan_share;
+
+static void scan_share_run(void *arg)
+{
+        scan_share *sh = arg;
+        scan_job *job = sh->job;
+        size_t from;
+
+        while (!stopping(job) &&
+               (from = atomic_fetch_add(&sh->next, SCAN_CHUNK)) < job->n_items) {
+                size_t to = from + SCAN_CHUNK < job->n_items ? from + SCAN_CHUNK : job->n_items;
+
+                for (size_t i = from; i < to; i++) {
+                        ph_scanned *it = &job->items[i];
+
+                        if (it->present && !it->keep)
+                                scan_one(job, sh->dirfd, it);
+                }
+        }
+}
+
+/* Scans the items on this thread and, for a large directory, up to
+ * SCAN_THREADS_MAX - 1 more (one per CPU, one per SCAN_THREAD_MIN items),
+ * and waits for them. A thread that cannot start is one fewer. */
+static void scan_items(scan_job *job, int dirfd)
+{
+        uv_thread_t threads[SCAN_THREADS_MAX];
+        scan_share sh = { .job = job, .dirfd = dirfd };
+        size_t n = uv_available_parallelism(), started = 0;
+
+        atomic_init(&sh.next, 0);
+        if (n > SCAN_THREADS_MAX)
+                n = SCAN_THREADS_MAX;
+        if (n > job->n_items / SCAN_THREAD_MIN)
+                n = job->n_items / SCAN_THREAD_MIN;
+        for (size_t k = 1; k < n; k++)
+                if (uv_thread_create(&threads[started], scan_share_run, &sh) == 0)
+                        started++;
+        scan_share_run(&sh);
+        for (size_t k = 0; k < started; k++)
+                uv_thread_join(&threads[k]);
 }
 
 static void scan_work_cb(uv_work_t *req)
@@ -313,20 +397,27 @@ static void scan_work_cb(uv_work_t *req)
         } else {
                 job->dir_trust[0] = '\0';
         }
+        /* Sorted once: each name is then looked up in it, not compared
+         * with every one. */
+        if (job->n_keep > 0)
+                qsort(job->keep, job->n_keep, sizeof(char *), str_cmp);
         if (job->full)
                 scan_listing(job, dirfd);
         else
                 scan_names(job, dirfd);
+        if (job->error == 0 && !stopping(job))
+                scan_items(job, dirfd);
+        close(dirfd);
+        if (stopping(job))
+                atomic_store(&job->cancelled, true);
 }
 
 /* ---- on the loop ---- */
 
 static void job_free(scan_job *job)
 {
-        for (size_t i = 0; i < job->n_items; i++) {
-                free(job->items[i].name);
-                ph_scan_clear(&job->items[i].scan);
-        }
+        for (size_t i = 0; i < job->n_items; i++)
+                ph_scanned_clear(&job->items[i]);
         free(job->items);
         strv_free(job->names, job->n_names);
         strv_free(job->keep, job->n_keep);
@@ -350,7 +441,7 @@ static void scan_after_cb(uv_work_t *req, int status)
         int error = job->error;
 
         s->running = NULL;
-        if (status < 0 || job->cancelled || s->stopped)
+        if (status < 0 || atomic_load(&job->cancelled) || s->stopped)
                 error = error ? error : -ECANCELED;
         if (error == -ENOENT || error == -ENOTDIR) {
                 /* A directory that is gone is an empty one: its plugins leave. */
@@ -411,6 +502,7 @@ static void scan_next(ph_scanner *s)
                 work_clear(w);
                 return;
         }
+        atomic_init(&job->cancelled, false);
         job->s = s;
         job->dir_index = i;
         job->max_size = PH_LOAD_MAX;

@@ -24,7 +24,8 @@
 
 struct ph_state {
         char *dir;
-        char **wanted;                  /* loaded by clients: restored at start */
+        char **wanted;                  /* loaded by clients: restored at start (sorted:
+                                         * every plugin added asks whether it is in) */
         size_t n_wanted, cap_wanted;
         json_t *quarantine;             /* name -> file identity that died in init */
 };
@@ -135,38 +136,66 @@ static int state_save_loaded(ph_state *st)
         return r;
 }
 
-static void strv_push(ph_state *st, const char *s)
+/* Where name is in the wanted set, or would go: *ret_at. */
+static bool wanted_find(const ph_state *st, const char *name, size_t *ret_at)
 {
-        char *copy = strdup(s);
+        size_t lo = 0, hi = st->n_wanted;
 
-        if (copy && ph__vec_push((void **)&st->wanted, &st->n_wanted, &st->cap_wanted,
-                                 sizeof(char *), &copy) < 0)
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                int c = strcmp(st->wanted[mid], name);
+
+                if (c == 0) {
+                        *ret_at = mid;
+                        return true;
+                }
+                if (c < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        *ret_at = lo;
+        return false;
+}
+
+/* Adds name in its place; false if it was there or without memory. */
+static bool wanted_add(ph_state *st, const char *name)
+{
+        char *copy;
+        size_t at;
+
+        if (wanted_find(st, name, &at) || !(copy = strdup(name)))
+                return false;
+        if (ph__vec_reserve((void **)&st->wanted, &st->cap_wanted, st->n_wanted + 1,
+                            sizeof(char *)) < 0) {
                 free(copy);
+                return false;
+        }
+        memmove(&st->wanted[at + 1], &st->wanted[at], (st->n_wanted - at) * sizeof(char *));
+        st->wanted[at] = copy;
+        st->n_wanted++;
+        return true;
 }
 
 void ph_state_want(ph_state *st, const char *name, bool want)
 {
-        for (size_t i = 0; i < st->n_wanted; i++)
-                if (strcmp(st->wanted[i], name) == 0) {
-                        if (!want) {
-                                free(st->wanted[i]);
-                                st->wanted[i] = st->wanted[--st->n_wanted];
-                                state_save_loaded(st);
-                        }
-                        return;
-                }
-        if (want) {
-                strv_push(st, name);
+        size_t at;
+
+        if (!want && wanted_find(st, name, &at)) {
+                free(st->wanted[at]);
+                memmove(&st->wanted[at], &st->wanted[at + 1], (st->n_wanted - at - 1) * sizeof(char *));
+                st->n_wanted--;
+                state_save_loaded(st);
+        } else if (want && wanted_add(st, name)) {
                 state_save_loaded(st);
         }
 }
 
 bool ph_state_wanted(const ph_state *st, const char *name)
 {
-        for (size_t i = 0; i < st->n_wanted; i++)
-                if (strcmp(st->wanted[i], name) == 0)
-                        return true;
-        return false;
+        size_t at;
+
+        return wanted_find(st, name, &at);
 }
 
 /* A name made by state_write's mkostemp: ".NAME.XXXXXX". */
@@ -220,7 +249,7 @@ int ph_state_open(const char *dir, ph_state **ret)
                 log_warning("state: %s has no \"loaded\" list; no plugin is restored", path);
         json_array_foreach(json_object_get(j, "loaded"), i, v)
                 if (json_is_string(v))
-                        strv_push(st, json_string_value(v));
+                        wanted_add(st, json_string_value(v));
                 else
                         log_warning("state: %s: ignoring an entry that is not a name", path);
         json_decref(j);

@@ -92,13 +92,17 @@ static void strv_clear(strv *l)
 
 void ph_watch_writing(ph_watch *w, unsigned dir_index, char ***ret_names, size_t *ret_n)
 {
-        strv copy = { 0 };
+        const strv *from = w && dir_index < w->n_dirs ? &w->dirs[dir_index].writing : NULL;
+        char **v = from && from->n ? calloc(from->n, sizeof(char *)) : NULL;
+        size_t n = 0;
 
-        if (w && dir_index < w->n_dirs)
-                for (size_t i = 0; i < w->dirs[dir_index].writing.n; i++)
-                        strv_add(&copy, w->dirs[dir_index].writing.v[i]);
-        *ret_names = copy.v;
-        *ret_n = copy.n;
+        /* Copied as they are: a set already (strv_add on each would compare
+         * every name with every other, 4096 of them at most). */
+        for (size_t i = 0; v && i < from->n; i++)
+                if ((v[n] = strdup(from->v[i])))
+                        n++;
+        *ret_names = v;
+        *ret_n = n;
 }
 
 /* Tries to watch every directory not watched yet; returns how many are

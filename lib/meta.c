@@ -344,9 +344,47 @@ static int meta_key(const char *key, json_t *v, ph_meta *m, meta_err *e)
         return meta_fail(e, "unknown key '%s' (vendor keys start with \"x-\")", meta_quote(key, q));
 }
 
-/* Strings in the result point into the jansson tree, which the ph_meta
- * keeps (priv): one tree, no copies. Takes ownership of json (size bytes
- * of text followed by a NUL) on success and on failure. */
+/* The strings move out of the tree into one block with the interfaces
+ * vector (m->interfaces is that block): a meta then needs its tree for
+ * nothing, and ph_meta_drop_tree can free it. */
+static int meta_own_strings(ph_meta *m)
+{
+        const char **fields[] = { &m->name, &m->version, &m->description, &m->license, &m->url };
+        size_t vec = (m->n_interfaces + 1) * sizeof(char *), size = vec;
+        const char **ifaces;
+        char *at;
+
+        for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+                size += *fields[i] ? strlen(*fields[i]) + 1 : 0;
+        for (size_t i = 0; i < m->n_interfaces; i++)
+                size += strlen(m->interfaces[i]) + 1;
+        ifaces = malloc(size);
+        if (!ifaces)
+                return -ENOMEM;
+        at = (char *)ifaces + vec;
+        for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+                if (*fields[i]) {
+                        size_t n = strlen(*fields[i]) + 1;
+
+                        *fields[i] = memcpy(at, *fields[i], n);
+                        at += n;
+                }
+        for (size_t i = 0; i < m->n_interfaces; i++) {
+                size_t n = strlen(m->interfaces[i]) + 1;
+
+                ifaces[i] = memcpy(at, m->interfaces[i], n);
+                at += n;
+        }
+        ifaces[m->n_interfaces] = NULL;
+        free(m->interfaces);
+        m->interfaces = ifaces;
+        return 0;
+}
+
+/* Validates on the jansson tree, then copies the strings out of it
+ * (meta_own_strings); the tree stays in priv until ph_meta_drop_tree.
+ * Takes ownership of json (size bytes of text followed by a NUL) on
+ * success and on failure. */
 int ph__meta_parse_owned(char *json, size_t size, ph_meta **ret_meta,
                          char *errbuf, size_t errbuf_size)
 {
@@ -392,8 +430,8 @@ int ph__meta_parse_owned(char *json, size_t size, ph_meta **ret_meta,
                 r = meta_fail(&e, "key 'name': required");
         if (r == 0 && !m->version)
                 r = meta_fail(&e, "key 'version': required");
-        if (r == 0 && !m->interfaces && !(m->interfaces = calloc(1, sizeof(*m->interfaces))))
-                r = -ENOMEM;
+        if (r == 0)
+                r = meta_own_strings(m);
         if (r < 0) {
                 ph_meta_free(m);
                 return r;
@@ -412,6 +450,21 @@ int ph_meta_parse(const char *json, size_t size, ph_meta **ret_meta,
         memcpy(copy, json, size);
         copy[size] = '\0';
         return ph__meta_parse_owned(copy, size, ret_meta, errbuf, errbuf_size);
+}
+
+void ph_meta_drop_tree(ph_meta *m)
+{
+        if (!m)
+                return;
+        json_decref(m->priv);
+        m->priv = NULL;
+}
+
+void *ph_meta_tree(ph_meta *m)
+{
+        if (m && !m->priv)
+                m->priv = json_loads(m->json, JSON_REJECT_DUPLICATES, NULL);
+        return m ? m->priv : NULL;
 }
 
 void ph_meta_free(ph_meta *m)

@@ -1364,6 +1364,66 @@ START_TEST(test_start_sees_plugins)
 }
 END_TEST
 
+/* A directory large enough to be scanned by every CPU at once (files are
+ * shared out past 512 per thread): each of 3,000 copies gets its verdict
+ * once, the counts and the rejected listing agree, a rescan changes
+ * nothing, and the winner's removal hands its name to the next copy. */
+#define N_MANY 3000
+
+START_TEST(test_start_many_files)
+{
+        du_daemon d;
+        char name[32], *path;
+        json_t *r;
+
+        du_init(&d);
+        add_common_plugins(&d);
+        for (int i = 0; i < N_MANY; i++) {
+                snprintf(name, sizeof(name), "many%04d.so", i);
+                du_add_plugin(&d, tu_example("upper.so"), name);
+        }
+        du_start(&d);
+        r = du_request(&d, "{\"method\":\"io.plughost.Status\"}");
+        ck_assert_int_eq(du_int(ok(r), "plugins"), N_PLUGINS);
+        /* Equal versions in one directory: the lowest path, many0000.so,
+         * wins; upper.so and the other copies are shadowed. */
+        ck_assert_int_eq(du_int(du_params(r), "rejected"), N_MANY);
+        json_decref(r);
+        r = du_request(&d, "{\"method\":\"io.plughost.List\"}");
+        ck_assert_uint_eq(json_array_size(json_object_get(ok(r), "rejected")), N_MANY);
+        ck_assert_str_eq(du_str(json_array_get(json_object_get(du_params(r), "rejected"), 0), "reason"),
+                         "shadowed");
+        json_decref(r);
+        r = du_request(&d, "{\"method\":\"io.plughost.Rescan\"}");
+        ck_assert_int_eq(du_int(ok(r), "added") + du_int(du_params(r), "changed") +
+                                 du_int(du_params(r), "removed"), 0);
+        json_decref(r);
+        r = du_request(&d, "{\"method\":\"io.plughost.Info\",\"parameters\":{\"name\":\"upper\"}}");
+        ck_assert_str_eq(du_str(ok(r), "plugin.file") + strlen(d.plugins), "/many0000.so");
+        ck_assert_str_eq(du_str(du_params(r), "metadata.name"), "upper");
+        json_decref(r);
+        path = tu_path(d.plugins, "many0000.so");
+        ck_assert_int_eq(unlink(path), 0);
+        free(path);
+        /* The watcher sees it go (a Rescan after it would find nothing). */
+        for (long long deadline = now_ms() + DU_TIMEOUT_MS;; usleep(10000)) {
+                long long rejected;
+
+                r = du_request(&d, "{\"method\":\"io.plughost.Status\"}");
+                ck_assert_int_eq(du_int(ok(r), "plugins"), N_PLUGINS);
+                rejected = du_int(du_params(r), "rejected");
+                json_decref(r);
+                if (rejected == N_MANY - 1)
+                        break;
+                ck_assert_msg(now_ms() < deadline, "still %lld rejected", rejected);
+        }
+        r = du_request(&d, "{\"method\":\"io.plughost.Info\",\"parameters\":{\"name\":\"upper\"}}");
+        ck_assert_str_eq(du_str(ok(r), "plugin.file") + strlen(d.plugins), "/many0001.so");
+        json_decref(r);
+        du_stop(&d);
+}
+END_TEST
+
 /* SIGTERM while a scan (here from SIGHUP) runs: the scan ends before the
  * registry goes, and the exit is clean. */
 START_TEST(test_stop_during_scan)
@@ -1471,6 +1531,7 @@ int main(void)
         tcase_add_test(own, test_client_never_reads);
         tcase_add_test(own, test_start_sees_plugins);
         tcase_add_test(own, test_stop_during_scan);
+        tcase_add_test(own, test_start_many_files);
         tcase_add_test(own, test_stop_busy);
         suite_add_tcase(s, own);
         return tu_run_suite(s) ? EXIT_FAILURE : EXIT_SUCCESS;

@@ -1,5 +1,6 @@
 /* Tests for lib/meta.c and lib/version.c: each metadata rule accepts what it
  * should and refuses the rest with a message naming the key. */
+#include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 #include <stdlib.h>
@@ -50,6 +51,43 @@ START_TEST(test_full_metadata)
         ck_assert(m->resident);
         ck_assert_int_eq(m->priority, -7);
         ck_assert_ptr_nonnull(strstr(m->json, "x-anything"));
+        ph_meta_free(m);
+}
+END_TEST
+
+/* A meta kept without its tree (as the daemon keeps every file's) reads
+ * the same; the tree comes back, parsed again, on demand. */
+START_TEST(test_drop_tree)
+{
+        ph_meta *m = parse_ok("{\"name\":\"kept\",\"version\":\"2.0.1\","
+                              "\"interfaces\":[\"org.example.A\",\"org.example.B\"],"
+                              "\"description\":\"d\\u00e9j\\u00e0\",\"license\":\"MIT\","
+                              "\"url\":\"https://example.org/\",\"x-v\":{\"k\":[1]}}");
+        json_t *tree;
+        char *text;
+
+        ck_assert_ptr_nonnull(m->priv);
+        ph_meta_drop_tree(m);
+        ck_assert_ptr_null(m->priv);
+        ph_meta_drop_tree(m);   /* twice is harmless */
+        ck_assert_str_eq(m->name, "kept");
+        ck_assert_str_eq(m->version, "2.0.1");
+        ck_assert_uint_eq(m->n_interfaces, 2);
+        ck_assert_str_eq(m->interfaces[0], "org.example.A");
+        ck_assert_str_eq(m->interfaces[1], "org.example.B");
+        ck_assert_ptr_null(m->interfaces[2]);
+        ck_assert_str_eq(m->description, "déjà");
+        ck_assert_str_eq(m->license, "MIT");
+        ck_assert_str_eq(m->url, "https://example.org/");
+        tree = ph_meta_tree(m);
+        ck_assert_ptr_nonnull(tree);
+        ck_assert_ptr_eq(tree, m->priv);
+        ck_assert_ptr_eq(ph_meta_tree(m), tree);        /* kept until dropped */
+        text = json_dumps(tree, JSON_COMPACT);
+        ck_assert_str_eq(text, "{\"name\":\"kept\",\"version\":\"2.0.1\",\"interfaces\":"
+                               "[\"org.example.A\",\"org.example.B\"],\"description\":\"d\u00e9j\u00e0\","
+                               "\"license\":\"MIT\",\"url\":\"https://example.org/\",\"x-v\":{\"k\":[1]}}");
+        free(text);
         ph_meta_free(m);
 }
 END_TEST
@@ -233,6 +271,7 @@ int main(void)
 
         tcase_add_test(tc, test_full_metadata);
         tcase_add_test(tc, test_minimal_defaults);
+        tcase_add_test(tc, test_drop_tree);
         tcase_add_test(tc, test_name_rule);
         tcase_add_test(tc, test_version_rule);
         tcase_add_test(tc, test_interfaces_rule);

@@ -72,10 +72,18 @@ typedef struct ph_meta {
         uint16_t abi;               /* from the note header */
         uint16_t format;
         char *json;                 /* the metadata as embedded, NUL-terminated */
-        void *priv;                 /* the parsed tree the strings live in */
+        void *priv;                 /* the parsed tree (a jansson json_t *), or NULL
+                                     * once dropped; the strings above never live in it */
 } ph_meta;
 
 void ph_meta_free(ph_meta *meta);
+
+/* The parsed tree costs about 1 KiB, the rest of a ph_meta a few hundred
+ * bytes: whoever keeps many drops it (priv becomes NULL; every other field
+ * stays as it was), and gets it back, parsed again from json, with
+ * ph_meta_tree, which returns priv (NULL only without memory). */
+void ph_meta_drop_tree(ph_meta *meta);
+void *ph_meta_tree(ph_meta *meta);
 
 /* Whether s is a valid plugin name (^[a-z0-9][a-z0-9._-]{0,63}$), and a
  * valid interface name (reverse-domain, as Varlink spells them, like

@@ -162,10 +162,11 @@ static int request_run(const ctl_request *rq, const ctl_opts *opts, int argc, ch
         }
 #define LIST(...) { __VA_ARGS__ }
 
-/* Streamed: any number of plugins, where one reply holds some 2,500. */
+/* Streamed (list, query): any number of plugins, where one reply holds
+ * some 2,500. */
 CTL_REQUEST_HOW(list, "List", 0, 0, ctl_print_list, LIST(NULL), LIST(0), true)
 CTL_REQUEST(info, "Info", 1, 1, ctl_print_info, LIST("name"), LIST(ARG_NAME))
-CTL_REQUEST(query, "Query", 1, 1, ctl_print_query, LIST("interface"), LIST(ARG_IFACE))
+CTL_REQUEST_HOW(query, "Query", 1, 1, ctl_print_query, LIST("interface"), LIST(ARG_IFACE), true)
 CTL_REQUEST(load, "Load", 1, 1, ctl_print_load, LIST("name"), LIST(ARG_NAME))
 CTL_REQUEST(unload, "Unload", 1, 1, NULL, LIST("name"), LIST(ARG_NAME))
 CTL_REQUEST(call, "Call", 2, 3, ctl_print_call, LIST("name", "method", "parameters"),

@@ -123,6 +123,7 @@ struct ph_reply {
         ph_reply_part_fn produce;       /* a reply in parts (List with "more") */
         void *part_data;
         void (*part_free)(void *data);
+        size_t part_charge;             /* what part_data holds, charged to the connection */
 };
 
 struct ph_conn {
@@ -137,6 +138,7 @@ struct ph_conn {
         ph_reply *head, *tail;
         ph_reply *stream;               /* the Monitor slot, if any (it stays to the end) */
         unsigned n_replies;
+        size_t parts_charged;           /* the part_charge of its replies */
         out_queue out;                  /* ready to be written, in order */
         size_t held, n_held;            /* done answers still in their slots */
         size_t inflight, n_inflight;    /* handed to uv_write, not yet written */
@@ -436,6 +438,8 @@ static void reply_free(ph_reply *r)
 {
         if (r->part_free)
                 r->part_free(r->part_data);
+        if (r->conn)
+                r->conn->parts_charged -= r->part_charge;
         queue_clear(&r->q);
         msg_unref(r->msg);
         free(r);
@@ -463,7 +467,7 @@ static size_t framer_bytes(const ph_conn *c)
 /* Recounts what c holds and moves the server's total by the difference. */
 static void conn_account(ph_conn *c)
 {
-        size_t base = sizeof(*c) + framer_bytes(c) + c->n_replies * sizeof(ph_reply) +
+        size_t base = sizeof(*c) + framer_bytes(c) + c->n_replies * sizeof(ph_reply) + c->parts_charged +
                       (size_t)c->writes * sizeof(write_req);
         size_t sq = c->stream ? c->stream->q.bytes : 0, sn = c->stream ? c->stream->q.n : 0;
         size_t g = base + MSG_OVERHEAD * (c->n_held + sn + c->out.n + c->n_inflight);
@@ -858,7 +862,8 @@ int ph_reply_stream(ph_reply *r, char *msg, size_t len)
         return c->closing || c->condemned ? -EPIPE : 0;
 }
 
-void ph_reply_parts(ph_reply *r, ph_reply_part_fn produce, void *data, void (*free_data)(void *))
+void ph_reply_parts(ph_reply *r, ph_reply_part_fn produce, void *data, void (*free_data)(void *),
+                    size_t charge)
 {
         if (!r || !r->conn) {
                 if (free_data)
@@ -870,6 +875,8 @@ void ph_reply_parts(ph_reply *r, ph_reply_part_fn produce, void *data, void (*fr
         r->produce = produce;
         r->part_data = data;
         r->part_free = free_data;
+        r->part_charge = charge;
+        r->conn->parts_charged += charge;
         conn_flush(r->conn);
 }
 

@@ -75,15 +75,18 @@ void ph_reply_send(ph_reply *r, char *msg, size_t len);
 /* For streams (Monitor): sends a message but keeps the slot open. Returns
  * -EPIPE when the connection is gone or cannot keep up. */
 int ph_reply_stream(ph_reply *r, char *msg, size_t len);
-/* A reply given in parts (List with "more"). produce writes the next
+/* A reply given in parts (List or Query with "more"). produce writes the next
  * part, a whole message, into *ret and returns 1 when more follow (the
  * part says "continues"), 0 for the last one, or a negative errno (the
  * connection is closed). The server asks for a part only while the reply
  * is at the head and the connection has less than a window on its way
  * out: a client that does not read gets nothing more made. free_data
- * runs once, when the reply is done or its connection goes. */
+ * runs once, when the reply is done or its connection goes. charge is
+ * what data holds (a snapshot): it counts against the connection's and
+ * the server's buffer budgets until then. */
 typedef int (*ph_reply_part_fn)(void *data, char **ret, size_t *ret_len);
-void ph_reply_parts(ph_reply *r, ph_reply_part_fn produce, void *data, void (*free_data)(void *));
+void ph_reply_parts(ph_reply *r, ph_reply_part_fn produce, void *data, void (*free_data)(void *),
+                    size_t charge);
 /* Ends the reply begun in w with ph_jw_reply_begin and completes r with
  * it: a message over the cap becomes io.plughost.ReplyTooLarge, no memory
  * io.plughost.Busy. */

@@ -43,8 +43,10 @@ const ph_method ph_methods[] = {
         },
         {
                 .name = "io.plughost.Query",
+                .flags = PH_METHOD_MORE,
                 .params = {
                         { "interface", PH_PARAM_STRING, true, INTERFACE_MAX_LEN },
+                        { "limit", PH_PARAM_INT, false, 0 },
                 },
                 .id = PH_M_QUERY,
         },

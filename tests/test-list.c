@@ -3,7 +3,9 @@
  * cursors that name nothing; a client that does not read its stream; a
  * stream while files go. Thousands of files are copies of one plugin under
  * other file names: one plugin wins the name, the others are shadowed and
- * listed as rejected, which is what makes a list long. */
+ * listed as rejected, which is what makes a list long. Query needs
+ * plugins of their own: copies of hello with the name in the note
+ * patched, all providing one interface. */
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -61,6 +63,43 @@ static void setup_small_total(void)
 static void setup_small_window(void)
 {
         setup_with("[Daemon]\nMaxBufferPerConnection=64K\n");
+}
+
+/* Plugins h0000.. h2999: hello under names of its own, all providing
+ * org.example.Greeter, all of one priority and version (so best first is
+ * name order). */
+#define N_RANKED 3000
+
+static void ranked_write(unsigned from, unsigned to)
+{
+        static const char key[] = "\"name\":\"hello\"";
+        size_t size;
+        unsigned char *img = tu_read_file(tu_example("hello.so"), &size), *at;
+
+        at = memmem(img, size, key, sizeof(key) - 1);
+        ck_assert_ptr_nonnull(at);
+        ck_assert_ptr_null(memmem(at + 1, size - (size_t)(at + 1 - img), key, sizeof(key) - 1));
+        at += strlen("\"name\":\"");
+        for (unsigned i = from; i < to; i++) {
+                char name[16], *path, *tmp;
+
+                snprintf(name, sizeof(name), "h%04u", i);
+                memcpy(at, name, 5);
+                ck_assert_int_ge(asprintf(&tmp, "%s/.%s.tmp", D.plugins, name), 0);
+                path = tu_path(D.plugins, name);
+                tu_write_file(tmp, img, size);
+                ck_assert_int_eq(rename(tmp, path), 0);
+                free(tmp);
+                free(path);
+        }
+        free(img);
+}
+
+static void setup_ranked(void)
+{
+        du_init(&D);
+        ranked_write(0, N_RANKED);
+        du_start(&D);
 }
 
 static void teardown(void)
@@ -444,6 +483,149 @@ START_TEST(test_stream_fast_reader)
 }
 END_TEST
 
+/* The plugins of a Query stream, read to its end, in order. */
+static json_t *query_stream(du_conn *c)
+{
+        json_t *all = json_array(), *r;
+
+        for (;;) {
+                r = du_recv(c);
+                ck_assert_ptr_nonnull(r);
+                ck_assert_msg(du_error(r) == NULL, "stream error: %s", du_error(r));
+                ck_assert(json_is_array(json_object_get(du_params(r), "plugins")));
+                ck_assert_int_eq(json_array_extend(all, json_object_get(du_params(r), "plugins")), 0);
+                if (!json_is_true(json_object_get(r, "continues"))) {
+                        json_decref(r);
+                        return all;
+                }
+                json_decref(r);
+        }
+}
+
+/* Best first, none twice: here, names ascending. */
+static void ranked_check(json_t *plugins)
+{
+        const char *prev = "";
+        json_t *e;
+        size_t i;
+
+        json_array_foreach(plugins, i, e) {
+                ck_assert_msg(strcmp(prev, du_str(e, "name")) < 0, "%s then %s", prev, du_str(e, "name"));
+                prev = du_str(e, "name");
+        }
+}
+
+/* More plugins than one message holds: plain is ReplyTooLarge, saying
+ * how to ask; streamed gives them all, best first. */
+START_TEST(test_query_stream)
+{
+        du_conn *c = du_connect(&D);
+        json_t *r, *all;
+
+        r = du_request(&D, "{\"method\":\"io.plughost.Query\",\"parameters\":"
+                           "{\"interface\":\"org.example.Greeter\"}}");
+        ck_assert_ptr_nonnull(strstr(du_str(du_params(r), "message"), "\"more\""));
+        du_assert_error(&D, r, "io.plughost.ReplyTooLarge");
+        du_send(c, "{\"method\":\"io.plughost.Query\",\"more\":true,\"parameters\":"
+                   "{\"interface\":\"org.example.Greeter\"}}");
+        all = query_stream(c);
+        ck_assert_uint_eq(json_array_size(all), N_RANKED);
+        ranked_check(all);
+        ck_assert_str_eq(du_str(json_array_get(all, 0), "name"), "h0000");
+        json_decref(all);
+        du_close(c);
+}
+END_TEST
+
+/* limit: the best ones, plain or streamed; below 1 is refused. */
+START_TEST(test_query_limit)
+{
+        du_conn *c = du_connect(&D);
+        json_t *r, *plugins;
+
+        r = du_request(&D, "{\"method\":\"io.plughost.Query\",\"parameters\":"
+                           "{\"interface\":\"org.example.Greeter\",\"limit\":3}}");
+        ck_assert_ptr_null(du_error(r));
+        plugins = json_object_get(du_params(r), "plugins");
+        ck_assert_uint_eq(json_array_size(plugins), 3);
+        ck_assert_str_eq(du_str(json_array_get(plugins, 2), "name"), "h0002");
+        json_decref(r);
+        du_send(c, "{\"method\":\"io.plughost.Query\",\"more\":true,\"parameters\":"
+                   "{\"interface\":\"org.example.Greeter\",\"limit\":100}}");
+        plugins = query_stream(c);
+        ck_assert_uint_eq(json_array_size(plugins), 100);
+        ranked_check(plugins);
+        json_decref(plugins);
+        du_close(c);
+        r = du_request(&D, "{\"method\":\"io.plughost.Query\",\"parameters\":"
+                           "{\"interface\":\"org.example.Greeter\",\"limit\":0}}");
+        du_assert_error(&D, r, "org.varlink.service.InvalidParameter");
+        r = du_request(&D, "{\"method\":\"io.plughost.Query\",\"more\":true,\"parameters\":"
+                           "{\"interface\":\"org.example.Nothing\"}}");
+        ck_assert_ptr_null(du_error(r));
+        ck_assert_uint_eq(json_array_size(json_object_get(du_params(r), "plugins")), 0);
+        ck_assert(!json_is_true(json_object_get(r, "continues")));
+        json_decref(r);
+}
+END_TEST
+
+/* plughostctl query streams: all of them, where one reply would not do. */
+START_TEST(test_ctl_query)
+{
+        const char *b = getenv("PH_BUILDDIR");
+        char ctl[4096], *out = NULL;
+        char *const argv[] = { ctl, "--json", "-s", D.socket, "query", "org.example.Greeter", NULL };
+        json_t *j;
+
+        ck_assert_ptr_nonnull(b);
+        snprintf(ctl, sizeof(ctl), "%s/plughostctl", b);
+        ck_assert_int_eq(tu_run(argv, &out), 0);
+        j = json_loads(out, 0, NULL);
+        ck_assert_ptr_nonnull(j);
+        ck_assert_uint_eq(json_array_size(json_object_get(j, "plugins")), N_RANKED);
+        json_decref(j);
+        free(out);
+}
+END_TEST
+
+/* Plugins go while a stream is under way: those gone by their part are
+ * left out; the rest come in order, none twice, and the stream ends.
+ * Last in its case: it removes files. */
+START_TEST(test_query_stream_while_files_go)
+{
+        du_conn *c = du_connect(&D);
+        json_t *r, *all;
+
+        du_send(c, "{\"method\":\"io.plughost.Query\",\"more\":true,\"parameters\":"
+                   "{\"interface\":\"org.example.Greeter\"}}");
+        r = du_recv(c);
+        ck_assert_ptr_nonnull(r);
+        ck_assert(json_is_true(json_object_get(r, "continues")));
+        all = json_array();
+        ck_assert_int_eq(json_array_extend(all, json_object_get(du_params(r), "plugins")), 0);
+        json_decref(r);
+        for (unsigned i = 1; i < N_RANKED; i += 2) {
+                char name[16], *path;
+
+                snprintf(name, sizeof(name), "h%04u", i);
+                path = tu_path(D.plugins, name);
+                ck_assert_int_eq(unlink(path), 0);
+                free(path);
+        }
+        r = du_request(&D, "{\"method\":\"io.plughost.Rescan\"}");
+        ck_assert_ptr_null(du_error(r));
+        json_decref(r);
+        r = query_stream(c);
+        ck_assert_int_eq(json_array_extend(all, r), 0);
+        json_decref(r);
+        ranked_check(all);
+        ck_assert_uint_lt(json_array_size(all), N_RANKED);
+        ck_assert_uint_ge(json_array_size(all), N_RANKED / 2);
+        json_decref(all);
+        du_close(c);
+}
+END_TEST
+
 int main(void)
 {
         Suite *s = suite_create("list");
@@ -476,6 +658,17 @@ int main(void)
                 tcase_set_timeout(win, 120);
                 tcase_add_test(win, test_stream_fast_reader);
                 suite_add_tcase(s, win);
+        }
+        {
+                TCase *q = tcase_create("query");
+
+                tcase_add_unchecked_fixture(q, setup_ranked, teardown);
+                tcase_set_timeout(q, 300);
+                tcase_add_test(q, test_query_stream);
+                tcase_add_test(q, test_query_limit);
+                tcase_add_test(q, test_ctl_query);
+                tcase_add_test(q, test_query_stream_while_files_go);
+                suite_add_tcase(s, q);
         }
 
         return tu_run_suite(s) ? EXIT_FAILURE : EXIT_SUCCESS;

@@ -80,6 +80,13 @@
 #define LIST_LIMIT 1000u
 #define LIST_FRAME_MAX (8u * 1024u * 1024u)
 #define LIST_TIMEOUT_MS 30000u          /* each way of listing, in all */
+/* Query of the interface all of them provide: streamed, and the best one. */
+#define QUERY_STREAM                                                                            \
+        "{\"method\":\"io.plughost.Query\",\"more\":true,\"parameters\":"                        \
+        "{\"interface\":\"org.example.Bench\"}}"
+#define QUERY_BEST                                                                              \
+        "{\"method\":\"io.plughost.Query\",\"parameters\":"                                    \
+        "{\"interface\":\"org.example.Bench\",\"limit\":1}}"
 
 /* A request, and how to tell its answers apart and good from bad. */
 struct proto {
@@ -1794,6 +1801,7 @@ struct list_way {
 struct list_figures {
         unsigned expect;
         struct list_way stream, paged, whole;
+        struct list_way query_stream, query_best;       /* Query: streamed, limit 1 */
         struct proc_mem mem_after;      /* of the daemon, after the three */
 };
 
@@ -1912,9 +1920,8 @@ static json_t *way_reply(struct list_way *w, struct frames *fr, uint64_t deadlin
 
 /* {"more":true}: replies with "continues" until the last. One reply
  * without it, or an error, is a daemon that does not stream List. */
-static void list_streamed(const char *sock, unsigned expect, struct list_way *w)
+static void list_streamed(const char *sock, const char *request, unsigned expect, struct list_way *w)
 {
-        static const char request[] = "{\"method\":\"io.plughost.List\",\"more\":true}";
         uint64_t t0 = bu_now_ns(), deadline = t0 + LIST_TIMEOUT_MS * 1000000ull;
         struct frames fr = { .fd = sock_connect(sock) };
         bool last = false;
@@ -1922,7 +1929,7 @@ static void list_streamed(const char *sock, unsigned expect, struct list_way *w)
 
         if (fr.fd < 0)
                 die("connecting for List", fr.fd);
-        if ((r = send_all(fr.fd, request, sizeof(request), deadline)) < 0)
+        if ((r = send_all(fr.fd, request, strlen(request) + 1, deadline)) < 0)
                 snprintf(w->why, sizeof(w->why), "sending: %s", strerror(-r));
         while (r == 0 && !last) {
                 json_t *root;
@@ -2013,9 +2020,8 @@ static void list_paged(const char *sock, unsigned expect, struct list_way *w)
 }
 
 /* No more, no limit: at 100,000 the daemon answers ReplyTooLarge. */
-static void list_whole(const char *sock, struct list_way *w)
+static void list_whole(const char *sock, const char *request, struct list_way *w)
 {
-        static const char request[] = "{\"method\":\"io.plughost.List\"}";
         uint64_t t0 = bu_now_ns(), deadline = t0 + LIST_TIMEOUT_MS * 1000000ull;
         struct frames fr = { .fd = sock_connect(sock) };
         json_t *root = NULL;
@@ -2023,7 +2029,7 @@ static void list_whole(const char *sock, struct list_way *w)
 
         if (fr.fd < 0)
                 die("connecting for List", fr.fd);
-        if ((r = send_all(fr.fd, request, sizeof(request), deadline)) < 0)
+        if ((r = send_all(fr.fd, request, strlen(request) + 1, deadline)) < 0)
                 snprintf(w->why, sizeof(w->why), "sending: %s", strerror(-r));
         else if (way_reply(w, &fr, deadline, &root))
                 w->supported = true;
@@ -2037,12 +2043,16 @@ static void list_whole(const char *sock, struct list_way *w)
 static void list_measure(const char *sock, unsigned expect, pid_t pid, struct list_figures *lf)
 {
         lf->expect = expect;
-        list_streamed(sock, expect, &lf->stream);
+        list_streamed(sock, "{\"method\":\"io.plughost.List\",\"more\":true}", expect, &lf->stream);
         servers_check("List, streamed");
         list_paged(sock, expect, &lf->paged);
         servers_check("List, paged");
-        list_whole(sock, &lf->whole);
+        list_whole(sock, "{\"method\":\"io.plughost.List\"}", &lf->whole);
         servers_check("List, whole");
+        list_streamed(sock, QUERY_STREAM, expect, &lf->query_stream);
+        servers_check("Query, streamed");
+        list_whole(sock, QUERY_BEST, &lf->query_best);
+        servers_check("Query, limit 1");
         proc_mem_read(pid, &lf->mem_after);
 }
 
@@ -2093,7 +2103,17 @@ static void print_list(const struct list_figures *lf)
                        lf->whole.plugins, lf->whole.largest, lf->whole.ms);
         else
                 printf("      in %.1f ms:\n      %s\n", lf->whole.ms, lf->whole.why);
-        printf("   plughostd after the three: VmRSS %ld KiB, VmHWM %ld KiB\n", lf->mem_after.rss_kib,
+        printf("   Query streamed: %s, replies with \"continues\"; all %u\n"
+               "   plugins provide the interface, of one priority and version: name order\n",
+               QUERY_STREAM, lf->expect);
+        way_print(&lf->query_stream, lf->expect, true);
+        printf("   Query, the best one: %s\n", QUERY_BEST);
+        if (lf->query_best.supported)
+                printf("      %lu plugin in one reply of %zu bytes, %.1f ms\n", lf->query_best.plugins,
+                       lf->query_best.largest, lf->query_best.ms);
+        else
+                printf("      in %.1f ms:\n      %s\n", lf->query_best.ms, lf->query_best.why);
+        printf("   plughostd after these: VmRSS %ld KiB, VmHWM %ld KiB\n", lf->mem_after.rss_kib,
                lf->mem_after.hwm_kib);
 
         snprintf(target, sizeof(target), "%u, none twice", lf->expect);
@@ -2110,6 +2130,16 @@ static void print_list(const struct list_figures *lf)
                 snprintf(figure, sizeof(figure), "%s", lf->paged.refused ? "not supported" : "failed");
         summary_add("List paged by 1000: plugins, total time", target,
                     bu_met(way_ok(&lf->paged, lf->expect, true)), "%s", figure);
+        if (lf->query_stream.supported)
+                snprintf(figure, sizeof(figure), "%lu, %.0f ms", lf->query_stream.plugins,
+                         lf->query_stream.ms);
+        else
+                snprintf(figure, sizeof(figure), "%s", lf->query_stream.refused ? "not supported" : "failed");
+        summary_add("Query streamed: plugins, time to the last reply", target,
+                    bu_met(way_ok(&lf->query_stream, lf->expect, true)), "%s", figure);
+        snprintf(figure, sizeof(figure), "%lu, %.0f ms", lf->query_best.plugins, lf->query_best.ms);
+        summary_add("Query limit 1: plugins, time", "1", bu_met(lf->query_best.supported &&
+                                                                lf->query_best.plugins == 1), "%s", figure);
 }
 
 /* ---- 4: the runs, and their report ------------------------------------------------------------ */

@@ -434,6 +434,14 @@ static void queue_clear(out_queue *q)
                 msg_unref(m);
 }
 
+/* An operation still owes r its answer, and frees it when it comes if
+ * the connection has gone by then (ph_reply_send). Every other reply
+ * (done, a stream, one made in parts) belongs to its connection. */
+static bool reply_awaited(const ph_reply *r)
+{
+        return !r->done && !r->stream && !r->produce;
+}
+
 static void reply_free(ph_reply *r)
 {
         if (r->part_free)
@@ -1004,10 +1012,10 @@ static void conn_condemn(ph_conn *c, const char *reason, const char *fmt, ...)
         for (r = c->head; r; r = next) {
                 next = r->next;
                 r->next = NULL;
-                if (r->done || r->stream)
-                        reply_free(r);
-                else
+                if (reply_awaited(r))
                         r->conn = NULL;
+                else
+                        reply_free(r);
         }
         c->head = c->tail = c->stream = NULL;
         c->n_replies = 0;
@@ -1334,7 +1342,7 @@ static void conn_close(ph_conn *c)
         for (r = c->head; r; r = next) {
                 next = r->next;
                 r->next = NULL;
-                if (r->done || r->stream || r->produce) {
+                if (!reply_awaited(r)) {
                         *keep = r;
                         keep = &r->next;
                         c->tail = r;
@@ -1759,7 +1767,7 @@ void ph_server_stop(ph_server *s)
                 next = c->next;
                 bool busy = false;
                 for (ph_reply *r = c->head; r; r = r->next)
-                        busy |= !r->done && !r->stream;
+                        busy |= reply_awaited(r);
                 if (!busy)
                         conn_close(c);
         }

@@ -326,6 +326,29 @@ static int query_order(const void *a, const void *b)
         return c ? c : strcmp(x->name, y->name);
 }
 
+/* Up to this limit, the best are picked in one pass, not sorted from all. */
+#define QUERY_SELECT_MAX 64
+
+/* Moves the best k of found[0..n) to its front, in order, in one pass
+ * (k is small: a client wants the first few). In place: the first i
+ * slots are never past the one being read. */
+static void query_best(ph_plugin **found, size_t n, size_t k)
+{
+        size_t have = 0;
+
+        for (size_t i = 0; i < n; i++) {
+                ph_plugin *p = found[i];
+                size_t j;
+
+                if (have == k && query_order(&p, &found[k - 1]) >= 0)
+                        continue;
+                j = have < k ? have++ : k - 1;
+                for (; j > 0 && query_order(&p, &found[j - 1]) < 0; j--)
+                        found[j] = found[j - 1];
+                found[j] = p;
+        }
+}
+
 /* The plugins providing iface, best first, at most limit (-1: all). */
 static int query_find(ph_daemon *d, const char *iface, long long limit, ph_plugin ***ret, size_t *ret_n)
 {
@@ -338,10 +361,14 @@ static int query_find(ph_daemon *d, const char *iface, long long limit, ph_plugi
                         free(found);
                         return -ENOMEM;
                 }
-        if (n > 0)              /* found is NULL then: qsort(NULL, 0) is undefined */
-                qsort(found, n, sizeof(*found), query_order);
-        if (limit >= 0 && (size_t)limit < n)
+        if (limit >= 0 && (size_t)limit < n && limit <= QUERY_SELECT_MAX) {
+                query_best(found, n, (size_t)limit);
                 n = (size_t)limit;
+        } else if (n > 0) {     /* found is NULL then: qsort(NULL, 0) is undefined */
+                qsort(found, n, sizeof(*found), query_order);
+                if (limit >= 0 && (size_t)limit < n)
+                        n = (size_t)limit;
+        }
         *ret = found;
         *ret_n = n;
         return 0;

@@ -66,25 +66,30 @@ static void setup_small_window(void)
 }
 
 /* Plugins h0000.. h2999: hello under names of its own, all providing
- * org.example.Greeter, all of one priority and version (so best first is
- * name order). */
+ * org.example.Greeter, of one priority; one in seven (h0003, h0010, ...)
+ * is version 1.0.1, the others 1.0.0. Best first: the 1.0.1s by name,
+ * then the 1.0.0s by name. */
 #define N_RANKED 3000
 
 static void ranked_write(unsigned from, unsigned to)
 {
-        static const char key[] = "\"name\":\"hello\"";
+        static const char key[] = "\"name\":\"hello\"", vkey[] = "\"version\":\"1.0.0\"";
         size_t size;
-        unsigned char *img = tu_read_file(tu_example("hello.so"), &size), *at;
+        unsigned char *img = tu_read_file(tu_example("hello.so"), &size), *at, *ver;
 
         at = memmem(img, size, key, sizeof(key) - 1);
         ck_assert_ptr_nonnull(at);
         ck_assert_ptr_null(memmem(at + 1, size - (size_t)(at + 1 - img), key, sizeof(key) - 1));
         at += strlen("\"name\":\"");
+        ver = memmem(img, size, vkey, sizeof(vkey) - 1);
+        ck_assert_ptr_nonnull(ver);
+        ver += sizeof(vkey) - 3;        /* the last digit */
         for (unsigned i = from; i < to; i++) {
                 char name[16], *path, *tmp;
 
                 snprintf(name, sizeof(name), "h%04u", i);
                 memcpy(at, name, 5);
+                *ver = i % 7 == 3 ? '1' : '0';
                 ck_assert_int_ge(asprintf(&tmp, "%s/.%s.tmp", D.plugins, name), 0);
                 path = tu_path(D.plugins, name);
                 tu_write_file(tmp, img, size);
@@ -502,16 +507,24 @@ static json_t *query_stream(du_conn *c)
         }
 }
 
-/* Best first, none twice: here, names ascending. */
+/* Best first, none twice: the 1.0.1s, then the 1.0.0s, each by name. */
 static void ranked_check(json_t *plugins)
 {
-        const char *prev = "";
+        const char *prev = "", *prev_version = "1.0.1";
         json_t *e;
         size_t i;
 
         json_array_foreach(plugins, i, e) {
-                ck_assert_msg(strcmp(prev, du_str(e, "name")) < 0, "%s then %s", prev, du_str(e, "name"));
-                prev = du_str(e, "name");
+                const char *name = du_str(e, "name"), *version = du_str(e, "version");
+
+                if (strcmp(version, prev_version) != 0) {
+                        ck_assert_str_eq(version, "1.0.0");
+                        ck_assert_str_eq(prev_version, "1.0.1");
+                        prev_version = version;
+                        prev = "";
+                }
+                ck_assert_msg(strcmp(prev, name) < 0, "%s then %s", prev, name);
+                prev = name;
         }
 }
 
@@ -531,7 +544,8 @@ START_TEST(test_query_stream)
         all = query_stream(c);
         ck_assert_uint_eq(json_array_size(all), N_RANKED);
         ranked_check(all);
-        ck_assert_str_eq(du_str(json_array_get(all, 0), "name"), "h0000");
+        ck_assert_str_eq(du_str(json_array_get(all, 0), "name"), "h0003");
+        ck_assert_str_eq(du_str(json_array_get(all, (N_RANKED + 3) / 7), "name"), "h0000");
         json_decref(all);
         du_close(c);
 }
@@ -541,14 +555,34 @@ END_TEST
 START_TEST(test_query_limit)
 {
         du_conn *c = du_connect(&D);
-        json_t *r, *plugins;
+        json_t *r, *r2, *plugins;
 
         r = du_request(&D, "{\"method\":\"io.plughost.Query\",\"parameters\":"
                            "{\"interface\":\"org.example.Greeter\",\"limit\":3}}");
         ck_assert_ptr_null(du_error(r));
         plugins = json_object_get(du_params(r), "plugins");
         ck_assert_uint_eq(json_array_size(plugins), 3);
-        ck_assert_str_eq(du_str(json_array_get(plugins, 2), "name"), "h0002");
+        ck_assert_str_eq(du_str(json_array_get(plugins, 0), "name"), "h0003");
+        ck_assert_str_eq(du_str(json_array_get(plugins, 2), "name"), "h0017");
+        json_decref(r);
+        /* The best 64 (picked in one pass) are the first 64 of the best
+         * 500 (sorted; past the 429 1.0.1s). */
+        r = du_request(&D, "{\"method\":\"io.plughost.Query\",\"parameters\":"
+                           "{\"interface\":\"org.example.Greeter\",\"limit\":64}}");
+        ck_assert_ptr_null(du_error(r));
+        r2 = du_request(&D, "{\"method\":\"io.plughost.Query\",\"parameters\":"
+                            "{\"interface\":\"org.example.Greeter\",\"limit\":500}}");
+        ck_assert_ptr_null(du_error(r2));
+        plugins = json_object_get(du_params(r2), "plugins");
+        ck_assert_uint_eq(json_array_size(plugins), 500);
+        ranked_check(plugins);
+        ck_assert_str_eq(du_str(json_array_get(plugins, 429), "name"), "h0000");
+        plugins = json_object_get(du_params(r), "plugins");
+        ck_assert_uint_eq(json_array_size(plugins), 64);
+        for (size_t i = 0; i < 64; i++)
+                ck_assert_str_eq(du_str(json_array_get(plugins, i), "name"),
+                                 du_str(json_array_get(json_object_get(du_params(r2), "plugins"), i), "name"));
+        json_decref(r2);
         json_decref(r);
         du_send(c, "{\"method\":\"io.plughost.Query\",\"more\":true,\"parameters\":"
                    "{\"interface\":\"org.example.Greeter\",\"limit\":100}}");

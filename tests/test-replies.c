@@ -523,7 +523,8 @@ END_TEST
 
 /* Loaded in-process and in a worker, failed with a rude message, a newer
  * file beside a loaded one (loading, then failed: a file that changes
- * under a loaded plugin is loaded at once), and unloaded again. */
+ * under a loaded plugin is loaded at once; then another, loading while
+ * the failure is told, then serving), and unloaded again. */
 START_TEST(test_reads_every_state)
 {
         char *behave2 = fixture_build("behave-v2.so");
@@ -540,7 +541,6 @@ START_TEST(test_reads_every_state)
         /* v2's init waits for "go", then fails without "allow". */
         touch("go", false);
         put(H.plugins, "behave.so", behave2);
-        free(behave2);
         ip_rescan(&H);
         ip_pump(&H, 50);
         ck_assert_ptr_nonnull(plugin("behave")->life->serving);
@@ -555,9 +555,26 @@ START_TEST(test_reads_every_state)
         check_reads();
         load("behave", false);          /* its new file failed: refused at once */
 
+        /* A third file while the failure is still told, loading, then
+         * serving: what is shown of behave is rendered again. */
+        touch("go", false);
+        put(H.plugins, "behave.so", behave2);
+        ip_rescan(&H);
+        ip_pump(&H, 50);
+        ck_assert_ptr_nonnull(plugin("behave")->life->load);
+        ck_assert_ptr_nonnull(plugin("behave")->life->error);
+        check_reads();
+        touch("allow", true);
+        touch("go", true);
+        for (int i = 0; i < 2000 && plugin("behave")->life->load; i++)
+                ip_pump(&H, 10);
+        ck_assert_uint_eq(plugin("behave")->life->serving->generation, plugin("behave")->file->generation);
+        check_reads();
+
         unload("counter");
         unload("upper");
         check_reads();
+        free(behave2);
 }
 END_TEST
 

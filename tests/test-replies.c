@@ -5,14 +5,15 @@
  *
  * The daemon's modules run in this process (daemon-inproc.c) on real
  * plugin files: the bundled examples and fixtures in every state a
- * plugin can show (discovered, loaded in-process and in a worker, failed,
- * a new file pending, loading or failed beside a loaded one), refused and
- * shadowed files, a directory and file names with control characters and
- * bytes that are not UTF-8, a description full of escapes. Replies are
- * read from the socket, as a client reads them; the oracle is built from
- * the same state as the request is dispatched. Monitor events are caught
- * as the daemon emits them (ld --wrap=ph_event_emit) and compared with
- * what arrives on the stream.
+ * plugin can show (discovered, loaded in-process and in a worker, a
+ * worker that crashed and was started again, failed, a new file pending,
+ * loading or failed beside a loaded one), refused and shadowed files, a
+ * directory and file names with control characters and bytes that are
+ * not UTF-8, a description full of escapes. Replies are read from the
+ * socket, as a client reads them; the oracle is built from the same state
+ * as the request is dispatched. Monitor events are caught as the daemon
+ * emits them (ld --wrap=ph_event_emit) and compared with what arrives on
+ * the stream.
  *
  * Intended changes, normalised explicitly here (never in the oracle):
  * - Call: the plugin's result is spliced as the plugin wrote it, where
@@ -267,11 +268,13 @@ static char *fixture_build(const char *name)
 static void setup(void)
 {
         char *conf, *path, *behave1 = fixture_build("behave-v1.so"), *second = fixture_build("second-v1.so");
+        char *fault = fixture_build("fault-v1.so");
 
         ip_init(&H);
         ck_assert_int_ge(asprintf(&conf,
                                   "[Daemon]\nWorkerPath=%s/plughost-worker\n"
                                   "[Plugin upper]\nIsolation=process\n"
+                                  "[Plugin fault]\nIsolation=process\n"
                                   "[Plugin second]\nConfig={\"initFail\":true,\"initFailRude\":true}\n"
                                   "[Plugin behave]\nConfig={\"initWaitFile\":\"%s/go\","
                                   "\"initRequireFile\":\"%s/allow\"}\n",
@@ -284,6 +287,7 @@ static void setup(void)
         put(H.plugins, "counter.so", tu_example("counter.so"));
         put(H.plugins, "behave.so", behave1);
         put(H.plugins, "second.so", second);
+        put(H.plugins, "fault.so", fault);
         put(H.plugins, "bad-name.so", tu_fixture("bad-name.so"));
         put(H.plugins, "no-note.so", tu_fixture("no-note.so"));
         path = tu_path(H.plugins, ODD_JUNK);
@@ -296,6 +300,7 @@ static void setup(void)
         touch("allow", true);
         free(behave1);
         free(second);
+        free(fault);
         ip_start(&H, dispatch);
         ip_clock_freeze(true);
 }
@@ -648,6 +653,18 @@ START_TEST(test_call)
 }
 END_TEST
 
+/* A worker that faulted and was started again: its counters and its
+ * last fault in every plugin object, the crash as an error. */
+START_TEST(test_worker_fault)
+{
+        load("fault", true);
+        check_call("fault", "Segv", "{}");
+        check_reads();
+        ck_assert(check_call("fault", "Echo", "{\"after\":\"the crash\"}"));
+        check_reads();
+}
+END_TEST
+
 /* Call's reply from texts a plugin may write: the writer's function
  * against the old parse and dump. */
 START_TEST(test_call_reply_texts)
@@ -940,6 +957,7 @@ static Suite *replies_suite(void)
         tcase_add_test(tc, test_reads_discovered);
         tcase_add_test(tc, test_reads_every_state);
         tcase_add_test(tc, test_call);
+        tcase_add_test(tc, test_worker_fault);
         tcase_add_test(tc, test_monitor);
         tcase_add_test(tc, test_errors);
         suite_add_tcase(s, tc);

@@ -918,6 +918,28 @@ START_TEST(test_envelope)
 }
 END_TEST
 
+/* The replies still built as trees, through the envelope: each is the
+ * old dump of the tree the method builds (acf1a73^:daemon/methods.c). */
+START_TEST(test_tree_replies)
+{
+        char *got;
+
+        got = ip_request(&H, "{\"method\":\"org.varlink.service.GetInfo\"}");
+        same_as_old("GetInfo", got, ph_varlink_get_info(PACKAGE_VERSION));
+        free(got);
+        /* The interface's text: newlines, quotes, every escape it has. */
+        got = ip_request(&H, "{\"method\":\"org.varlink.service.GetInterfaceDescription\","
+                             "\"parameters\":{\"interface\":\"io.plughost\"}}");
+        same_as_old("GetInterfaceDescription", got,
+                    json_pack("{s:s}", "description", ph_varlink_interface_description("io.plughost")));
+        free(got);
+        got = ip_request(&H, "{\"method\":\"io.plughost.Rescan\"}");
+        same_as_old("Rescan", got, json_pack("{s:i, s:i, s:i}", "added", 0, "changed", 0, "removed", 0));
+        free(got);
+        unload("hello");
+}
+END_TEST
+
 /* Errors the daemon answers with, as they reach a client: each is what
  * the old ph_varlink_error wrote for its name and parameters. */
 START_TEST(test_errors)
@@ -960,6 +982,7 @@ static Suite *replies_suite(void)
         tcase_add_test(tc, test_worker_fault);
         tcase_add_test(tc, test_monitor);
         tcase_add_test(tc, test_errors);
+        tcase_add_test(tc, test_tree_replies);
         suite_add_tcase(s, tc);
         tc = tcase_create("direct");
         tcase_add_test(tc, test_call_reply_texts);

@@ -90,18 +90,10 @@ static void event_member(ph_jw *w, const char *key, const char *text)
         }
 }
 
-void ph_event_emit(struct ph_server *srv, const ph_event *e)
+int ph__event_message(const ph_event *e, char **ret, size_t *ret_len)
 {
-        char *msg;
-        size_t len;
         ph_jw w;
 
-        if (!e->unlogged)
-                event_log(e);
-        /* Written once, for every subscriber, and only when there is one
-         * (the first scan runs before anyone can subscribe). */
-        if (!srv || !ph_server_monitors(srv))
-                return;
         ph_jw_init(&w, PH_VARLINK_MESSAGE_MAX);
         ph_jw_reply_begin(&w);
         ph_jw_key(&w, "event");
@@ -118,6 +110,20 @@ void ph_event_emit(struct ph_server *srv, const ph_event *e)
         event_member(&w, "message", e->message);
         event_member(&w, "fix", e->fix);
         ph_jw_object_close(&w);
-        if (ph_jw_message_end(&w, true, &msg, &len) == 0)
+        return ph_jw_message_end(&w, true, ret, ret_len);
+}
+
+void ph_event_emit(struct ph_server *srv, const ph_event *e)
+{
+        char *msg;
+        size_t len;
+
+        if (!e->unlogged)
+                event_log(e);
+        /* Written once, for every subscriber, and only when there is one
+         * (the first scan runs before anyone can subscribe). */
+        if (!srv || !ph_server_monitors(srv))
+                return;
+        if (ph__event_message(e, &msg, &len) == 0)
                 ph_server_broadcast(srv, msg, len);
 }

@@ -4,6 +4,7 @@
 #define PH_EVENTS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 typedef enum ph_event_kind {
@@ -40,6 +41,11 @@ struct ph_server;
  * Monitor stream of srv (may be NULL; with no client connected, no event
  * is built). */
 void ph_event_emit(struct ph_server *srv, const ph_event *ev);
+
+/* The Monitor message for ev, as ph_event_emit sends it: 0 and the
+ * NUL-terminated text (*ret_len counts the NUL), or a negative errno. For
+ * ph_event_emit and tests/test-replies.c. */
+int ph__event_message(const ph_event *ev, char **ret, size_t *ret_len);
 
 /* What to do about a file refused for reason (ph_file_reason_name's
  * words), or NULL. */

@@ -235,18 +235,22 @@ static ph_jw *plugin_reply(ph_jw *jw, ph_daemon *d, ph_plugin *p)
         return jw;
 }
 
-/* {"result": the plugin's text as it wrote it, or null}. */
+void ph__life_result_reply(ph_jw *jw, const char *result, size_t size)
+{
+        ph_jw_init(jw, PH_VARLINK_MESSAGE_MAX);
+        ph_jw_reply_begin(jw);
+        ph_jw_key(jw, "result");
+        if (result)
+                ph_jw_raw(jw, result, size);
+        else
+                ph_jw_null(jw);
+}
+
 static void waiter_result(ph_waiter *w, const ph_op *op)
 {
         ph_jw jw;
 
-        ph_jw_init(&jw, PH_VARLINK_MESSAGE_MAX);
-        ph_jw_reply_begin(&jw);
-        ph_jw_key(&jw, "result");
-        if (op->result)
-                ph_jw_raw(&jw, op->result, op->result_size);
-        else
-                ph_jw_null(&jw);
+        ph__life_result_reply(&jw, op->result, op->result_size);
         ph_waiter_ok_jw(w, &jw);
 }
 

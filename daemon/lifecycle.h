@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "jw.h"
 #include "ops.h"
 #include "registry.h"
 #include "server.h"
@@ -116,6 +117,11 @@ void ph_life_shutdown(struct ph_daemon *d);
  * else its file's. */
 const ph_meta *ph_life_meta(const ph_plugin *p);
 size_t ph_life_loaded_count(const struct ph_daemon *d);
+
+/* Call's reply, begun in jw (for ph_reply_jw): {"result": the plugin's
+ * text as it wrote it (size bytes, checked by ops.c), or null for a NULL
+ * result}. For waiter_result and tests/test-replies.c. */
+void ph__life_result_reply(ph_jw *jw, const char *result, size_t size);
 
 /* Finalising retired instances (the cache's garbage hook; any thread). */
 void ph_life_garbage_cb(void *userdata);

@@ -36,6 +36,7 @@ typedef struct ph_daemon {
         ph_scanner *scanner;
         ph_watch *watch;
         ph_state *state;
+        struct ph_rank_index *ranks;    /* Query's index (listing.c) */
         struct ph_ratelimit *rl_denied; /* PermissionDenied log lines */
         struct ph_ratelimit *rl_rejected; /* refused-file log lines, by owner */
         uint64_t started_ms;

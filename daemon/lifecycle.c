@@ -447,6 +447,7 @@ static void load_done(ph_op *op)
                                 count_unload(d, l);     /* the older version drains */
                         serving_retire(l->serving);
                         l->serving = srv;
+                        ph_registry_touch(d->reg);      /* its metadata is the instance's now */
                         l->counters.loads++;
                         d->counters.loads++;
                         if (op->generation == p->file->generation) {
@@ -734,6 +735,7 @@ static ph_serving *life_drop(ph_daemon *d, ph_plugin *p, int verr, const char *w
          * forgets failures. */
         ph_cache_unload(d->cache, p->name);
         l->serving = NULL;
+        ph_registry_touch(d->reg);
         return gone;
 }
 
@@ -800,6 +802,7 @@ void ph_life_stop_begin(ph_daemon *d)
                  * thread, never unbounded. The saved set is kept. */
                 count_unload(d, l);
                 l->serving = NULL;
+                ph_registry_touch(d->reg);
                 ph_cache_unload(d->cache, p->name);
                 life_settle_gone(d, p, gone);
                 serving_retire(gone);

@@ -326,50 +326,98 @@ static int query_order(const void *a, const void *b)
         return c ? c : strcmp(x->name, y->name);
 }
 
-/* Up to this limit, the best are picked in one pass, not sorted from all. */
-#define QUERY_SELECT_MAX 64
+/* Every (interface, plugin) pair, by interface, each interface's best
+ * first: made by the first Query after the registry changed (a pass over
+ * every plugin and a sort), so that a Query is a binary search and not a
+ * pass over 100,000 plugins on the loop. Its pointers are valid while
+ * ph_registry_changes stays at changes. */
+typedef struct rank_pair {
+        const char *iface;
+        ph_plugin *p;
+} rank_pair;
 
-/* Moves the best k of found[0..n) to its front, in order, in one pass
- * (k is small: a client wants the first few). In place: the first i
- * slots are never past the one being read. */
-static void query_best(ph_plugin **found, size_t n, size_t k)
+struct ph_rank_index {
+        uint64_t changes;
+        rank_pair *v;
+        size_t n;
+};
+
+static int rank_pair_order(const void *a, const void *b)
 {
-        size_t have = 0;
+        const rank_pair *x = a, *y = b;
+        int c = strcmp(x->iface, y->iface);
 
-        for (size_t i = 0; i < n; i++) {
-                ph_plugin *p = found[i];
-                size_t j;
-
-                if (have == k && query_order(&p, &found[k - 1]) >= 0)
-                        continue;
-                j = have < k ? have++ : k - 1;
-                for (; j > 0 && query_order(&p, &found[j - 1]) < 0; j--)
-                        found[j] = found[j - 1];
-                found[j] = p;
-        }
+        return c ? c : query_order(&x->p, &y->p);
 }
 
-/* The plugins providing iface, best first, at most limit (-1: all). */
-static int query_find(ph_daemon *d, const char *iface, long long limit, ph_plugin ***ret, size_t *ret_n)
+void ph_listing_free(ph_daemon *d)
 {
-        ph_plugin **found = NULL;
+        if (d->ranks)
+                free(d->ranks->v);
+        free(d->ranks);
+        d->ranks = NULL;
+}
+
+static int rank_index(ph_daemon *d, ph_rank_index **ret)
+{
+        ph_rank_index *ix = d->ranks;
+        uint64_t now = ph_registry_changes(d->reg);
+        rank_pair *v = NULL;
         size_t n = 0, cap = 0;
 
-        for (ph_plugin *p = ph_registry_first(d->reg); p; p = ph_registry_next(d->reg, p))
-                if (p->life && plugin_has_interface(p, iface) &&
-                    ph__vec_push((void **)&found, &n, &cap, sizeof(*found), &p) < 0) {
-                        free(found);
-                        return -ENOMEM;
-                }
-        if (limit >= 0 && (size_t)limit < n && limit <= QUERY_SELECT_MAX) {
-                query_best(found, n, (size_t)limit);
-                n = (size_t)limit;
-        } else if (n > 0) {     /* found is NULL then: qsort(NULL, 0) is undefined */
-                qsort(found, n, sizeof(*found), query_order);
-                if (limit >= 0 && (size_t)limit < n)
-                        n = (size_t)limit;
+        if (ix && ix->changes == now) {
+                *ret = ix;
+                return 0;
         }
-        *ret = found;
+        for (ph_plugin *p = ph_registry_first(d->reg); p; p = ph_registry_next(d->reg, p)) {
+                const ph_meta *m = p->life ? ph_life_meta(p) : NULL;
+
+                for (size_t i = 0; m && i < m->n_interfaces; i++) {
+                        rank_pair e = { m->interfaces[i], p };
+
+                        if (ph__vec_push((void **)&v, &n, &cap, sizeof(e), &e) < 0) {
+                                free(v);
+                                return -ENOMEM;
+                        }
+                }
+        }
+        if (n > 0)              /* v is NULL then: qsort(NULL, 0) is undefined */
+                qsort(v, n, sizeof(*v), rank_pair_order);
+        if (!ix && !(ix = d->ranks = calloc(1, sizeof(*ix)))) {
+                free(v);
+                return -ENOMEM;
+        }
+        free(ix->v);
+        ix->v = v;
+        ix->n = n;
+        ix->changes = now;
+        *ret = ix;
+        return 0;
+}
+
+/* The plugins providing iface, best first, at most limit (-1: all): a
+ * range of the index, valid until the registry changes. */
+static int query_find(ph_daemon *d, const char *iface, long long limit, const rank_pair **ret,
+                      size_t *ret_n)
+{
+        ph_rank_index *ix;
+        size_t lo, hi, n;
+        int r;
+
+        if ((r = rank_index(d, &ix)) < 0)
+                return r;
+        for (lo = 0, hi = ix->n; lo < hi;) {
+                size_t mid = lo + (hi - lo) / 2;
+
+                if (strcmp(ix->v[mid].iface, iface) < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        for (n = 0; lo + n < ix->n && strcmp(ix->v[lo + n].iface, iface) == 0; n++)
+                if (limit >= 0 && n == (size_t)limit)
+                        break;
+        *ret = ix->v ? ix->v + lo : NULL;
         *ret_n = n;
         return 0;
 }
@@ -394,7 +442,7 @@ static void query_state_free(void *data)
         free(qs);
 }
 
-static query_state *query_state_new(ph_daemon *d, const char *iface, ph_plugin **found, size_t n)
+static query_state *query_state_new(ph_daemon *d, const char *iface, const rank_pair *found, size_t n)
 {
         query_state *qs = calloc(1, sizeof(*qs));
         size_t text = 0;
@@ -403,7 +451,7 @@ static query_state *query_state_new(ph_daemon *d, const char *iface, ph_plugin *
         if (!qs)
                 return NULL;
         for (size_t i = 0; i < n; i++)
-                text += strlen(found[i]->name) + 1;
+                text += strlen(found[i].p->name) + 1;
         qs->d = d;
         qs->n = n;
         qs->bytes = sizeof(*qs) + strlen(iface) + 1 + n * sizeof(char *) + text;
@@ -413,9 +461,9 @@ static query_state *query_state_new(ph_daemon *d, const char *iface, ph_plugin *
         }
         at = (char *)(qs->names + n);
         for (size_t i = 0; i < n; i++) {
-                size_t len = strlen(found[i]->name) + 1;
+                size_t len = strlen(found[i].p->name) + 1;
 
-                qs->names[i] = memcpy(at, found[i]->name, len);
+                qs->names[i] = memcpy(at, found[i].p->name, len);
                 at += len;
         }
         return qs;
@@ -452,7 +500,7 @@ void ph_listing_query(ph_daemon *d, ph_conn *c, ph_request *req, ph_reply *r)
         const char *iface = param_str(req, "interface");
         json_t *jlimit = json_object_get(req->parameters, "limit");
         long long limit = jlimit ? json_integer_value(jlimit) : -1;
-        ph_plugin **found;
+        const rank_pair *found;
         query_state *qs;
         size_t n;
         ph_jw w;
@@ -469,7 +517,6 @@ void ph_listing_query(ph_daemon *d, ph_conn *c, ph_request *req, ph_reply *r)
         }
         if (req->more && r) {
                 qs = query_state_new(d, iface, found, n);
-                free(found);
                 if (!qs) {
                         ph_reply_error(r, PH_VERR_BUSY, NULL, "out of memory");
                         return;
@@ -482,9 +529,8 @@ void ph_listing_query(ph_daemon *d, ph_conn *c, ph_request *req, ph_reply *r)
         ph_jw_key(&w, "plugins");
         ph_jw_array_open(&w);
         for (size_t i = 0; i < n && w.err == 0; i++)
-                ph_plugin_write(&w, d, found[i]);
+                ph_plugin_write(&w, d, found[i].p);
         ph_jw_array_close(&w);
-        free(found);
         if (w.err == -EMSGSIZE) {
                 ph_jw_release(&w);
                 ph_reply_error(r, PH_VERR_REPLY_TOO_LARGE,

@@ -14,6 +14,7 @@
 #include "crash.h"
 #include "daemon.h"
 #include "lifecycle.h"
+#include "listing.h"
 #include "log.h"
 #include "ratelimit.h"
 #include "signals.h"
@@ -580,6 +581,7 @@ int main(int argc, char **argv)
         ph_server_free(d.server);
         d.server = NULL;
         ph_life_shutdown(&d);
+        ph_listing_free(&d);
         ph_registry_free(d.reg);
         ph_cache_free(d.cache);
         ph_pool_free(d.pool);

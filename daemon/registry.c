@@ -28,6 +28,7 @@ struct ph_registry {
         struct plugin_tree plugins;
         size_t n_files, n_plugins, n_rejected;
         uint64_t next_generation, next_id;
+        uint64_t changes;               /* ph_registry_changes */
         ph_registry_event_fn event;
         ph_registry_held_fn held;
         ph_registry_rejected_fn rejected_cb;
@@ -142,6 +143,16 @@ void ph_registry_free(ph_registry *reg)
         }
         free(reg->path);
         free(reg);
+}
+
+uint64_t ph_registry_changes(const ph_registry *reg)
+{
+        return reg->changes;
+}
+
+void ph_registry_touch(ph_registry *reg)
+{
+        reg->changes++;
 }
 
 ph_plugin *ph_registry_lookup(ph_registry *reg, const char *name)
@@ -454,6 +465,7 @@ static int plugin_name_cmp(const void *a, const void *b)
 
 static void decide_all(ph_registry *reg, name_set *touched)
 {
+        reg->changes++;
         /* In name order, as before: events come out sorted. */
         if (touched->n > 0)     /* plugins is NULL then: qsort(NULL, 0) is undefined */
                 qsort(touched->plugins, touched->n, sizeof(ph_plugin *), plugin_name_cmp);

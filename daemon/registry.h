@@ -124,6 +124,14 @@ ph_plugin *ph_registry_find(ph_registry *reg, const char *name);
 /* The same without the tree, for the daemon's own look-ups. */
 ph_plugin *ph_registry_lookup(ph_registry *reg, const char *name);
 
+/* A count that moves whenever what the registry shows may have changed:
+ * after every apply (plugins come, go, change files), and when the owner
+ * says so with ph_registry_touch (a plugin's serving instance changed, so
+ * its metadata did). Pointers into the registry taken at one count are
+ * valid while it stays. */
+uint64_t ph_registry_changes(const ph_registry *reg);
+void ph_registry_touch(ph_registry *reg);
+
 /* Plugins in name order: the first, the next, and the first whose name
  * sorts after `after` (NULL: the first). */
 ph_plugin *ph_registry_first(ph_registry *reg);

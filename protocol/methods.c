@@ -6,6 +6,9 @@
 #include "varlink.h"
 
 /* Byte limits of string parameters. */
+/* A List cursor is a path (a directory of up to PATH_MAX, a file name of
+ * up to NAME_MAX) and may come as '%' and its hex: twice as long. */
+#define CURSOR_MAX_LEN (2u * (4096u + 1u + 255u) + 1u)
 #define NAME_MAX_LEN 64u                /* a plugin name (PH_NAME_MAX) */
 #define INTERFACE_MAX_LEN 255u          /* a Varlink interface name */
 #define METHOD_MAX_LEN 255u             /* a plugin's method name */
@@ -30,7 +33,7 @@ const ph_method ph_methods[] = {
                         { "interface", PH_PARAM_STRING, false, INTERFACE_MAX_LEN },
                         { "state", PH_PARAM_STRING, false, STATE_MAX_LEN },
                         { "limit", PH_PARAM_INT, false, 0 },
-                        { "after", PH_PARAM_STRING, false, 0 },
+                        { "after", PH_PARAM_STRING, false, CURSOR_MAX_LEN },
                 },
                 .id = PH_M_LIST,
         },

@@ -16,6 +16,7 @@
 
 #include "daemon-inproc.h"
 #include "lifecycle.h"
+#include "listing.h"
 #include "log.h"
 #include "ratelimit.h"
 #include "testutil.h"
@@ -188,6 +189,7 @@ void ip_stop(ip_daemon *h)
                 ph_server_free(d->server);
                 d->server = NULL;
                 ph_life_shutdown(d);
+                ph_listing_free(d);
                 ph_registry_free(d->reg);
                 ph_cache_free(d->cache);
                 ph_pool_free(d->pool);

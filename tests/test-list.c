@@ -445,6 +445,20 @@ START_TEST(test_cursor_not_utf8)
         r = du_request(&D, "{\"method\":\"io.plughost.List\",\"parameters\":{\"limit\":1,\"after\":\"%zz\"}}");
         ck_assert_str_eq(du_str(du_params(r), "parameter"), "after");
         du_assert_error(&D, r, "org.varlink.service.InvalidParameter");
+        /* The longest path, as hex, is a cursor too (not a string too long). */
+        {
+                char *after = malloc(2 * (4096 + 1 + 255) + 2);
+
+                after[0] = '%';
+                for (size_t i = 0; i < 4096 + 1 + 255; i++)
+                        memcpy(after + 1 + 2 * i, i == 0 ? "2f" : "61", 2);
+                after[1 + 2 * (4096 + 1 + 255)] = '\0';
+                r = du_requestf(&D, "{\"method\":\"io.plughost.List\",\"parameters\":"
+                                    "{\"limit\":1,\"after\":\"%s\"}}", after);
+                ck_assert_msg(du_error(r) == NULL, "%s", du_error(r));
+                json_decref(r);
+                free(after);
+        }
 }
 END_TEST
 
@@ -657,6 +671,16 @@ START_TEST(test_query_stream_while_files_go)
         ck_assert_uint_ge(json_array_size(all), N_RANKED / 2);
         json_decref(all);
         du_close(c);
+        /* A Query after the change sees it: the best three 1.0.1s left
+         * are the even ones. */
+        r = du_request(&D, "{\"method\":\"io.plughost.Query\",\"parameters\":"
+                           "{\"interface\":\"org.example.Greeter\",\"limit\":3}}");
+        ck_assert_ptr_null(du_error(r));
+        all = json_object_get(du_params(r), "plugins");
+        ck_assert_uint_eq(json_array_size(all), 3);
+        ck_assert_str_eq(du_str(json_array_get(all, 0), "name"), "h0010");
+        ck_assert_str_eq(du_str(json_array_get(all, 2), "name"), "h0038");
+        json_decref(r);
 }
 END_TEST
 

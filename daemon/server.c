@@ -472,13 +472,18 @@ static size_t framer_bytes(const ph_conn *c)
         return c->framer ? ph_framer_allocated(c->framer) : 0;
 }
 
-/* Recounts what c holds and moves the server's total by the difference. */
+/* Recounts what c holds and moves the server's total by the difference.
+ * What replies made in parts keep (a Query's snapshot) counts in the
+ * total only: it is the reply itself, which a client that reads takes
+ * part by part, so a small MaxBufferPerConnection= must not make a long
+ * Query impossible; MaxBufferTotal= still bounds those of clients that
+ * do not read. */
 static void conn_account(ph_conn *c)
 {
-        size_t base = sizeof(*c) + framer_bytes(c) + c->n_replies * sizeof(ph_reply) + c->parts_charged +
+        size_t base = sizeof(*c) + framer_bytes(c) + c->n_replies * sizeof(ph_reply) +
                       (size_t)c->writes * sizeof(write_req);
         size_t sq = c->stream ? c->stream->q.bytes : 0, sn = c->stream ? c->stream->q.n : 0;
-        size_t g = base + MSG_OVERHEAD * (c->n_held + sn + c->out.n + c->n_inflight);
+        size_t g = base + c->parts_charged + MSG_OVERHEAD * (c->n_held + sn + c->out.n + c->n_inflight);
         ph_server *s = c->srv;
 
         c->charged = base + c->held + sq + c->out.bytes + c->inflight;
@@ -553,16 +558,16 @@ static void conn_enforce(ph_conn *c)
                 for (ph_conn *o = s->conns; o; o = o->next) {
                         if (o->closing || o->condemned)
                                 leaving += o->charged;
-                        else if (!big || o->charged > big->charged)
+                        else if (!big || o->charged + o->parts_charged > big->charged + big->parts_charged)
                                 big = o;
                 }
                 if (server_total(s) <= cfg->max_buffer_total + leaving)
                         break;
-                if (!big || big->charged <= sizeof(*big))
+                if (!big || big->charged + big->parts_charged <= sizeof(*big))
                         break;
                 conn_condemn(big, "buffer-full",
                              "all connections hold %zu bytes (MaxBufferTotal=%zu); this one %zu",
-                             server_total(s), cfg->max_buffer_total, big->charged);
+                             server_total(s), cfg->max_buffer_total, big->charged + big->parts_charged);
         }
 }
 

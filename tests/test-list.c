@@ -107,6 +107,15 @@ static void setup_ranked(void)
         du_start(&D);
 }
 
+/* The same, with the smallest MaxBufferPerConnection= (64 KiB). */
+static void setup_ranked_small(void)
+{
+        du_init(&D);
+        du_write_config(&D, "[Daemon]\nMaxBufferPerConnection=64K\n");
+        ranked_write(0, N_RANKED);
+        du_start(&D);
+}
+
 static void teardown(void)
 {
         du_stop(&D);
@@ -684,6 +693,28 @@ START_TEST(test_query_stream_while_files_go)
 }
 END_TEST
 
+/* Four Query streams asked at once on one connection keep four
+ * snapshots of 3,000 names (some 40 KiB each): more than the connection
+ * may hold, but they are the replies themselves, read part by part; all
+ * four come whole. */
+START_TEST(test_query_streams_small_buffer)
+{
+        du_conn *c = du_connect(&D);
+        json_t *all;
+
+        for (int i = 0; i < 4; i++)
+                du_send(c, "{\"method\":\"io.plughost.Query\",\"more\":true,\"parameters\":"
+                           "{\"interface\":\"org.example.Greeter\"}}");
+        for (int i = 0; i < 4; i++) {
+                all = query_stream(c);
+                ck_assert_uint_eq(json_array_size(all), N_RANKED);
+                ranked_check(all);
+                json_decref(all);
+        }
+        du_close(c);
+}
+END_TEST
+
 int main(void)
 {
         Suite *s = suite_create("list");
@@ -727,6 +758,14 @@ int main(void)
                 tcase_add_test(q, test_ctl_query);
                 tcase_add_test(q, test_query_stream_while_files_go);
                 suite_add_tcase(s, q);
+        }
+        {
+                TCase *qs = tcase_create("query-small");
+
+                tcase_add_unchecked_fixture(qs, setup_ranked_small, teardown);
+                tcase_set_timeout(qs, 300);
+                tcase_add_test(qs, test_query_streams_small_buffer);
+                suite_add_tcase(s, qs);
         }
 
         return tu_run_suite(s) ? EXIT_FAILURE : EXIT_SUCCESS;

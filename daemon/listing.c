@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "daemon.h"
+#include "hex.h"
 #include "lifecycle.h"
 #include "listing.h"
 #include "varlink.h"
@@ -171,7 +172,6 @@ static int list_part(void *data, char **ret, size_t *ret_len)
  * bytes (names never start with '%', paths start with '/'). */
 static int list_next_write(ph_jw *w, const char *cursor)
 {
-        static const char hex[] = "0123456789abcdef";
         const unsigned char *u = (const unsigned char *)cursor;
         size_t n = strlen(cursor), i, k;
         char *enc;
@@ -187,25 +187,10 @@ static int list_next_write(ph_jw *w, const char *cursor)
         if (!(enc = malloc(2 * n + 2)))
                 return -ENOMEM;
         enc[0] = '%';
-        for (i = 0; i < n; i++) {
-                enc[1 + 2 * i] = hex[u[i] >> 4];
-                enc[2 + 2 * i] = hex[u[i] & 15];
-        }
-        enc[2 * n + 1] = '\0';
+        ph_hex_encode(u, n, enc + 1);
         ph_jw_string(w, enc);
         free(enc);
         return 0;
-}
-
-static int hex_digit(char c)
-{
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
 }
 
 /* The cursor a client sent: as it is, or decoded from "%HEX". NULL with
@@ -223,15 +208,11 @@ static char *list_after_decode(const char *after, bool *ret_bad)
         }
         if (!(raw = malloc((n - 1) / 2 + 1)))
                 return NULL;
-        for (size_t i = 0; i < (n - 1) / 2; i++) {
-                int hi = hex_digit(after[1 + 2 * i]), lo = hex_digit(after[2 + 2 * i]);
-
-                if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
-                        free(raw);
-                        *ret_bad = true;
-                        return NULL;
-                }
-                raw[i] = (char)(hi << 4 | lo);
+        if (ph_hex_decode(after + 1, (n - 1) / 2, (unsigned char *)raw) < 0 ||
+            memchr(raw, '\0', (n - 1) / 2)) {
+                free(raw);
+                *ret_bad = true;
+                return NULL;
         }
         raw[(n - 1) / 2] = '\0';
         return raw;

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "hex.h"
 #include "policy.h"
 #include "vec.h"
 
@@ -245,17 +246,6 @@ struct ph_digests {
         size_t n, cap;
 };
 
-static int hex_value(char c)
-{
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
 static void digests_free(ph_digests *d)
 {
         free(d->sums);
@@ -280,18 +270,12 @@ int ph_digests_load(const char *path, ph_digests **ret, char *err, size_t err_si
         }
         while (fgets(line, sizeof(line), f)) {
                 unsigned char sum[SHA256_DIGEST_SIZE];
-                int i;
 
                 lineno++;
                 if (line[0] == '#' || line[0] == '\n')
                         continue;
-                for (i = 0; i < SHA256_DIGEST_SIZE; i++) {
-                        int hi = hex_value(line[2 * i]), lo = hi < 0 ? -1 : hex_value(line[2 * i + 1]);
-                        if (hi < 0 || lo < 0)
-                                break;
-                        sum[i] = (unsigned char)(hi << 4 | lo);
-                }
-                if (i < SHA256_DIGEST_SIZE || (line[64] != ' ' && line[64] != '\t')) {
+                if (ph_hex_decode(line, SHA256_DIGEST_SIZE, sum) < 0 ||
+                    (line[64] != ' ' && line[64] != '\t')) {
                         snprintf(err, err_size, "%s:%d: not a sha256sum line", path, lineno);
                         fclose(f);
                         digests_free(d);
@@ -337,8 +321,7 @@ int ph_digests_match(const ph_digests *d, int fd, char hex[65])
         if (n < 0)
                 return -errno;
         sha256_digest(&ctx, sizeof(sum), sum);
-        for (int i = 0; i < SHA256_DIGEST_SIZE; i++)
-                sprintf(hex + 2 * i, "%02x", sum[i]);
+        ph_hex_encode(sum, SHA256_DIGEST_SIZE, hex);
         for (size_t i = 0; i < d->n; i++)
                 if (memcmp(d->sums[i], sum, sizeof(sum)) == 0)
                         return 1;

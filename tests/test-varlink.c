@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hex.h"
 #include "varlink.h"
 #include "testutil.h"
 
@@ -1154,6 +1155,38 @@ START_TEST(test_table_shape)
 }
 END_TEST
 
+/* Every byte value goes out and back; either case comes in; the first
+ * character that is not a digit stops decoding there. */
+START_TEST(test_hex)
+{
+        unsigned char in[256], out[256];
+        char text[2 * 256 + 1];
+
+        for (int i = 0; i < 256; i++)
+                in[i] = (unsigned char)i;
+        ph_hex_encode(in, sizeof(in), text);
+        ck_assert_uint_eq(strlen(text), 512);
+        ck_assert(strncmp(text, "000102", 6) == 0);
+        ck_assert_str_eq(text + 500, "fafbfcfdfeff");
+        ck_assert_int_eq(ph_hex_decode(text, sizeof(out), out), 0);
+        ck_assert(memcmp(in, out, sizeof(in)) == 0);
+
+        ck_assert_int_eq(ph_hex_decode("AbCdEf09", 4, out), 0);
+        ck_assert(memcmp(out, "\xab\xcd\xef\x09", 4) == 0);
+        for (size_t bad = 0; bad < 8; bad++) {
+                char s[9] = "a0a0a0a0";
+
+                s[bad] = bad % 2 ? 'g' : ' ';
+                ck_assert_int_eq(ph_hex_decode(s, 4, out), -EINVAL);
+        }
+        /* Stops at the NUL: an odd digit count never reads past the string. */
+        ck_assert_int_eq(ph_hex_decode("a", 1, out), -EINVAL);
+        ck_assert_int_eq(ph_hex_decode("", 1, out), -EINVAL);
+        ph_hex_encode(in, 0, text);
+        ck_assert_str_eq(text, "");
+}
+END_TEST
+
 int main(void)
 {
         Suite *s = suite_create("varlink");
@@ -1190,6 +1223,7 @@ int main(void)
         tcase_add_test(replies, test_errorf_text);
         tcase_add_test(replies, test_error_names);
         tcase_add_test(replies, test_error_from_errno);
+        tcase_add_test(replies, test_hex);
         suite_add_tcase(s, replies);
 
         tcase_add_test(service, test_get_info);

@@ -893,12 +893,10 @@ void ph_reply_parts(ph_reply *r, ph_reply_part_fn produce, void *data, void (*fr
         conn_flush(r->conn);
 }
 
-void ph_reply_jw(ph_reply *r, ph_jw *w)
+/* Sends a reply message made with result e (0, -EMSGSIZE, or another
+ * negative errno), or the error that says why it could not be made. */
+static void reply_made(ph_reply *r, int e, char *msg, size_t len)
 {
-        char *msg;
-        size_t len;
-        int e = ph_jw_message_end(w, false, &msg, &len);
-
         if (e == -EMSGSIZE) {
                 ph_reply_error(r, PH_VERR_REPLY_TOO_LARGE,
                                json_pack("{s:I}", "limit", (json_int_t)PH_VARLINK_MESSAGE_MAX),
@@ -912,24 +910,22 @@ void ph_reply_jw(ph_reply *r, ph_jw *w)
         ph_reply_send(r, msg, len);
 }
 
+void ph_reply_jw(ph_reply *r, ph_jw *w)
+{
+        char *msg = NULL;
+        size_t len = 0;
+        int e = ph_jw_message_end(w, false, &msg, &len);
+
+        reply_made(r, e, msg, len);
+}
+
 void ph_reply_ok(ph_reply *r, json_t *params)
 {
-        char *msg;
-        size_t len;
-
+        char *msg = NULL;
+        size_t len = 0;
         int e = ph_varlink_reply(params, false, &msg, &len);
 
-        if (e == -EMSGSIZE) {
-                ph_reply_error(r, PH_VERR_REPLY_TOO_LARGE,
-                               json_pack("{s:I}", "limit", (json_int_t)PH_VARLINK_MESSAGE_MAX),
-                               "the reply would exceed %u bytes", PH_VARLINK_MESSAGE_MAX);
-                return;
-        }
-        if (e < 0) {
-                ph_reply_error(r, PH_VERR_BUSY, NULL, "out of memory");
-                return;
-        }
-        ph_reply_send(r, msg, len);
+        reply_made(r, e, msg, len);
 }
 
 void ph_reply_error(ph_reply *r, int verr, json_t *params, const char *fmt, ...)

@@ -176,8 +176,9 @@ static void listing_assert_equal(const listing *a, const listing *b)
         ck_assert(json_equal(a->rejected, b->rejected));
 }
 
-/* Reads a stream to its end (a reply without "continues"). */
-static void stream_read(du_conn *c, listing *l)
+/* Reads a stream to its end (a reply without "continues"), handing each
+ * reply's parameters to add. */
+static void stream_each(du_conn *c, void (*add)(void *ctx, json_t *params), void *ctx)
 {
         json_t *r;
 
@@ -185,13 +186,23 @@ static void stream_read(du_conn *c, listing *l)
                 r = du_recv(c);
                 ck_assert_ptr_nonnull(r);
                 ck_assert_msg(du_error(r) == NULL, "stream error: %s", du_error(r));
-                listing_add(l, du_params(r));
+                add(ctx, du_params(r));
                 if (!json_is_true(json_object_get(r, "continues"))) {
                         json_decref(r);
                         return;
                 }
                 json_decref(r);
         }
+}
+
+static void listing_add_cb(void *l, json_t *params)
+{
+        listing_add(l, params);
+}
+
+static void stream_read(du_conn *c, listing *l)
+{
+        stream_each(c, listing_add_cb, l);
 }
 
 static void stream_list(listing *l)
@@ -511,23 +522,21 @@ START_TEST(test_stream_fast_reader)
 }
 END_TEST
 
+static void query_add(void *all, json_t *params)
+{
+        json_t *p = json_object_get(params, "plugins");
+
+        ck_assert(json_is_array(p));
+        ck_assert_int_eq(json_array_extend(all, p), 0);
+}
+
 /* The plugins of a Query stream, read to its end, in order. */
 static json_t *query_stream(du_conn *c)
 {
-        json_t *all = json_array(), *r;
+        json_t *all = json_array();
 
-        for (;;) {
-                r = du_recv(c);
-                ck_assert_ptr_nonnull(r);
-                ck_assert_msg(du_error(r) == NULL, "stream error: %s", du_error(r));
-                ck_assert(json_is_array(json_object_get(du_params(r), "plugins")));
-                ck_assert_int_eq(json_array_extend(all, json_object_get(du_params(r), "plugins")), 0);
-                if (!json_is_true(json_object_get(r, "continues"))) {
-                        json_decref(r);
-                        return all;
-                }
-                json_decref(r);
-        }
+        stream_each(c, query_add, all);
+        return all;
 }
 
 /* Best first, none twice: the 1.0.1s, then the 1.0.0s, each by name. */

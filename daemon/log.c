@@ -61,7 +61,8 @@ int ph_log_level_from_string(const char *s)
  * terminal and for the journal: one line (a newline inside would forge a
  * new entry: it becomes a space), and the other control characters (C0,
  * DEL and C1, which drive terminals) and bytes that are not UTF-8 written
- * as \xNN, whatever file name or plugin message the text came from.
+ * as \xNN, whatever file name or plugin message the text came from; a
+ * backslash is \x5c, so that \xNN is always an escape.
  * Returns its length. */
 __attribute__((format(printf, 3, 0)))
 static int log_format(char *line, size_t size, const char *fmt, va_list ap)
@@ -79,6 +80,8 @@ static int log_format(char *line, size_t size, const char *fmt, va_list ap)
                         esc = 1;                /* not UTF-8 */
                 else if (seq == 1 && (*s < 0x20 || *s == 0x7f) && *s != '\n' && *s != '\r')
                         esc = 1;                /* C0 control, DEL */
+                else if (*s == '\\')
+                        esc = 1;                /* or \xNN would be ambiguous */
                 else if (seq == 2 && s[0] == 0xc2 && s[1] < 0xa0)
                         esc = 2;                /* C1 control */
                 if (o + (esc ? 4 * esc : seq) > size - 2)

@@ -345,6 +345,11 @@ START_TEST(test_rude_text_stays_visible)
         json_decref(list);
         ck_assert_msg(du2_log_wait(&d, "inv\\xff\\xfe\\x1b]0;T\\x07.so refused", WAIT_MS),
                       "no escaped log line for the file");
+        /* A file named with a backslash and "x01" must not log like one
+         * holding the byte 0x01: the backslash is escaped too. */
+        du_add_plugin(&d, tu_fixture("bad-name.so"), "bs\\x01.so");
+        ck_assert_msg(du2_log_wait(&d, "bs\\x5cx01.so refused", WAIT_MS),
+                      "no escaped log line for the backslash");
         ck_assert_msg(du2_log_wait(&d, "rude \\xff\\xfe \\x1b]0;TITLE\\x07\\x1b[2J\\xc2\\x9b end", WAIT_MS),
                       "no escaped log line for the message");
         assert_log_clean();

@@ -1,13 +1,13 @@
 /* The JSON writer (see jw.h): commas, escaping and the cap in one place. */
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "jw.h"
 #include "varlink-internal.h"
 
-#define JW_FIRST_SIZE 512u
+/* Most replies (an Info is some 600 bytes) fit the first buffer whole. */
+#define JW_FIRST_SIZE 1024u
 
 void ph_jw_init(ph_jw *w, size_t max)
 {
@@ -147,6 +147,17 @@ static void jw_escaped(ph_jw *w, const char *s, size_t n)
         const unsigned char *u = (const unsigned char *)s;
         size_t i = 0, run = 0;
 
+        while (i < n && u[i] >= 0x20 && u[i] < 0x80 && u[i] != '"' && u[i] != '\\')
+                i++;
+        if (i == n) {                   /* nothing to escape: one copy */
+                if (jw_reserve(w, n + 2)) {
+                        w->buf[w->len] = '"';
+                        memcpy(w->buf + w->len + 1, s, n);
+                        w->buf[w->len + 1 + n] = '"';
+                        w->len += n + 2;
+                }
+                return;
+        }
         jw_putc(w, '"');
         while (i < n) {
                 unsigned char c = u[i];
@@ -190,8 +201,12 @@ static void jw_escaped(ph_jw *w, const char *s, size_t n)
         jw_putc(w, '"');
 }
 
+/* Keys are names of ours: plain ASCII, copied in one piece. A key that
+ * needs escaping takes the general path. */
 void ph_jw_key(ph_jw *w, const char *key)
 {
+        size_t n = 0;
+
         if (w->err)
                 return;
         if (w->key || w->depth == 0) {
@@ -199,8 +214,19 @@ void ph_jw_key(ph_jw *w, const char *key)
                 return;
         }
         jw_sep(w);
-        jw_escaped(w, key, strlen(key));
-        jw_putc(w, ':');
+        while (key[n] >= 0x20 && key[n] < 0x7f && key[n] != '"' && key[n] != '\\')
+                n++;
+        if (key[n] == '\0') {
+                if (jw_reserve(w, n + 3)) {
+                        w->buf[w->len] = '"';
+                        memcpy(w->buf + w->len + 1, key, n);
+                        memcpy(w->buf + w->len + 1 + n, "\":", 2);
+                        w->len += n + 3;
+                }
+        } else {
+                jw_escaped(w, key, strlen(key));
+                jw_putc(w, ':');
+        }
         w->key = true;
 }
 
@@ -248,10 +274,15 @@ void ph_jw_members(ph_jw *w, const char *members, size_t n)
 
 void ph_jw_int(ph_jw *w, long long v)
 {
-        char num[24];
-        int n = snprintf(num, sizeof(num), "%lld", v);
+        char num[24], *p = num + sizeof(num);
+        unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
 
-        ph_jw_raw(w, num, (size_t)n);
+        do
+                *--p = (char)('0' + u % 10);
+        while ((u /= 10) > 0);
+        if (v < 0)
+                *--p = '-';
+        ph_jw_raw(w, p, (size_t)(num + sizeof(num) - p));
 }
 
 void ph_jw_bool(ph_jw *w, bool v)

@@ -137,6 +137,12 @@ void ph_jw_array_close(ph_jw *w)
         jw_close(w, ']');
 }
 
+/* Bytes copied as they are in a JSON string: ASCII from the space up,
+ * DEL included, but '"' (0x22) and '\\' (0x5c). */
+static const unsigned char jw_plain[256] = {
+        [0x20 ... 0x21] = 1, [0x23 ... 0x5b] = 1, [0x5d ... 0x7f] = 1,
+};
+
 /* The string body, as jansson writes it: '"' and '\\' escaped, the five
  * control characters with short forms as \b \f \n \r \t, the others as
  * \u00XX (upper-case hex), everything else (DEL, '/', all of UTF-8) as it
@@ -147,7 +153,7 @@ static void jw_escaped(ph_jw *w, const char *s, size_t n)
         const unsigned char *u = (const unsigned char *)s;
         size_t i = 0, run = 0;
 
-        while (i < n && u[i] >= 0x20 && u[i] < 0x80 && u[i] != '"' && u[i] != '\\')
+        while (i < n && jw_plain[u[i]])
                 i++;
         if (i == n) {                   /* nothing to escape: one copy */
                 if (jw_reserve(w, n + 2)) {
@@ -214,7 +220,7 @@ void ph_jw_key(ph_jw *w, const char *key)
                 return;
         }
         jw_sep(w);
-        while (key[n] >= 0x20 && key[n] < 0x7f && key[n] != '"' && key[n] != '\\')
+        while (jw_plain[(unsigned char)key[n]])
                 n++;
         if (key[n] == '\0') {
                 if (jw_reserve(w, n + 3)) {

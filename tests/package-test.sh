@@ -21,8 +21,8 @@ check() {
         local what=$1; shift
         if "$@"; then ok "$what"; else notok "$what"; fi
 }
-# Prints what a failed step said, indented, so the summary stays readable.
 quiet() { "$@" >/dev/null 2>&1; }
+# Prints what a failed step said, indented, so the summary stays readable.
 show() { sed 's/^/    /' "$@" | tail -n 30; }
 finish() {
         echo "package test time: $((SECONDS - start)) s"
@@ -35,19 +35,31 @@ start=$SECONDS
 if [ "$(id -u)" -ne 0 ]; then
         notok "run as root (it installs and purges packages)"; finish
 fi
-# A machine with the packages installed is someone's: the test would purge them.
+# Known to dpkg in any state but purged: installed, unpacked, half-installed,
+# config-files.
+present() {
+        local s
+        s=$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null) && [ -n "$s" ] && [ "$s" != not-installed ]
+}
+# A machine with the packages, or a plughost of its own (make install), is
+# someone's: the test's purge would remove them.
 for p in "${PKGS[@]}"; do
-        if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q ' installed$\|config-files'; then
+        if present "$p"; then
                 notok "$p is installed already; purge it first, the test would remove it"
+                finish
+        fi
+done
+for d in /etc/plughost /var/lib/plughost; do
+        if [ -e "$d" ]; then
+                notok "$d exists (from a make install?); the test's purge would remove it"
                 finish
         fi
 done
 
 triplet=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
-had_user=no had_group=no had_state=no
+had_user=no had_group=no
 getent passwd plughost >/dev/null && had_user=yes
 getent group plughost >/dev/null && had_group=yes
-[ -e /var/lib/plughost ] && had_state=yes
 tmp=$(mktemp -d /tmp/ph-package.XXXXXX) || { notok "mktemp"; finish; }
 chmod 0755 "$tmp"
 daemon_pid=
@@ -57,15 +69,12 @@ cleanup() {
                 kill -TERM "$daemon_pid" 2>/dev/null; wait "$daemon_pid" 2>/dev/null
         fi
         local p left=()
-        for p in "${PKGS[@]}"; do
-                dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'installed\|config-files\|half' &&
-                        left+=("$p")
-        done
+        for p in "${PKGS[@]}"; do present "$p" && left+=("$p"); done
         if [ ${#left[@]} -gt 0 ]; then
                 echo "cleanup: purging ${left[*]}"
                 dpkg --purge "${left[@]}" >/dev/null 2>&1 || dpkg --purge --force-all "${left[@]}" >/dev/null 2>&1
         fi
-        [ "$had_state" = yes ] || rm -rf /var/lib/plughost
+        rm -rf /var/lib/plughost /etc/plughost
         # Debian keeps a purged package's system user; the test does not.
         [ "$had_user" = yes ] || ! getent passwd plughost >/dev/null || userdel plughost 2>/dev/null
         [ "$had_group" = yes ] || ! getent group plughost >/dev/null || groupdel plughost 2>/dev/null
@@ -264,7 +273,7 @@ for f in "${files[@]}" /etc/plughost /var/lib/plughost "/usr/lib/$triplet/plugho
         [ -e "$f" ] || [ -L "$f" ] && left+=("$f")
 done
 check "nothing is left after purge${left:+ (left: ${left[*]})}" test ${#left[@]} -eq 0
-gone() { local p; for p in "${PKGS[@]}"; do ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'installed\|config-files' || return 1; done; }
+gone() { local p; for p in "${PKGS[@]}"; do ! present "$p" || return 1; done; }
 check "dpkg knows none of the three packages any more" gone
 check "the system user plughost is kept after purge, as Debian does for system users" \
         getent passwd plughost >/dev/null

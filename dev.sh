@@ -3,7 +3,10 @@
 #   ./dev.sh run    install what is missing, build, run plughostd on run/ in the checkout
 #                   (./dev.sh run -- ARGS passes ARGS to plughostd: --log-level debug,
 #                   --config FILE)
-#   ./dev.sh test   install what is missing, build, run the whole test suite
+#   ./dev.sh test   install what is missing, build, run the whole test suite,
+#                   then the package test
+#   ./dev.sh package  build the Debian packages from a copy of the checkout,
+#                   install, check, run, lint and purge them (tests/package-test.sh)
 # Builds live in build/ (normal, -Werror), build-asan/ (ASan+UBSan),
 # build-tsan/ (TSan, for the threaded suites in TSAN_TESTS) and build-fuzz/
 # (clang, libFuzzer: each fuzzer runs FUZZ_SECONDS, 60 by default).
@@ -20,7 +23,8 @@ esac
 
 PACKAGES=(gcc make binutils autoconf automake libtool pkg-config
           libuv1-dev libjansson-dev check libinih-dev nettle-dev libbsd-dev libseccomp-dev systemd socat
-          clang libclang-rt-14-dev)
+          clang libclang-rt-14-dev
+          build-essential dpkg-dev debhelper lintian git)
 
 # The threaded parts under TSan: the instance cache, the daemon's
 # isolation suite (the worker handles' locks and pool jobs), and its
@@ -173,6 +177,32 @@ cmd_run() {
                 --state-dir "$top/run/state" --config "$top/run/plughostd.conf" "$@"
 }
 
+# Runs tests/package-test.sh (as root: it installs and purges the Debian
+# packages), echoes its lines under [package] and adds its "N passed,
+# N failed" to the totals; a test that ends without that line failed.
+package_test() {
+        local log line n f
+        log=$(mktemp /tmp/ph-package-log.XXXXXX)
+        bash tests/package-test.sh 2>&1 | tee "$log" | sed -u 's/^/[package] /' || true
+        line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1 || true)
+        rm -f "$log"
+        if [ -n "$line" ]; then
+                n=${line%% passed*}; f=${line#*passed, }; f=${f%% failed}
+                passed=$((passed + n)); failed=$((failed + f))
+        else
+                echo "[package] ended without a summary"; failed=$((failed + 1))
+        fi
+}
+
+cmd_package() {
+        local start=$SECONDS
+        install_deps
+        package_test
+        echo "package time: $((SECONDS - start)) s"
+        echo "$passed passed, $failed failed"
+        [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
+}
+
 cmd_test() {
         local start=$SECONDS
         install_deps
@@ -202,6 +232,9 @@ cmd_test() {
         else
                 echo "[fuzz] build failed"; failed=$((failed + 1))
         fi
+        # Last: the Debian packages, built from a copy of the checkout,
+        # installed, run and purged again.
+        package_test
         echo "test time: $((SECONDS - start)) s"
         echo "$passed passed, $failed failed"
         [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
@@ -210,5 +243,6 @@ cmd_test() {
 case "${1:-}" in
 run) shift; cmd_run "$@" ;;
 test) cmd_test ;;
-*) echo "usage: $0 run [-- PLUGHOSTD-ARGS...] | test" >&2; exit 2 ;;
+package) cmd_package ;;
+*) echo "usage: $0 run [-- PLUGHOSTD-ARGS...] | test | package" >&2; exit 2 ;;
 esac

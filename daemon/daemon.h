@@ -45,6 +45,7 @@ typedef struct ph_daemon {
         bool stopping;
         ph_daemon_counters counters;
         ph_latency latency;             /* calls by duration (lifecycle.c counts, metrics.c shows) */
+        ph_metrics_kept metrics;        /* a costly Metrics reply, reused for a second */
         size_t n_loaded;                /* plugins in state loaded (lifecycle.c) */
         /* Finalising retired instances (lifecycle.c). */
         uv_async_t reap_async;

@@ -3,6 +3,7 @@
  * reply is written in one loop callback: every figure in it is of the
  * same moment. Loop thread. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "daemon.h"
@@ -16,6 +17,13 @@
  * reply cap whatever the number of plugins (one entry is at most some
  * 25 KiB: a 4 KiB path written with every byte escaped). */
 #define METRICS_PLUGINS_BUDGET (PH_VARLINK_MESSAGE_MAX / 2u)
+/* A Metrics reply that took longer than this to write (thousands of
+ * plugins with counters: some 4 ms at 2,000 of them) is kept, and copied
+ * as the reply to every Metrics request of the next METRICS_REUSE_MS:
+ * however many clients ask, however often, the loop writes such a reply
+ * at most once a second. A cheap one is written afresh each time. */
+#define METRICS_REUSE_COST_NS 1000000ull
+#define METRICS_REUSE_MS 1000u
 
 /* The bounds in nanoseconds, and as the JSON text Metrics writes. */
 static const struct {
@@ -169,41 +177,94 @@ static void plugin_write(ph_jw *w, const ph_plugin *p)
         ph_jw_object_close(w);
 }
 
-void ph_metrics_metrics(ph_daemon *d, ph_conn *c, struct ph_request *req, ph_reply *r)
+/* Metrics' members, in the parameters object begun in w. */
+static void metrics_write(ph_jw *w, ph_daemon *d)
 {
         uint64_t states[_PH_PSTATE_MAX] = { 0 }, omitted = 0, restarts, faults;
-        ph_jw w;
 
-        (void)c;
-        (void)req;
-        ph_jw_init(&w, PH_VARLINK_MESSAGE_MAX);
-        ph_jw_reply_begin(&w);
-        status_write(&w, d);
+        status_write(w, d);
         ph_worker_totals(&restarts, &faults);
-        count_write(&w, "workerRestarts", restarts);
-        count_write(&w, "workerFaults", faults);
-        ph_jw_key(&w, "latency");
-        latency_write(&w, &d->latency);
+        count_write(w, "workerRestarts", restarts);
+        count_write(w, "workerFaults", faults);
+        ph_jw_key(w, "latency");
+        latency_write(w, &d->latency);
         /* One pass: the plugins by state, the list, and what it left out. */
-        ph_jw_key(&w, "pluginCounters");
-        ph_jw_array_open(&w);
+        ph_jw_key(w, "pluginCounters");
+        ph_jw_array_open(w);
         for (ph_plugin *p = ph_registry_first(d->reg); p; p = ph_registry_next(d->reg, p)) {
                 if (!p->life)
                         continue;
                 states[p->life->state]++;
                 if (!plugin_active(p->life))
                         continue;
-                if (ph_jw_len(&w) >= METRICS_PLUGINS_BUDGET)
+                if (ph_jw_len(w) >= METRICS_PLUGINS_BUDGET)
                         omitted++;
                 else
-                        plugin_write(&w, p);
+                        plugin_write(w, p);
         }
-        ph_jw_array_close(&w);
-        count_write(&w, "pluginsOmitted", omitted);
-        ph_jw_key(&w, "states");
-        ph_jw_object_open(&w);
+        ph_jw_array_close(w);
+        count_write(w, "pluginsOmitted", omitted);
+        ph_jw_key(w, "states");
+        ph_jw_object_open(w);
         for (int i = 0; i < _PH_PSTATE_MAX; i++)
-                count_write(&w, ph_pstate_name(i), states[i]);
-        ph_jw_object_close(&w);
-        ph_reply_jw(r, &w);
+                count_write(w, ph_pstate_name(i), states[i]);
+        ph_jw_object_close(w);
+}
+
+/* Answers r with a copy of the kept reply, if there is one young enough. */
+static bool metrics_reuse(ph_daemon *d, ph_reply *r, uint64_t now)
+{
+        char *msg;
+
+        if (!d->metrics.msg || now - d->metrics.at_ms >= METRICS_REUSE_MS)
+                return false;
+        msg = malloc(d->metrics.len);
+        if (!msg) {
+                ph_reply_error(r, PH_VERR_BUSY, NULL, "out of memory");
+                return true;
+        }
+        memcpy(msg, d->metrics.msg, d->metrics.len);
+        ph_reply_send(r, msg, d->metrics.len);
+        return true;
+}
+
+void ph_metrics_metrics(ph_daemon *d, ph_conn *c, struct ph_request *req, ph_reply *r)
+{
+        uint64_t t0 = uv_hrtime(), now = uv_now(d->loop);
+        char *msg;
+        size_t len;
+        ph_jw w;
+
+        (void)c;
+        (void)req;
+        if (metrics_reuse(d, r, now))
+                return;
+        ph_metrics_free(d);
+        ph_jw_init(&w, PH_VARLINK_MESSAGE_MAX);
+        ph_jw_reply_begin(&w);
+        metrics_write(&w, d);
+        if (uv_hrtime() - t0 < METRICS_REUSE_COST_NS) {
+                ph_reply_jw(r, &w);
+                return;
+        }
+        /* Costly: kept for the requests of the next second. (The list's
+         * budget keeps it well under the reply cap.) */
+        if (ph_jw_message_end(&w, false, &msg, &len) < 0) {
+                ph_reply_error(r, PH_VERR_BUSY, NULL, "out of memory");
+                return;
+        }
+        d->metrics.msg = malloc(len);
+        if (d->metrics.msg) {
+                memcpy(d->metrics.msg, msg, len);
+                d->metrics.len = len;
+                d->metrics.at_ms = now;
+        }
+        ph_reply_send(r, msg, len);
+}
+
+void ph_metrics_free(ph_daemon *d)
+{
+        free(d->metrics.msg);
+        d->metrics.msg = NULL;
+        d->metrics.len = 0;
 }

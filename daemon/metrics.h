@@ -25,6 +25,13 @@ typedef struct ph_latency {
         uint64_t sum_ns;
 } ph_latency;
 
+/* The last costly Metrics reply, shared for a second (metrics.c). */
+typedef struct ph_metrics_kept {
+        char *msg;                      /* the whole message, NUL included */
+        size_t len;
+        uint64_t at_ms;                 /* uv_now() when it was written */
+} ph_metrics_kept;
+
 /* Counts one call that took ns nanoseconds (uv_hrtime differences). */
 void ph_latency_observe(ph_latency *h, uint64_t ns);
 
@@ -36,5 +43,7 @@ void ph_metrics_write_counters(ph_jw *w, uint64_t calls, uint64_t failed, uint64
  * one loop callback, so at one moment. */
 void ph_metrics_status(struct ph_daemon *d, ph_conn *c, struct ph_request *req, ph_reply *r);
 void ph_metrics_metrics(struct ph_daemon *d, ph_conn *c, struct ph_request *req, ph_reply *r);
+/* Frees the reply kept for reuse (at exit). */
+void ph_metrics_free(struct ph_daemon *d);
 
 #endif

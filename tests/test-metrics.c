@@ -745,6 +745,55 @@ START_TEST(test_output_failures)
 }
 END_TEST
 
+/* An isolated plugin whose worker crashed once and was started again:
+ * the daemon-wide totals and the plugin's own figures are Info's. */
+START_TEST(test_worker_counts)
+{
+        static mx m;
+        char *conf, *text;
+        json_t *r, *info;
+
+        ck_assert_int_ge(asprintf(&conf, "[Daemon]\nWorkerPath=%s/plughost-worker\n"
+                                         "[Plugin fault]\nIsolation=process\n", getenv("PH_BUILDDIR")), 0);
+        du_write_config(&D, conf);
+        free(conf);
+        du_add_plugin(&D, tu_fixture("fault-v1.so"), "fault.so");
+        du_start(&D);
+        call_ok("{\"method\":\"io.plughost.Call\",\"parameters\":{\"name\":\"fault\",\"method\":\"Count\"}}");
+        r = du_request(&D, "{\"method\":\"io.plughost.Call\",\"parameters\":{\"name\":\"fault\",\"method\":\"Segv\"}}");
+        ck_assert_str_eq(du_error(r), "io.plughost.PluginCrashed");
+        json_decref(r);
+        /* The next call starts the worker again (after its backoff). */
+        for (int i = 0; i < 50; i++) {
+                r = du_request(&D, "{\"method\":\"io.plughost.Call\",\"parameters\":{\"name\":\"fault\",\"method\":\"Count\"}}");
+                if (!du_error(r)) {
+                        json_decref(r);
+                        break;
+                }
+                json_decref(r);
+                usleep(100000);
+        }
+        call_ok("{\"method\":\"io.plughost.Call\",\"parameters\":{\"name\":\"hello\",\"method\":\"Hello\"}}");
+        json_decref(status_quiet());
+        info = ctl_json("--json info fault");
+        text = ctl_out("metrics");
+        mx_parse(&m, text);
+        ck_assert_int_ge(du_int(info, "plugin.worker.restarts"), 1);
+        ck_assert_int_eq(du_int(info, "plugin.worker.faults"), 1);
+        ck_assert(mx_get(&m, "plughost_plugin_worker_restarts", "plugin=fault") ==
+                  (double)du_int(info, "plugin.worker.restarts"));
+        ck_assert(mx_get(&m, "plughost_plugin_worker_faults", "plugin=fault") == 1);
+        ck_assert(mx_get(&m, "plughost_worker_restarts_total", NULL) == (double)du_int(info, "plugin.worker.restarts"));
+        ck_assert(mx_get(&m, "plughost_worker_faults_total", NULL) == 1);
+        /* In-process plugins have no worker figures. */
+        ck_assert(mx_has(&m, "plughost_plugin_calls_total", "plugin=hello"));
+        ck_assert(!mx_has(&m, "plughost_plugin_worker_restarts", "plugin=hello"));
+        mx_free(&m);
+        free(text);
+        json_decref(info);
+}
+END_TEST
+
 /* The timer and its service as make install writes them verify clean,
  * the service is hardened as the main unit is, and it runs metrics
  * --output into node_exporter's directory. */
@@ -794,6 +843,7 @@ int main(void)
         tcase_add_test(tc, test_label_escaping);
         tcase_add_test(tc, test_output_atomic);
         tcase_add_test(tc, test_output_failures);
+        tcase_add_test(tc, test_worker_counts);
         tcase_add_test(tc, test_units_verify);
         suite_add_tcase(s, tc);
         failed = tu_run_suite(s);

@@ -17,12 +17,14 @@
  * reply cap whatever the number of plugins (one entry is at most some
  * 25 KiB: a 4 KiB path written with every byte escaped). */
 #define METRICS_PLUGINS_BUDGET (PH_VARLINK_MESSAGE_MAX / 2u)
-/* A Metrics reply that took longer than this to write (thousands of
- * plugins with counters: some 4 ms at 2,000 of them) is kept, and copied
+/* A Metrics reply this long or longer (some 280 plugins with counters;
+ * writing 512 KiB of them is some 4 ms of the loop) is kept, and copied
  * as the reply to every Metrics request of the next METRICS_REUSE_MS:
  * however many clients ask, however often, the loop writes such a reply
- * at most once a second. A cheap one is written afresh each time. */
-#define METRICS_REUSE_COST_NS 1000000ull
+ * at most once a second. A shorter one is written afresh each time. By
+ * size rather than by time taken, so that what a client gets does not
+ * depend on how busy the machine was. */
+#define METRICS_REUSE_BYTES (64u << 10)
 #define METRICS_REUSE_MS 1000u
 
 /* The bounds in nanoseconds, and as the JSON text Metrics writes. */
@@ -230,7 +232,7 @@ static bool metrics_reuse(ph_daemon *d, ph_reply *r, uint64_t now)
 
 void ph_metrics_metrics(ph_daemon *d, ph_conn *c, struct ph_request *req, ph_reply *r)
 {
-        uint64_t t0 = uv_hrtime(), now = uv_now(d->loop);
+        uint64_t now = uv_now(d->loop);
         char *msg;
         size_t len;
         ph_jw w;
@@ -243,7 +245,7 @@ void ph_metrics_metrics(ph_daemon *d, ph_conn *c, struct ph_request *req, ph_rep
         ph_jw_init(&w, PH_VARLINK_MESSAGE_MAX);
         ph_jw_reply_begin(&w);
         metrics_write(&w, d);
-        if (uv_hrtime() - t0 < METRICS_REUSE_COST_NS) {
+        if (ph_jw_len(&w) < METRICS_REUSE_BYTES) {
                 ph_reply_jw(r, &w);
                 return;
         }

@@ -794,6 +794,83 @@ START_TEST(test_worker_counts)
 }
 END_TEST
 
+/* 2,500 plugins with counters: more than half a message of them. The
+ * list stops there and pluginsOmitted counts the rest, the reply stays
+ * under the cap, and a reply that long is given again for a second. */
+#define SCALE_N 2500
+START_TEST(test_list_bounded_and_reused)
+{
+        unsigned char *img;
+        size_t n, at = 0, listed, omitted;
+        json_t *a, *b, *c;
+        du_conn *conn;
+        long long calls;
+
+        img = tu_read_file(tu_example("hello.so"), &n);
+        for (size_t i = 0; i + 14 <= n; i++)
+                if (memcmp(img + i, "\"name\":\"hello\"", 14) == 0) {
+                        ck_assert_msg(!at, "the name is in hello.so twice");
+                        at = i + 8;
+                }
+        ck_assert(at);
+        for (int i = 0; i < SCALE_N; i++) {
+                char name[16], *path;
+
+                snprintf(name, sizeof(name), "h%04d", i);
+                memcpy(img + at, name, 5);
+                strcat(name, ".so");
+                path = tu_path(D.plugins, name);
+                tu_write_file(path, img, n);
+                chmod(path, 0755);
+                free(path);
+        }
+        free(img);
+        du_start(&D);
+        conn = du_connect(&D);
+        for (int base = 0; base < SCALE_N; base += 100) {
+                for (int i = base; i < base + 100; i++) {
+                        char req[160];
+
+                        snprintf(req, sizeof(req), "{\"method\":\"io.plughost.Call\",\"parameters\":"
+                                                   "{\"name\":\"h%04d\",\"method\":\"Hello\"}}", i);
+                        du_send(conn, req);
+                }
+                for (int i = base; i < base + 100; i++) {
+                        json_t *r = du_recv(conn);
+
+                        ck_assert_msg(r && !du_error(r), "call %d: %s", i, r ? du_error(r) : "closed");
+                        json_decref(r);
+                }
+        }
+        du_close(conn);
+        a = du_request(&D, "{\"method\":\"io.plughost.Metrics\"}");
+        ck_assert_ptr_null(du_error(a));
+        listed = json_array_size(json_object_get(du_params(a), "pluginCounters"));
+        omitted = (size_t)du_int(du_params(a), "pluginsOmitted");
+        ck_assert_int_eq(listed + omitted, SCALE_N);
+        ck_assert_msg(omitted > 0 && listed > 1000, "listed %zu, omitted %zu", listed, omitted);
+        ck_assert_int_eq(du_int(du_params(a), "states.loaded"), SCALE_N);
+        {
+                char *text = json_dumps(a, JSON_COMPACT);
+
+                ck_assert_msg(strlen(text) < 1024 * 1024 && strlen(text) > 512 * 1024, "%zu bytes", strlen(text));
+                free(text);
+        }
+        /* One more call: a reply asked within the second is the kept one;
+         * one asked after it is written again and counts the call. */
+        calls = du_int(du_params(a), "counters.calls");
+        call_ok("{\"method\":\"io.plughost.Call\",\"parameters\":{\"name\":\"h0000\",\"method\":\"Hello\"}}");
+        b = du_request(&D, "{\"method\":\"io.plughost.Metrics\"}");
+        usleep(1100000);
+        c = du_request(&D, "{\"method\":\"io.plughost.Metrics\"}");
+        ck_assert_int_eq(du_int(du_params(b), "counters.calls"), calls);
+        ck_assert_int_eq(du_int(du_params(c), "counters.calls"), calls + 1);
+        json_decref(a);
+        json_decref(b);
+        json_decref(c);
+}
+END_TEST
+
 /* The timer and its service as make install writes them verify clean,
  * the service is hardened as the main unit is, and it runs metrics
  * --output into node_exporter's directory. */
@@ -845,6 +922,12 @@ int main(void)
         tcase_add_test(tc, test_output_failures);
         tcase_add_test(tc, test_worker_counts);
         tcase_add_test(tc, test_units_verify);
+        suite_add_tcase(s, tc);
+        /* Thousands of loads, slower under the sanitizers. */
+        tc = tcase_create("scale");
+        tcase_add_checked_fixture(tc, setup, teardown);
+        tcase_set_timeout(tc, 300);
+        tcase_add_test(tc, test_list_bounded_and_reused);
         suite_add_tcase(s, tc);
         failed = tu_run_suite(s);
         if (failed)

@@ -798,13 +798,12 @@ END_TEST
  * list stops there and pluginsOmitted counts the rest, the reply stays
  * under the cap, and a reply that long is given again for a second. */
 #define SCALE_N 2500
-START_TEST(test_list_bounded_and_reused)
+/* n copies of hello.so named h0000.so..., each with its name (h0000...)
+ * patched into its note. */
+static void write_copies(int count)
 {
         unsigned char *img;
-        size_t n, at = 0, listed, omitted;
-        json_t *a, *b, *c;
-        du_conn *conn;
-        long long calls;
+        size_t n, at = 0;
 
         img = tu_read_file(tu_example("hello.so"), &n);
         for (size_t i = 0; i + 14 <= n; i++)
@@ -813,7 +812,7 @@ START_TEST(test_list_bounded_and_reused)
                         at = i + 8;
                 }
         ck_assert(at);
-        for (int i = 0; i < SCALE_N; i++) {
+        for (int i = 0; i < count; i++) {
                 char name[16], *path;
 
                 snprintf(name, sizeof(name), "h%04d", i);
@@ -825,6 +824,31 @@ START_TEST(test_list_bounded_and_reused)
                 free(path);
         }
         free(img);
+}
+
+/* Metrics asked twice within a second, then after it, around one call:
+ * the second reply is the first one again, the third counts the call. */
+static void assert_reused(long long calls)
+{
+        json_t *b, *c;
+
+        call_ok("{\"method\":\"io.plughost.Call\",\"parameters\":{\"name\":\"h0000\",\"method\":\"Hello\"}}");
+        b = du_request(&D, "{\"method\":\"io.plughost.Metrics\"}");
+        usleep(1100000);
+        c = du_request(&D, "{\"method\":\"io.plughost.Metrics\"}");
+        ck_assert_int_eq(du_int(du_params(b), "counters.calls"), calls);
+        ck_assert_int_eq(du_int(du_params(c), "counters.calls"), calls + 1);
+        json_decref(b);
+        json_decref(c);
+}
+
+START_TEST(test_list_bounded_and_reused)
+{
+        size_t listed, omitted;
+        json_t *a;
+        du_conn *conn;
+
+        write_copies(SCALE_N);
         du_start(&D);
         conn = du_connect(&D);
         for (int base = 0; base < SCALE_N; base += 100) {
@@ -856,18 +880,24 @@ START_TEST(test_list_bounded_and_reused)
                 ck_assert_msg(strlen(text) < 1024 * 1024 && strlen(text) > 512 * 1024, "%zu bytes", strlen(text));
                 free(text);
         }
-        /* One more call: a reply asked within the second is the kept one;
-         * one asked after it is written again and counts the call. */
-        calls = du_int(du_params(a), "counters.calls");
-        call_ok("{\"method\":\"io.plughost.Call\",\"parameters\":{\"name\":\"h0000\",\"method\":\"Hello\"}}");
-        b = du_request(&D, "{\"method\":\"io.plughost.Metrics\"}");
-        usleep(1100000);
-        c = du_request(&D, "{\"method\":\"io.plughost.Metrics\"}");
-        ck_assert_int_eq(du_int(du_params(b), "counters.calls"), calls);
-        ck_assert_int_eq(du_int(du_params(c), "counters.calls"), calls + 1);
+        assert_reused(du_int(du_params(a), "counters.calls"));
         json_decref(a);
-        json_decref(b);
-        json_decref(c);
+}
+END_TEST
+
+/* 10,000 plugins, none with counters: a short reply, but a walk of every
+ * plugin, which is kept for a second too. */
+START_TEST(test_walk_reused)
+{
+        json_t *a;
+
+        write_copies(10000);
+        du_start(&D);
+        a = du_request(&D, "{\"method\":\"io.plughost.Metrics\"}");
+        ck_assert_ptr_null(du_error(a));
+        ck_assert_int_eq(du_int(du_params(a), "states.discovered"), 10000 + 5);
+        assert_reused(du_int(du_params(a), "counters.calls"));
+        json_decref(a);
 }
 END_TEST
 
@@ -928,6 +958,7 @@ int main(void)
         tcase_add_checked_fixture(tc, setup, teardown);
         tcase_set_timeout(tc, 300);
         tcase_add_test(tc, test_list_bounded_and_reused);
+        tcase_add_test(tc, test_walk_reused);
         suite_add_tcase(s, tc);
         failed = tu_run_suite(s);
         if (failed)

@@ -15,6 +15,7 @@
 #define OPT_FILTERS 1u          /* --interface, --state */
 #define OPT_FIELD 2u            /* -F, --field */
 #define OPT_LEGEND 4u           /* --no-legend: it prints tables */
+#define OPT_OUTPUT 16u          /* --output: metrics */
 #define OPT_ALL 8u              /* every command */
 
 struct ctl_command {
@@ -35,6 +36,7 @@ static const ctl_command ctl_commands[] = {
         { "rescan", "", "scan the plugin directories now", ctl_rescan, 0 },
         { "status", "", "show the daemon's figures", ctl_status, 0 },
         { "monitor", "", "print plugin events as they happen, until interrupted", ctl_monitor, 0 },
+        { "metrics", "", "print the daemon's figures in Prometheus's text format", ctl_metrics, OPT_OUTPUT },
         { "inspect", "FILE...", "read plugin metadata from files (offline, loads nothing)", ctl_inspect,
           OPT_FIELD | OPT_LEGEND },
         { "help", "[COMMAND]", "show the usage, or one command's", ctl_help, 0 },
@@ -53,6 +55,7 @@ static const struct ctl_option {
         { "state", 'S', "STATE", "only plugins in STATE", OPT_FILTERS },
         { "field", 'F', "FIELD", "print only FIELD's value (a dotted path: worker.pid)", OPT_FIELD },
         { "no-legend", 'L', NULL, "print tables without their header lines", OPT_LEGEND },
+        { "output", 'O', "FILE", "write FILE.tmp, sync it and rename it over FILE", OPT_OUTPUT },
         { "json", 'j', NULL, "print JSON for scripts", OPT_ALL },
         { "help", 'h', NULL, "show this help", OPT_ALL },
 };
@@ -165,6 +168,9 @@ static void option_set(ctl_opts *opts, int val, const char *arg)
                 break;
         case 'L':
                 opts->no_legend = true;
+                break;
+        case 'O':
+                opts->output = arg;
                 break;
         case 'j':
                 opts->json = true;

@@ -19,6 +19,7 @@ typedef struct ctl_opts {
         const char *interface;      /* list --interface */
         const char *state;          /* list --state */
         const char *field;          /* info, inspect: -F FIELD */
+        const char *output;         /* metrics --output FILE */
 } ctl_opts;
 
 /* ---- error.c: every message goes out here, once ---- */
@@ -81,6 +82,9 @@ int ctl_status(const ctl_opts *opts, int argc, char **argv);
 /* Streams events until SIGINT or SIGTERM (then exits 0). */
 int ctl_monitor(const ctl_opts *opts, int argc, char **argv);
 extern const char *const ctl_info_fields[];
+
+/* metrics.c: `metrics [--output FILE]`, Prometheus's text format. */
+int ctl_metrics(const ctl_opts *opts, int argc, char **argv);
 
 /* print.c: text output of the daemon's replies. Each returns 0, or
  * -EBADMSG (printed) for a reply of the wrong shape. */

@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "jw.h"
+#include "metrics.h"
 #include "ops.h"
 #include "plughost/plughost.h"
 #include "pool.h"
@@ -43,6 +44,8 @@ typedef struct ph_daemon {
         bool ready;                     /* first scan done */
         bool stopping;
         ph_daemon_counters counters;
+        ph_latency latency;             /* calls by duration (lifecycle.c counts, metrics.c shows) */
+        ph_metrics_kept metrics;        /* a costly Metrics reply, reused for a second */
         size_t n_loaded;                /* plugins in state loaded (lifecycle.c) */
         /* Finalising retired instances (lifecycle.c). */
         uv_async_t reap_async;

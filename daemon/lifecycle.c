@@ -586,6 +586,7 @@ static void call_done(ph_op *op)
                 return;
         }
         d->counters.calls++;
+        ph_latency_observe(&d->latency, uv_hrtime() - op->started_ns);
         if (k)
                 k->calls++;
         if (op->r < 0) {

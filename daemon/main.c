@@ -582,6 +582,7 @@ int main(int argc, char **argv)
         d.server = NULL;
         ph_life_shutdown(&d);
         ph_listing_free(&d);
+        ph_metrics_free(&d);
         ph_registry_free(d.reg);
         ph_cache_free(d.cache);
         ph_pool_free(d.pool);

@@ -11,6 +11,7 @@
 #include "lifecycle.h"
 #include "listing.h"
 #include "log.h"
+#include "metrics.h"
 #include "ratelimit.h"
 #include "varlink.h"
 #include "vec.h"
@@ -36,26 +37,6 @@ static ph_plugin *find_or_reply(ph_daemon *d, const char *name, ph_reply *r)
         return p;
 }
 
-static void count_write(ph_jw *w, const char *key, uint64_t v)
-{
-        ph_jw_key(w, key);
-        ph_jw_int(w, (long long)v);
-}
-
-/* The counters of a plugin or of the daemon (the same six). */
-static void counters_write(ph_jw *w, uint64_t calls, uint64_t failed, uint64_t in_flight,
-                           uint64_t loads, uint64_t load_failures, uint64_t unloads)
-{
-        ph_jw_object_open(w);
-        count_write(w, "calls", calls);
-        count_write(w, "callsFailed", failed);
-        count_write(w, "callsInFlight", in_flight);
-        count_write(w, "loads", loads);
-        count_write(w, "loadFailures", load_failures);
-        count_write(w, "unloads", unloads);
-        ph_jw_object_close(w);
-}
-
 static void method_info(ph_daemon *d, ph_conn *c, ph_request *req, ph_reply *r)
 {
         ph_plugin *p = find_or_reply(d, param_str(req, "name"), r);
@@ -72,37 +53,8 @@ static void method_info(ph_daemon *d, ph_conn *c, ph_request *req, ph_reply *r)
         ph_jw_key(&w, "metadata");
         ph_plugin_write_metadata(&w, p);
         ph_jw_key(&w, "counters");
-        counters_write(&w, k->calls, k->calls_failed, k->in_flight, k->loads, k->load_failures,
-                       k->unloads);
-        ph_reply_jw(r, &w);
-}
-
-static void method_status(ph_daemon *d, ph_conn *c, ph_request *req, ph_reply *r)
-{
-        size_t rejected, n = ph_registry_count(d->reg, &rejected), loaded = ph_life_loaded_count(d);
-        const ph_daemon_counters *k = &d->counters;
-        ph_jw w;
-
-        (void)req;
-        ph_jw_init(&w, PH_VARLINK_MESSAGE_MAX);
-        ph_jw_reply_begin(&w);
-        ph_jw_key(&w, "version");
-        ph_jw_string(&w, PACKAGE_VERSION);
-        count_write(&w, "uptimeSeconds", (ph_now_ms() - d->started_ms) / 1000);
-        ph_jw_key(&w, "pluginDirectories");
-        ph_jw_array_open(&w);
-        for (size_t i = 0; i < d->cfg->n_plugin_dirs; i++)
-                ph_jw_text(&w, d->cfg->plugin_dirs[i]);
-        ph_jw_array_close(&w);
-        count_write(&w, "plugins", n);
-        count_write(&w, "loaded", loaded);
-        count_write(&w, "rejected", rejected);
-        count_write(&w, "clients", ph_server_clients(d->server));
-        count_write(&w, "bufferedBytes", ph_server_buffered(d->server));
-        count_write(&w, "disconnected", ph_server_disconnects(d->server));
-        ph_jw_key(&w, "counters");
-        counters_write(&w, k->calls, k->calls_failed, k->in_flight, k->loads, k->load_failures,
-                       k->unloads);
+        ph_metrics_write_counters(&w, k->calls, k->calls_failed, k->in_flight, k->loads,
+                                  k->load_failures, k->unloads);
         ph_reply_jw(r, &w);
 }
 
@@ -205,8 +157,9 @@ static const method_fn method_table[_PH_M_MAX] = {
         [PH_M_UNLOAD] = method_unload,
         [PH_M_CALL] = method_call,
         [PH_M_RESCAN] = method_rescan,
-        [PH_M_STATUS] = method_status,
+        [PH_M_STATUS] = ph_metrics_status,
         [PH_M_MONITOR] = method_monitor,
+        [PH_M_METRICS] = ph_metrics_metrics,
 };
 
 /* Changing methods: root, our own user, then the plugin's access list if

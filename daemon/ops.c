@@ -292,6 +292,7 @@ ph_op *ph_op_new(ph_ops *ops, ph_op_kind kind, const ph_plugin *p, ph_cache *cac
         op->max_result = (ops->cfg->max_message < PH_VARLINK_MESSAGE_MAX ? ops->cfg->max_message
                                                                         : PH_VARLINK_MESSAGE_MAX) - 256;
         op->started_ms = uv_now(ops->loop);
+        op->started_ns = uv_hrtime();
         if (kind == PH_OP_LOAD) {
                 ph_config_isolation(op->cfg, p->name, p->file->path, &op->wopts.iso);
                 op->isolated = op->wopts.iso.mode == PH_ISOLATION_PROCESS;

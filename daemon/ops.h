@@ -102,6 +102,7 @@ struct ph_op {
         ph_op *lane_next;
         bool queued;                    /* waiting in lane, not yet submitted */
         uint64_t started_ms;
+        uint64_t started_ns;            /* uv_hrtime(): a call's latency (Metrics) */
         void (*done)(ph_op *op);        /* lifecycle.c's, on the loop */
         ph_op *all_prev, *all_next;     /* every op, for the stop report */
 };

@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,9 @@
 
 
 static __thread ph_fault wk_fault;
+/* Every worker's restarts and faults since the daemon started (Metrics):
+ * a worker's own counts start again with each generation. */
+static atomic_uint_fast64_t wk_restarts_total, wk_faults_total;
 
 uint64_t wk_now_ms(void)
 {
@@ -47,6 +51,12 @@ bool ph_worker_take_fault(ph_fault *ret)
         return true;
 }
 
+void ph_worker_totals(uint64_t *ret_restarts, uint64_t *ret_faults)
+{
+        *ret_restarts = atomic_load(&wk_restarts_total);
+        *ret_faults = atomic_load(&wk_faults_total);
+}
+
 void ph_worker_stats_get(void *handle, ph_worker_stats *ret)
 {
         wk *w = handle;
@@ -60,8 +70,10 @@ static void wk_stats_pid(wk *w, pid_t pid, bool restart)
 {
         pthread_mutex_lock(&w->stats_lock);
         w->stats.pid = pid;
-        if (restart)
+        if (restart) {
                 w->stats.restarts++;
+                atomic_fetch_add(&wk_restarts_total, 1);
+        }
         pthread_mutex_unlock(&w->stats_lock);
 }
 
@@ -333,6 +345,7 @@ void wk_faulted(wk *w, ph_fault *f, const char *during)
 
         w->fault_ms[w->n_faults % PH_WORKER_CRASH_LIMIT] = now;
         w->n_faults++;
+        atomic_fetch_add(&wk_faults_total, 1);
         n = w->n_faults < PH_WORKER_CRASH_LIMIT ? w->n_faults : PH_WORKER_CRASH_LIMIT;
         for (unsigned i = 0; i < n; i++)
                 recent += now - w->fault_ms[i] < PH_WORKER_CRASH_WINDOW_MS;

@@ -112,5 +112,8 @@ bool ph_worker_take_fault(ph_fault *ret);
 /* A snapshot of a worker handle (ph_instance_runner_handle). Any thread;
  * never waits for an exchange. */
 void ph_worker_stats_get(void *handle, ph_worker_stats *ret);
+/* Restarts and faults of every worker since the daemon started (any
+ * thread). */
+void ph_worker_totals(uint64_t *ret_restarts, uint64_t *ret_faults);
 
 #endif

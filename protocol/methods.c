@@ -93,13 +93,17 @@ const ph_method ph_methods[] = {
                 .flags = PH_METHOD_MORE | PH_METHOD_NEEDS_MORE | PH_METHOD_ENDLESS,
                 .id = PH_M_MONITOR,
         },
+        {
+                .name = "io.plughost.Metrics",
+                .id = PH_M_METRICS,
+        },
 };
 
 const size_t ph_methods_count = sizeof(ph_methods) / sizeof(ph_methods[0]);
 _Static_assert(sizeof(ph_methods) / sizeof(ph_methods[0]) == _PH_M_MAX,
                "one row per method id");
 
-/* Eleven rows: a linear search costs less than anything cleverer. */
+/* Twelve rows: a linear search costs less than anything cleverer. */
 const ph_method *ph_method_find(const char *name)
 {
         if (!name)

@@ -137,6 +137,7 @@ enum {
         PH_M_RESCAN,
         PH_M_STATUS,
         PH_M_MONITOR,
+        PH_M_METRICS,
         _PH_M_MAX,
 };
 

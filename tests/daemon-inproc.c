@@ -190,6 +190,7 @@ void ip_stop(ip_daemon *h)
                 d->server = NULL;
                 ph_life_shutdown(d);
                 ph_listing_free(d);
+                ph_metrics_free(d);
                 ph_registry_free(d->reg);
                 ph_cache_free(d->cache);
                 ph_pool_free(d->pool);

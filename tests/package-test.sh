@@ -131,6 +131,7 @@ for p in "${PKGS[@]}"; do check "$p is installed" installed "$p"; done
 files=(
         /usr/sbin/plughostd /usr/bin/plughostctl /usr/libexec/plughost/plughost-worker
         /lib/systemd/system/plughostd.service /lib/systemd/system/plughostd.socket
+        /lib/systemd/system/plughost-metrics.service /lib/systemd/system/plughost-metrics.timer
         /usr/lib/sysusers.d/plughost.conf /usr/lib/tmpfiles.d/plughost.conf
         /usr/share/man/man8/plughostd.8.gz /usr/share/man/man1/plughostctl.1.gz
         /usr/share/bash-completion/completions/plughostctl
@@ -168,8 +169,10 @@ user_ok() {
 check "the system user plughost exists (uid $(id -u plughost 2>/dev/null), group plughost)" user_ok
 check "plughostd.socket is enabled" test -L /etc/systemd/system/sockets.target.wants/plughostd.socket
 check "plughostd.service is not enabled" test ! -e /etc/systemd/system/multi-user.target.wants/plughostd.service
+check "plughost-metrics.timer is not enabled" test ! -e /etc/systemd/system/timers.target.wants/plughost-metrics.timer
 
-out=$(systemd-analyze verify /lib/systemd/system/plughostd.socket /lib/systemd/system/plughostd.service 2>&1)
+out=$(systemd-analyze verify /lib/systemd/system/plughostd.socket /lib/systemd/system/plughostd.service \
+        /lib/systemd/system/plughost-metrics.service /lib/systemd/system/plughost-metrics.timer 2>&1)
 rc=$?
 check "systemd-analyze verify of the installed units${out:+: $out}" test "$rc" -eq 0 -a -z "$out"
 
@@ -230,6 +233,12 @@ check "plughostctl call hello Hello answers through the daemon" grep -q '"Hello,
 out=$(plughostctl --socket "$sock" call mine Ping '{}' 2>&1)
 check "the SDK-built plugin answers a call" grep -q '"pong": *true' <<<"$out"
 check "the daemon keeps its state in /var/lib/plughost" test -e /var/lib/plughost/loaded.json
+metrics=$(plughostctl --socket "$sock" metrics 2>&1)
+metrics_ok() {
+        grep -q '^plughost_plugin_calls_total{plugin="hello"} 1$' <<<"$metrics" || return 1
+        ! command -v promtool >/dev/null || promtool check metrics <<<"$metrics" >/dev/null 2>&1
+}
+check "plughostctl metrics counts the call (and promtool accepts it, when installed)" metrics_ok
 kill -TERM "$daemon_pid" 2>/dev/null
 wait "$daemon_pid"
 rc=$?

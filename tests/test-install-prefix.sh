@@ -64,6 +64,7 @@ if ! as_user make -s -C "$tmp/b" installdirs install-data >"$tmp/install.out" 2>
         fail "make install-data as a user who may write only $prefix failed"
 fi
 for f in lib/systemd/system/plughostd.service lib/systemd/system/plughostd.socket \
+         lib/systemd/system/plughost-metrics.service lib/systemd/system/plughost-metrics.timer \
          lib/sysusers.d/plughost.conf lib/tmpfiles.d/plughost.conf lib/pkgconfig/plughost.pc \
          share/man/man8/plughostd.8 share/man/man1/plughostctl.1 include/plughost/plugin.h; do
         [ -f "$prefix/$f" ] || fail "make install did not install $prefix/$f"
@@ -73,6 +74,10 @@ for d in bin sbin lib libexec/plughost; do
 done
 grep -q "^ExecStart=$prefix/sbin/plughostd\$" "$prefix/lib/systemd/system/plughostd.service" ||
         fail "the installed unit does not start $prefix/sbin/plughostd"
+grep -q "^ExecStart=$prefix/bin/plughostctl metrics " "$prefix/lib/systemd/system/plughost-metrics.service" ||
+        fail "the installed plughost-metrics.service does not run $prefix/bin/plughostctl"
+# Installed, not enabled: nothing links the timer into timers.target.
+[ -z "$(find "$prefix" -name '*.wants' 2>/dev/null)" ] || fail "make install enabled a unit"
 
 # 2. --prefix=/usr: systemd.pc's directories, unless --with-X=DIR says otherwise.
 wait "$usr_pid" || { tail -n 20 "$tmp/b-usr/configure.out"; fail "configure --prefix=/usr failed"; }

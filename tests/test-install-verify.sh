@@ -23,6 +23,7 @@ if ! make -s -C "$PH_BUILDDIR" install DESTDIR="$root" >"$tmp/install.out" 2>&1;
         tail -n 20 "$tmp/install.out"; fail "make install DESTDIR=$root failed"
 fi
 for f in "$unitdir/plughostd.service" "$unitdir/plughostd.socket" \
+         "$unitdir/plughost-metrics.service" "$unitdir/plughost-metrics.timer" \
          "$mandir/man8/plughostd.8" "$mandir/man1/plughostctl.1"; do
         [ -f "$root$f" ] || fail "make install did not install $f"
 done
@@ -35,12 +36,19 @@ sbindir=$(make -s -C "$PH_BUILDDIR" -f Makefile -f "$tmp/print.mk" ph-print-vars
 grep -qx "ExecStart=$sbindir/plughostd" "$root$unitdir/plughostd.service" ||
         fail "the installed unit does not start $sbindir/plughostd"
 [ -x "$root$sbindir/plughostd" ] || fail "make install did not install $sbindir/plughostd"
+printf 'ph-print-vars:\n\t@echo "ph-var: $(bindir)"\n' >"$tmp/print.mk"
+bindir=$(make -s -C "$PH_BUILDDIR" -f Makefile -f "$tmp/print.mk" ph-print-vars | sed -n 's/^ph-var: //p')
+grep -q "^ExecStart=$bindir/plughostctl metrics " "$root$unitdir/plughost-metrics.service" ||
+        fail "the installed plughost-metrics.service does not run $bindir/plughostctl"
 mkdir "$tmp/units"
 sed "s|^ExecStart=$sbindir/|ExecStart=$root$sbindir/|" "$root$unitdir/plughostd.service" \
         >"$tmp/units/plughostd.service"
-cp "$root$unitdir/plughostd.socket" "$tmp/units/"
+cp "$root$unitdir/plughostd.socket" "$root$unitdir/plughost-metrics.timer" "$tmp/units/"
+sed "s|^ExecStart=$bindir/|ExecStart=$root$bindir/|" "$root$unitdir/plughost-metrics.service" \
+        >"$tmp/units/plughost-metrics.service"
 verify() {
-        (cd "$tmp/units" && MANPATH="$root$mandir" systemd-analyze verify plughostd.socket plughostd.service 2>&1)
+        (cd "$tmp/units" && MANPATH="$root$mandir" systemd-analyze verify plughostd.socket plughostd.service \
+                plughost-metrics.service plughost-metrics.timer 2>&1)
 }
 out=$(verify)
 rc=$?
@@ -48,8 +56,6 @@ rc=$?
 
 # Nor is MANPATH needed by whoever has the prefix's bin/ on PATH: man-db
 # looks in ../share/man of each PATH directory.
-printf 'ph-print-vars:\n\t@echo "ph-var: $(bindir)"\n' >"$tmp/print.mk"
-bindir=$(make -s -C "$PH_BUILDDIR" -f Makefile -f "$tmp/print.mk" ph-print-vars | sed -n 's/^ph-var: //p')
 out=$(cd "$tmp/units" && env -u MANPATH PATH="$root$bindir:$PATH" \
         systemd-analyze verify plughostd.socket plughostd.service 2>&1)
 [ -z "$out" ] || fail "with $bindir on PATH and no MANPATH, systemd-analyze verify said: $out"

@@ -1,0 +1,381 @@
+/* plughostctl metrics: the daemon's Metrics reply in Prometheus's text
+ * exposition format (0.0.4), on stdout or, with --output FILE, written to
+ * FILE.tmp, synced and renamed over FILE, so that a reader (node_exporter's
+ * textfile collector) sees the old file or the new one, whole. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ctl.h"
+
+/* Every name starts with this. */
+#define METRICS_PREFIX "plughost_"
+
+/* A label value as the format wants it: \, " and newline escaped. */
+static void label_value(FILE *out, const char *s)
+{
+        for (; *s; s++) {
+                if (*s == '\\')
+                        fputs("\\\\", out);
+                else if (*s == '"')
+                        fputs("\\\"", out);
+                else if (*s == '\n')
+                        fputs("\\n", out);
+                else
+                        fputc(*s, out);
+        }
+}
+
+static void family(FILE *out, const char *name, const char *type, const char *help)
+{
+        fprintf(out, "# HELP " METRICS_PREFIX "%s %s\n# TYPE " METRICS_PREFIX "%s %s\n", name, help,
+                name, type);
+}
+
+/* One sample without labels. */
+static void sample(FILE *out, const char *name, long long v)
+{
+        fprintf(out, METRICS_PREFIX "%s %lld\n", name, v);
+}
+
+/* One sample with one label. */
+static void sample1(FILE *out, const char *name, const char *label, const char *value, long long v)
+{
+        fprintf(out, METRICS_PREFIX "%s{%s=\"", name, label);
+        label_value(out, value);
+        fprintf(out, "\"} %lld\n", v);
+}
+
+/* The reply's members, checked for their type before anything is
+ * written: a reply of the wrong shape writes nothing. */
+typedef struct metrics_reply {
+        json_t *root, *counters, *dirs, *latency, *le, *buckets, *plugins, *states;
+} metrics_reply;
+
+static int reply_int(json_t *obj, const char *key, long long *ret)
+{
+        json_t *v = json_object_get(obj, key);
+
+        if (!json_is_integer(v))
+                return ctl_fail("plughostctl.BadReply", NULL, "malformed reply: '%s' is not an integer",
+                                key), -EBADMSG;
+        *ret = json_integer_value(v);
+        return 0;
+}
+
+static long long get_int(json_t *obj, const char *key)
+{
+        return json_integer_value(json_object_get(obj, key));
+}
+
+static const char *const status_ints[] = {
+        "uptimeSeconds", "plugins", "loaded", "rejected", "clients", "bufferedBytes",
+        "disconnected", "workerRestarts", "workerFaults", "pluginsOmitted", NULL,
+};
+static const char *const counter_ints[] = {
+        "calls", "callsFailed", "callsInFlight", "loads", "loadFailures", "unloads", NULL,
+};
+static const char *const state_names[] = {
+        "discovered", "loading", "loaded", "failed", "quarantined", NULL,
+};
+
+static int check_ints(json_t *obj, const char *const *keys)
+{
+        long long v;
+
+        for (size_t i = 0; keys[i]; i++)
+                if (reply_int(obj, keys[i], &v) < 0)
+                        return -EBADMSG;
+        return 0;
+}
+
+static int reply_check(json_t *root, metrics_reply *m)
+{
+        size_t i;
+        json_t *p;
+
+        m->root = root;
+        m->counters = json_object_get(root, "counters");
+        m->dirs = json_object_get(root, "pluginDirectories");
+        m->latency = json_object_get(root, "latency");
+        m->le = json_object_get(m->latency, "le");
+        m->buckets = json_object_get(m->latency, "buckets");
+        m->plugins = json_object_get(root, "pluginCounters");
+        m->states = json_object_get(root, "states");
+        if (!json_is_string(json_object_get(root, "version")) || !json_is_object(m->counters) ||
+            !json_is_array(m->dirs) || !json_is_array(m->le) || !json_is_array(m->buckets) ||
+            json_array_size(m->le) != json_array_size(m->buckets) || !json_is_array(m->plugins) ||
+            !json_is_object(m->states))
+                return ctl_fail("plughostctl.BadReply", NULL, "malformed Metrics reply"), -EBADMSG;
+        if (check_ints(root, status_ints) < 0 || check_ints(m->counters, counter_ints) < 0 ||
+            check_ints(m->states, state_names) < 0 || check_ints(m->latency, (const char *const[]){
+                    "count", "sumNanoseconds", NULL }) < 0)
+                return -EBADMSG;
+        for (i = 0; i < json_array_size(m->le); i++)
+                if (!json_is_number(json_array_get(m->le, i)) || !json_is_integer(json_array_get(m->buckets, i)))
+                        return ctl_fail("plughostctl.BadReply", NULL, "malformed latency buckets"), -EBADMSG;
+        for (i = 0; i < json_array_size(m->dirs); i++)
+                if (!json_is_string(json_array_get(m->dirs, i)))
+                        return ctl_fail("plughostctl.BadReply", NULL, "malformed pluginDirectories"), -EBADMSG;
+        json_array_foreach(m->plugins, i, p) {
+                if (!json_is_string(json_object_get(p, "name")) || !json_is_string(json_object_get(p, "state")) ||
+                    !json_is_string(json_object_get(p, "file")) || check_ints(p, counter_ints) < 0)
+                        return ctl_fail("plughostctl.BadReply", NULL, "malformed plugin in pluginCounters"),
+                               -EBADMSG;
+        }
+        return 0;
+}
+
+/* The daemon's own figures. */
+static void write_daemon(FILE *out, const metrics_reply *m)
+{
+        json_t *root = m->root, *k = m->counters;
+        size_t i;
+
+        family(out, "info", "gauge", "plughostd's version, as a label; always 1.");
+        sample1(out, "info", "version", json_string_value(json_object_get(root, "version")), 1);
+        family(out, "uptime_seconds", "gauge", "Seconds since plughostd started.");
+        sample(out, "uptime_seconds", get_int(root, "uptimeSeconds"));
+        family(out, "plugin_directory_info", "gauge", "A configured plugin directory, as a label; always 1.");
+        for (i = 0; i < json_array_size(m->dirs); i++)
+                sample1(out, "plugin_directory_info", "directory",
+                        json_string_value(json_array_get(m->dirs, i)), 1);
+        family(out, "plugins", "gauge", "Plugins known (names), by state.");
+        for (i = 0; state_names[i]; i++)
+                sample1(out, "plugins", "state", state_names[i], get_int(m->states, state_names[i]));
+        family(out, "rejected_files", "gauge", "Files in the plugin directories refused or shadowed.");
+        sample(out, "rejected_files", get_int(root, "rejected"));
+        family(out, "clients", "gauge", "Client connections open.");
+        sample(out, "clients", get_int(root, "clients"));
+        family(out, "buffered_bytes", "gauge", "Bytes held for all connections (what MaxBufferTotal= caps).");
+        sample(out, "buffered_bytes", get_int(root, "bufferedBytes"));
+        family(out, "disconnected_total", "counter", "Connections closed with io.plughost.Disconnected.");
+        sample(out, "disconnected_total", get_int(root, "disconnected"));
+        family(out, "calls_total", "counter", "Calls run on a plugin thread, failed ones included.");
+        sample(out, "calls_total", get_int(k, "calls"));
+        family(out, "calls_failed_total", "counter", "Calls that failed.");
+        sample(out, "calls_failed_total", get_int(k, "callsFailed"));
+        family(out, "calls_in_flight", "gauge", "Calls waiting for a plugin thread or running.");
+        sample(out, "calls_in_flight", get_int(k, "callsInFlight"));
+        family(out, "loads_total", "counter", "Loads that made an instance serve.");
+        sample(out, "loads_total", get_int(k, "loads"));
+        family(out, "load_failures_total", "counter", "Loads that failed.");
+        sample(out, "load_failures_total", get_int(k, "loadFailures"));
+        family(out, "unloads_total", "counter", "Instances that stopped serving.");
+        sample(out, "unloads_total", get_int(k, "unloads"));
+        family(out, "worker_restarts_total", "counter", "Worker processes of isolated plugins started again.");
+        sample(out, "worker_restarts_total", get_int(root, "workerRestarts"));
+        family(out, "worker_faults_total", "counter", "Faults of worker processes (crashes, exits, missed deadlines).");
+        sample(out, "worker_faults_total", get_int(root, "workerFaults"));
+}
+
+static void write_latency(FILE *out, const metrics_reply *m)
+{
+        long long count = get_int(m->latency, "count"), sum = get_int(m->latency, "sumNanoseconds");
+
+        family(out, "call_duration_seconds", "histogram",
+               "Calls by the time from their submission to a plugin thread to their outcome.");
+        for (size_t i = 0; i < json_array_size(m->le); i++)
+                fprintf(out, METRICS_PREFIX "call_duration_seconds_bucket{le=\"%g\"} %" JSON_INTEGER_FORMAT "\n",
+                        json_number_value(json_array_get(m->le, i)),
+                        json_integer_value(json_array_get(m->buckets, i)));
+        fprintf(out, METRICS_PREFIX "call_duration_seconds_bucket{le=\"+Inf\"} %lld\n", count);
+        fprintf(out, METRICS_PREFIX "call_duration_seconds_sum %lld.%09lld\n", sum / 1000000000,
+                sum % 1000000000);
+        fprintf(out, METRICS_PREFIX "call_duration_seconds_count %lld\n", count);
+}
+
+/* The per-plugin families, each with every plugin's sample. */
+static void write_plugins(FILE *out, const metrics_reply *m)
+{
+        static const struct {
+                const char *key, *name, *type, *help;
+        } per[] = {
+                { "calls", "plugin_calls_total", "counter", "Calls of the plugin run on a plugin thread." },
+                { "callsFailed", "plugin_calls_failed_total", "counter", "Calls of the plugin that failed." },
+                { "callsInFlight", "plugin_calls_in_flight", "gauge", "Calls of the plugin waiting or running." },
+                { "loads", "plugin_loads_total", "counter", "Loads of the plugin that made an instance serve." },
+                { "loadFailures", "plugin_load_failures_total", "counter", "Loads of the plugin that failed." },
+                { "unloads", "plugin_unloads_total", "counter", "Instances of the plugin that stopped serving." },
+                { "workerRestarts", "plugin_worker_restarts", "gauge",
+                  "Restarts of the serving generation's worker process (isolated plugins)." },
+                { "workerFaults", "plugin_worker_faults", "gauge",
+                  "Faults of the serving generation's worker process (isolated plugins)." },
+        };
+        size_t i;
+        json_t *p;
+
+        family(out, "plugin_info", "gauge", "A plugin with counters: version, state and file as labels; always 1.");
+        json_array_foreach(m->plugins, i, p) {
+                const char *version = json_string_value(json_object_get(p, "version"));
+
+                fputs(METRICS_PREFIX "plugin_info{plugin=\"", out);
+                label_value(out, json_string_value(json_object_get(p, "name")));
+                fputs("\",version=\"", out);
+                label_value(out, version ? version : "");
+                fputs("\",state=\"", out);
+                label_value(out, json_string_value(json_object_get(p, "state")));
+                fputs("\",file=\"", out);
+                label_value(out, json_string_value(json_object_get(p, "file")));
+                fputs("\"} 1\n", out);
+        }
+        for (size_t f = 0; f < sizeof(per) / sizeof(per[0]); f++) {
+                family(out, per[f].name, per[f].type, per[f].help);
+                json_array_foreach(m->plugins, i, p) {
+                        json_t *v = json_object_get(p, per[f].key);
+
+                        if (json_is_integer(v))
+                                sample1(out, per[f].name, "plugin", json_string_value(json_object_get(p, "name")),
+                                        json_integer_value(v));
+                }
+        }
+        family(out, "plugins_omitted", "gauge",
+               "Plugins with counters left out of the per-plugin families (the reply's size cap).");
+        sample(out, "plugins_omitted", get_int(m->root, "pluginsOmitted"));
+}
+
+/* The text, in a malloc'd buffer; -ENOMEM. */
+static int render(json_t *params, bool json, char **ret, size_t *ret_len)
+{
+        metrics_reply m;
+        FILE *out;
+        int r = 0;
+
+        if (!json && reply_check(params, &m) < 0)
+                return -EBADMSG;
+        out = open_memstream(ret, ret_len);
+        if (!out)
+                return -ENOMEM;
+        if (json) {
+                if (json_dumpf(params, out, JSON_INDENT(2) | JSON_ENSURE_ASCII) < 0)
+                        r = -ENOMEM;
+                fputc('\n', out);
+        } else {
+                write_daemon(out, &m);
+                write_latency(out, &m);
+                write_plugins(out, &m);
+        }
+        if (ferror(out))
+                r = -ENOMEM;
+        if (fclose(out) != 0 && r == 0)
+                r = -ENOMEM;
+        if (r < 0) {
+                free(*ret);
+                *ret = NULL;
+        }
+        return r;
+}
+
+static int write_all(int fd, const char *buf, size_t len)
+{
+        while (len > 0) {
+                ssize_t n = write(fd, buf, len);
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return -errno;
+                buf += n;
+                len -= (size_t)n;
+        }
+        return 0;
+}
+
+/* FILE.tmp beside FILE, written, synced and renamed over FILE; on any
+ * failure the temporary file is removed and FILE stays as it was.
+ * Returns an exit code (the failure printed). */
+static int output_atomic(const char *path, const char *text, size_t len)
+{
+        char *tmp = NULL, *dir = NULL, *slash;
+        const char *step = "create";
+        int fd, r = 0, dfd;
+
+        if (asprintf(&tmp, "%s.tmp", path) < 0)
+                return ctl_fail("plughostctl.Failed", NULL, "out of memory");
+        /* O_NOFOLLOW: a link planted as FILE.tmp is not written through. */
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (fd < 0) {
+                int e = errno;
+
+                ctl_fail("plughostctl.OutputFailed", json_pack("{s:s, s:i}", "file", path, "errno", e),
+                         "cannot create %s: %s; %s is left as it was", tmp, strerror(e), path);
+                free(tmp);
+                return CTL_EXIT_FAILED;
+        }
+        /* Readable by node_exporter whatever the umask; nothing in it is
+         * secret from those who may read the textfile directory. */
+        if (fchmod(fd, 0644) < 0)
+                r = -errno, step = "set the mode of";
+        if (r == 0 && (r = write_all(fd, text, len)) < 0)
+                step = "write";
+        if (r == 0 && fsync(fd) < 0)
+                r = -errno, step = "sync";
+        if (close(fd) < 0 && r == 0)
+                r = -errno, step = "write";
+        if (r == 0 && rename(tmp, path) < 0)
+                r = -errno, step = "rename";
+        if (r < 0) {
+                unlink(tmp);
+                ctl_fail("plughostctl.OutputFailed", json_pack("{s:s, s:i}", "file", path, "errno", -r),
+                         "cannot %s %s: %s; %s is left as it was", step, tmp, strerror(-r), path);
+                free(tmp);
+                return CTL_EXIT_FAILED;
+        }
+        /* The rename itself to disk: best effort, the file is in place. */
+        dir = strdup(path);
+        slash = dir ? strrchr(dir, '/') : NULL;
+        if (dir) {
+                if (slash == dir)
+                        slash[1] = '\0';
+                else if (slash)
+                        *slash = '\0';
+                dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (dfd >= 0) {
+                        fsync(dfd);
+                        close(dfd);
+                }
+        }
+        free(dir);
+        free(tmp);
+        return 0;
+}
+
+int ctl_metrics(const ctl_opts *opts, int argc, char **argv)
+{
+        json_t *reply;
+        char *text = NULL;
+        size_t len = 0;
+        int r;
+
+        (void)argv;
+        if (argc != 0)
+                return ctl_usage_error("metrics: expects no arguments (see 'plughostctl help metrics')");
+        if (opts->output && !*opts->output)
+                return ctl_usage_error("metrics: --output: the path is empty");
+        if (ctl_client_call(opts, "io.plughost.Metrics", NULL, false, &reply) < 0)
+                return CTL_EXIT_FAILED;
+        r = render(reply, opts->json, &text, &len);
+        json_decref(reply);
+        if (r == -ENOMEM)
+                return ctl_fail("plughostctl.Failed", NULL, "out of memory");
+        if (r < 0)
+                return CTL_EXIT_FAILED;
+        if (opts->output) {
+                /* Over a file size limit, write() fails with EFBIG and the
+                 * temporary file is removed, rather than a signal killing
+                 * us and leaving it behind. */
+                signal(SIGXFSZ, SIG_IGN);
+                r = output_atomic(opts->output, text, len);
+                free(text);
+                return r;
+        }
+        r = fwrite(text, 1, len, stdout) == len && fflush(stdout) == 0;
+        free(text);
+        return r ? CTL_EXIT_OK : ctl_fail("plughostctl.Failed", NULL, "stdout: write failed");
+}

@@ -451,6 +451,12 @@ static void plugin_decide(ph_registry *reg, ph_plugin *p, name_set *touched)
                 return;
         }
         free(old_path);         /* another file took the name */
+        /* A name's generation only grows: a file that takes the name (one
+         * scanned long ago, when the newer file that shadowed it is
+         * deleted) is stamped anew, or a loaded plugin, which reloads only
+         * onto a newer generation, would go on running the deleted file. */
+        if (!is_new && best != old)
+                best->generation = reg->next_generation++;
         p->file = best;
         if (is_new)
                 emit(reg, PH_EVENT_ADDED, p, NULL);

@@ -2490,6 +2490,40 @@ END_TEST
  * an init took the Load's waiter for a call's and crashed (strdup of its
  * method, NULL). Expect: the init returns during the drain, the Load is
  * answered LoadFailed, the daemon exits 0 with no instance alive. */
+/* 14: behave 1.0.0 (a.so) serves; 2.0.0 (b.so) takes the name and is
+ * loaded; b.so is deleted. a.so, scanned long before, takes the name back
+ * and is loaded at once: the deleted file's code does not go on serving. */
+START_TEST(test_attack_14_shadowed_file_takes_back)
+{
+        char *b = plugin_path("b.so");
+        json_t *ev, *info;
+        du_conn *m;
+
+        cfg_begin("");
+        cfg_write();
+        du_add_plugin(&d, tu_fixture("behave-v1.so"), "a.so");
+        du_start(&d);
+        load_ok("behave");
+        m = du2_monitor(&d);
+        du_add_plugin(&d, tu_fixture("behave-v2.so"), "b.so");
+        ev = du2_wait_event(m, "loaded", "behave", now_ms() + WAIT_MS);
+        ck_assert_msg(ev && strcmp(du_str(ev, "version"), "2.0.0") == 0, "2.0.0 was not loaded");
+        json_decref(ev);
+        ck_assert_int_eq(unlink(b), 0);
+        ev = du2_wait_event(m, "loaded", "behave", now_ms() + WAIT_MS);
+        ck_assert_msg(ev && strcmp(du_str(ev, "version"), "1.0.0") == 0,
+                      "1.0.0 was not loaded back when b.so was deleted");
+        json_decref(ev);
+        info = du2_info(&d, "behave");
+        ck_assert_str_eq(du_str(info, "plugin.version"), "1.0.0");
+        ck_assert_msg(strstr(du_str(info, "plugin.file"), "/a.so"), "serves %s", du_str(info, "plugin.file"));
+        ck_assert_str_eq(du_str(info, "plugin.state"), "loaded");
+        json_decref(info);
+        du_close(m);
+        free(b);
+}
+END_TEST
+
 START_TEST(test_attack_13_stop_during_load)
 {
         du_conn *c;
@@ -3043,6 +3077,7 @@ int main(void)
         add_case(s, "attack_11_result_not_object", test_attack_11_result_not_object, 60);
         add_case(s, "attack_12_stop_runs_fini", test_attack_12_stop_runs_fini, 60);
         add_case(s, "attack_13_stop_during_load", test_attack_13_stop_during_load, 60);
+        add_case(s, "attack_14_shadowed_file_takes_back", test_attack_14_shadowed_file_takes_back, 60);
         add_case(s, "stress", test_stress, (int)stress + 120);
         return tu_run_suite(s) ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -184,6 +184,40 @@ END_TEST
 
 /* Three files claim one name, and leave one by one: the candidates grow
  * past the one kept inline and shrink back. */
+/* A file that loses its claim and gets it back later (the newer file
+ * that shadowed it is deleted) gets a newer generation than any the name
+ * had: a loaded plugin reloads only onto a newer generation, so without
+ * it the deleted file's code would go on serving. */
+START_TEST(test_claim_back_is_newer)
+{
+        ph_registry *reg = registry();
+        uint64_t gen_new;
+
+        {
+                ph_scanned a[] = { item("old.so", "alpha", "0.9.0", 1) };
+
+                apply(reg, 0, DIR0, false, a, 1);
+        }
+        {
+                ph_scanned a[] = { item("new.so", "alpha", "1.0.0", 2) };
+
+                apply(reg, 0, DIR0, false, a, 1);
+        }
+        ck_assert_str_eq(ph_registry_find(reg, "alpha")->file->path, DIR0 "/new.so");
+        gen_new = ph_registry_find(reg, "alpha")->file->generation;
+        rec.log[0] = '\0';
+        {
+                ph_scanned a[] = { gone("new.so") };
+
+                apply(reg, 0, DIR0, false, a, 1);
+        }
+        ck_assert_str_eq(rec.log, "changed alpha; ");
+        ck_assert_str_eq(ph_registry_find(reg, "alpha")->file->path, DIR0 "/old.so");
+        ck_assert_uint_gt(ph_registry_find(reg, "alpha")->file->generation, gen_new);
+        ph_registry_free(reg);
+}
+END_TEST
+
 START_TEST(test_many_candidates)
 {
         ph_registry *reg = registry();
@@ -308,6 +342,7 @@ static Suite *registry_suite(void)
 
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, test_counts_follow_every_change);
+        tcase_add_test(tc, test_claim_back_is_newer);
         tcase_add_test(tc, test_many_candidates);
         tcase_add_test(tc, test_trees_on_demand);
         tcase_add_test(tc, test_large_listing);

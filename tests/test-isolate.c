@@ -405,6 +405,32 @@ START_TEST(test_quarantine_between_calls)
 }
 END_TEST
 
+/* A plugin's error message that is not UTF-8 is its caller's CallFailed
+ * (with '?' for the bytes), not a dead worker counted as a crash: five of
+ * them would have quarantined the plugin for everyone. */
+START_TEST(test_rude_error_message)
+{
+        long long pid;
+        json_t *r;
+
+        start(NULL);
+        load_ok("fault");
+        pid = worker_pid("fault");
+        ck_assert_int_gt(pid, 0);
+        for (int i = 0; i < 6; i++) {
+                r = call("fault", "Rude", NULL);
+                ck_assert_str_eq(du_error(r) ? du_error(r) : "(ok)", "io.plughost.CallFailed");
+                ck_assert_msg(strstr(du_str(r, "parameters.message"), "rude ?? end"), "message: %s",
+                              du_str(r, "parameters.message"));
+                json_decref(r);
+        }
+        ck_assert_int_eq(worker_pid("fault"), pid);
+        r = call("fault", "Echo", "{\"x\":1}");
+        ck_assert_msg(!du_error(r), "Echo after rude errors: %s", du_error(r));
+        json_decref(r);
+}
+END_TEST
+
 /* SIGTERM lets an isolated call in flight finish and answers it, as it
  * does for one in the daemon. */
 START_TEST(test_sigterm_drains_isolated_calls)
@@ -902,6 +928,7 @@ int main(void)
                 return 99;
         }
         add_case(s, "call_segv", test_call_segv, 60);
+        add_case(s, "rude_error_message", test_rude_error_message, 60);
         add_case(s, "call_abort", test_call_abort, 60);
         add_case(s, "call_exit0", test_call_exit0, 60);
         add_case(s, "call_closefds", test_call_closefds, 60);

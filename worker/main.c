@@ -101,19 +101,23 @@ static int send_json(json_t *j)
         return r;
 }
 
+/* A failure's message is the plugin's text (or the loader's, naming the
+ * plugin's file): what is not UTF-8 becomes '?' (ph_varlink_text), or
+ * jansson would refuse it and the worker would die of a plugin's error
+ * message, counted as a crash. */
 static int send_failed(int r, const char *message)
 {
-        return send_json(json_pack("{s:s, s:{s:i, s:s}}", "error", PH_WORKER_FAILED, "parameters",
-                                   "errno", r < 0 ? -r : EIO, "message", message));
+        return send_json(json_pack("{s:s, s:{s:i, s:o}}", "error", PH_WORKER_FAILED, "parameters",
+                                   "errno", r < 0 ? -r : EIO, "message", ph_varlink_text(message)));
 }
 
 /* A call's answer carries the call's id: the daemon matches answers to
  * calls by it, not by position alone. */
 static int send_call_failed(json_int_t id, int r, const char *message)
 {
-        return send_json(json_pack("{s:s, s:{s:I, s:i, s:s}}", "error", PH_WORKER_FAILED,
+        return send_json(json_pack("{s:s, s:{s:I, s:i, s:o}}", "error", PH_WORKER_FAILED,
                                    "parameters", "id", id, "errno", r < 0 ? -r : EIO, "message",
-                                   message));
+                                   ph_varlink_text(message)));
 }
 
 static uint64_t mono_ms(void)

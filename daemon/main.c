@@ -330,6 +330,7 @@ static void daemon_reload(ph_daemon *d)
         daemon_publish(d, next);
         ph_registry_remap_dirs(d->reg, map, (unsigned)old->n_plugin_dirs);
         ph_life_config_changed(d, old, next);
+        ph_metrics_free(d);             /* a kept reply was cut for the old limits */
         ph_config_unref(old);
         free(map);
         if (ph_scan_all(d->scanner, reload_done, d) < 0)

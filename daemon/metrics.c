@@ -17,6 +17,17 @@
  * reply cap whatever the number of plugins (one entry is at most some
  * 25 KiB: a 4 KiB path written with every byte escaped). */
 #define METRICS_PLUGINS_BUDGET (PH_VARLINK_MESSAGE_MAX / 2u)
+
+/* ... and within what one connection may hold (MaxBufferPerConnection=,
+ * 64 KiB at least): a quarter of it, so that the list, its last entry and
+ * the rest of the reply fit, and one Metrics never disconnects its
+ * client. */
+static size_t metrics_budget(const ph_daemon *d)
+{
+        size_t conn = d->cfg->max_buffer_per_conn / 4;
+
+        return conn < METRICS_PLUGINS_BUDGET ? conn : METRICS_PLUGINS_BUDGET;
+}
 /* A Metrics reply this long or longer (some 280 plugins with counters;
  * writing 512 KiB of them is some 4 ms of the loop), or one that walked
  * this many plugins (the walk alone is some 6 ms at 100,000), is kept,
@@ -185,6 +196,7 @@ static void plugin_write(ph_jw *w, const ph_plugin *p)
 static void metrics_write(ph_jw *w, ph_daemon *d)
 {
         uint64_t states[_PH_PSTATE_MAX] = { 0 }, omitted = 0, restarts, faults;
+        size_t budget = metrics_budget(d);
 
         status_write(w, d);
         ph_worker_totals(&restarts, &faults);
@@ -201,7 +213,7 @@ static void metrics_write(ph_jw *w, ph_daemon *d)
                 states[p->life->state]++;
                 if (!plugin_active(p->life))
                         continue;
-                if (ph_jw_len(w) >= METRICS_PLUGINS_BUDGET)
+                if (ph_jw_len(w) >= budget)
                         omitted++;
                 else
                         plugin_write(w, p);

@@ -826,6 +826,31 @@ static void write_copies(int count)
         free(img);
 }
 
+/* Calls each of the count copies once, 100 at a time on one connection. */
+static void call_copies(int count)
+{
+        du_conn *conn = du_connect(&D);
+
+        for (int base = 0; base < count; base += 100) {
+                int end = base + 100 < count ? base + 100 : count;
+
+                for (int i = base; i < end; i++) {
+                        char req[160];
+
+                        snprintf(req, sizeof(req), "{\"method\":\"io.plughost.Call\",\"parameters\":"
+                                                   "{\"name\":\"h%04d\",\"method\":\"Hello\"}}", i);
+                        du_send(conn, req);
+                }
+                for (int i = base; i < end; i++) {
+                        json_t *r = du_recv(conn);
+
+                        ck_assert_msg(r && !du_error(r), "call %d: %s", i, r ? du_error(r) : "closed");
+                        json_decref(r);
+                }
+        }
+        du_close(conn);
+}
+
 /* Metrics asked twice within a second, then after it, around one call:
  * the second reply is the first one again, the third counts the call. */
 static void assert_reused(long long calls)
@@ -846,27 +871,10 @@ START_TEST(test_list_bounded_and_reused)
 {
         size_t listed, omitted;
         json_t *a;
-        du_conn *conn;
 
         write_copies(SCALE_N);
         du_start(&D);
-        conn = du_connect(&D);
-        for (int base = 0; base < SCALE_N; base += 100) {
-                for (int i = base; i < base + 100; i++) {
-                        char req[160];
-
-                        snprintf(req, sizeof(req), "{\"method\":\"io.plughost.Call\",\"parameters\":"
-                                                   "{\"name\":\"h%04d\",\"method\":\"Hello\"}}", i);
-                        du_send(conn, req);
-                }
-                for (int i = base; i < base + 100; i++) {
-                        json_t *r = du_recv(conn);
-
-                        ck_assert_msg(r && !du_error(r), "call %d: %s", i, r ? du_error(r) : "closed");
-                        json_decref(r);
-                }
-        }
-        du_close(conn);
+        call_copies(SCALE_N);
         a = du_request(&D, "{\"method\":\"io.plughost.Metrics\"}");
         ck_assert_ptr_null(du_error(a));
         listed = json_array_size(json_object_get(du_params(a), "pluginCounters"));
@@ -882,6 +890,32 @@ START_TEST(test_list_bounded_and_reused)
         }
         assert_reused(du_int(du_params(a), "counters.calls"));
         json_decref(a);
+}
+END_TEST
+
+/* With the smallest MaxBufferPerConnection= (64K), one Metrics of 600
+ * plugins with counters (some 130 KB in full) is cut to fit the
+ * connection's budget instead of disconnecting the client. */
+START_TEST(test_list_fits_small_buffer)
+{
+        size_t listed, omitted;
+        char *out;
+        json_t *a;
+
+        du_write_config(&D, "[Daemon]\nMaxBufferPerConnection=64K\n");
+        write_copies(600);
+        du_start(&D);
+        call_copies(600);
+        a = du_request(&D, "{\"method\":\"io.plughost.Metrics\"}");
+        ck_assert_msg(!du_error(a), "Metrics: %s", du_error(a));
+        listed = json_array_size(json_object_get(du_params(a), "pluginCounters"));
+        omitted = (size_t)du_int(du_params(a), "pluginsOmitted");
+        ck_assert_int_eq(listed + omitted, 600);
+        ck_assert_msg(omitted > 0 && listed > 50, "listed %zu, omitted %zu", listed, omitted);
+        json_decref(a);
+        ck_assert_int_eq(sh(&out, "'%s' --socket '%s' metrics", ctl, D.socket), 0);
+        ck_assert_msg(strstr(out, "plughost_plugins_omitted"), "%.300s", out);
+        free(out);
 }
 END_TEST
 
@@ -959,6 +993,7 @@ int main(void)
         tcase_set_timeout(tc, 300);
         tcase_add_test(tc, test_list_bounded_and_reused);
         tcase_add_test(tc, test_walk_reused);
+        tcase_add_test(tc, test_list_fits_small_buffer);
         suite_add_tcase(s, tc);
         failed = tu_run_suite(s);
         if (failed)

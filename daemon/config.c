@@ -867,6 +867,11 @@ int ph_config_add_dir(ph_config *cfg, const char *dir, bool *replaced)
                 cfg->n_plugin_dirs = 0;
                 *replaced = true;
         }
+        /* Named again: it keeps its first place (precedence), and is not
+         * watched and scanned twice. */
+        for (size_t i = 0; i < cfg->n_plugin_dirs; i++)
+                if (strcmp(cfg->plugin_dirs[i], dir) == 0)
+                        return 0;
         return strv_push(&cfg->plugin_dirs, &cfg->n_plugin_dirs, &cfg->cap_plugin_dirs, dir);
 }
 

@@ -301,6 +301,21 @@ START_TEST(test_unknown_keys_and_sections)
 }
 END_TEST
 
+/* A directory named twice is one directory: scanned once, one series of
+ * plughostctl metrics. */
+START_TEST(test_plugin_directory_twice)
+{
+        conf c;
+
+        load(&c, "[Daemon]\nPluginDirectory=/p\nPluginDirectory=/q\nPluginDirectory=/p\n");
+        ck_assert_int_eq(c.r, 0);
+        ck_assert_uint_eq(c.cfg->n_plugin_dirs, 2);
+        ck_assert_str_eq(c.cfg->plugin_dirs[0], "/p");
+        ck_assert_str_eq(c.cfg->plugin_dirs[1], "/q");
+        conf_free(&c);
+}
+END_TEST
+
 /* Every key a suggestion may name is one the parser knows. */
 START_TEST(test_every_documented_key_known)
 {
@@ -598,6 +613,7 @@ int main(void)
         tcase_add_test(tc, test_syntax_errors);
         tcase_add_test(tc, test_unknown_keys_and_sections);
         tcase_add_test(tc, test_every_documented_key_known);
+        tcase_add_test(tc, test_plugin_directory_twice);
         tcase_add_test(tc, test_plugin_section_names);
         tcase_add_test(tc, test_untrusted_text_escaped);
         tcase_add_test(tc, test_long_lines_and_files);

@@ -543,7 +543,7 @@ static void life_quarantine(ph_daemon *d, ph_plugin *p, const char *why)
         l->quarantined_generation = l->serving->generation;
         count_unload(d, l);
         gone = life_drop(d, p, PH_VERR_LOAD_FAILED, "was quarantined");
-        set_error(l, why);
+        set_error(l, without_name(why, p->name));       /* a Load's error names it */
         life_settle_gone(d, p, gone);
         serving_retire(gone);
 }

@@ -401,6 +401,10 @@ START_TEST(test_quarantine_between_calls)
         json_decref(r);
         r = load("fault");
         ck_assert_str_eq(du_error(r) ? du_error(r) : "(ok)", "io.plughost.LoadFailed");
+        /* The plugin is named once. */
+        ck_assert_msg(strncmp(du_str(r, "parameters.message"), "fault: ", 7) == 0 &&
+                      !strstr(du_str(r, "parameters.message"), "fault: fault:"), "message: %s",
+                      du_str(r, "parameters.message"));
         json_decref(r);
 }
 END_TEST

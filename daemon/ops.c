@@ -236,6 +236,17 @@ static void op_work(ph_job *job)
                 op_load(op);
                 return;
         }
+        /* Serialised here, off the loop. jansson's reference counts are
+         * atomic and nothing changes the object any more: the loop holds
+         * its reference only to drop it. */
+        if (!op->params)
+                op->params = op->params_json ? json_dumps(op->params_json, JSON_COMPACT)
+                                             : strdup("{}");
+        if (!op->params) {
+                op->r = -ENOMEM;
+                snprintf(op->err, sizeof(op->err), "out of memory");
+                return;
+        }
         /* op's name and method outlive the call: op is freed on the loop. */
         ph_crash_enter(op->name, "call", op->method);
         op->r = ph_instance_call(op->call_inst, op->method, op->params, &text, op->err,
@@ -355,6 +366,10 @@ int ph_op_submit(ph_op *op, bool has_uid, uid_t uid)
         void *worker = op->kind == PH_OP_CALL ? ph_instance_runner_handle(op->call_inst) : NULL;
         int r;
 
+        /* An isolated call's parameters go to the worker from the loop. */
+        if (worker && !op->params &&
+            !(op->params = op->params_json ? json_dumps(op->params_json, JSON_COMPACT) : strdup("{}")))
+                return -ENOMEM;
         if (!worker) {
                 r = ph_pool_submit(op->ops->pool, &op->job);
                 if (r < 0)
@@ -492,6 +507,7 @@ void ph_op_free(ph_op *op)
         free(op->config_json);
         free(op->method);
         free(op->params);
+        json_decref(op->params_json);
         free(op);
 }
 

@@ -74,7 +74,11 @@ struct ph_op {
         ph_cache *cache;
         struct ph_serving *srv;         /* CALL: lifecycle.c's, holding the instance */
         ph_instance *call_inst;         /* CALL: borrowed from srv for the work */
-        char *method, *params;          /* CALL */
+        char *method, *params;          /* CALL; params NULL until the work
+                                         * writes it from params_json */
+        json_t *params_json;            /* CALL: a reference to the request's
+                                         * object (NULL: {}), serialised on the
+                                         * plugin thread, not the loop */
         size_t max_result;              /* CALL: bytes of result text */
         /* Outputs. */
         int r;                          /* 0 or -errno (load or call) */
@@ -129,7 +133,8 @@ void ph_op_discard(ph_op *op, const char *why);
 /* Whether uid may take one more plugin thread. */
 bool ph_ops_uid_has_room(ph_ops *ops, uid_t uid, unsigned *ret_now);
 /* Submits op to the plugin pool, charging a thread to uid (if has_uid).
- * Returns 0, or -EAGAIN (queue full; op untouched). */
+ * Returns 0, or -EAGAIN (queue full) or -ENOMEM (an isolated call's
+ * parameters not serialised); op untouched but for its params. */
 int ph_op_submit(ph_op *op, bool has_uid, uid_t uid);
 
 /* Submits a call through lane: now if fewer than cap of its calls run,

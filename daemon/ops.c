@@ -361,7 +361,9 @@ static void op_wcall_done(ph_wcall *c)
         op_done(&op->job);
 }
 
-int ph_op_submit(ph_op *op, bool has_uid, uid_t uid)
+/* Submits op to the pool (through plane, if not NULL) or, for an
+ * isolated call, to its worker. */
+static int op_submit(ph_op *op, ph_pool_lane *plane, unsigned cap, bool has_uid, uid_t uid)
 {
         void *worker = op->kind == PH_OP_CALL ? ph_instance_runner_handle(op->call_inst) : NULL;
         int r;
@@ -371,7 +373,8 @@ int ph_op_submit(ph_op *op, bool has_uid, uid_t uid)
             !(op->params = op->params_json ? json_dumps(op->params_json, JSON_COMPACT) : strdup("{}")))
                 return -ENOMEM;
         if (!worker) {
-                r = ph_pool_submit(op->ops->pool, &op->job);
+                r = plane ? ph_pool_submit_lane(op->ops->pool, plane, cap, &op->job)
+                          : ph_pool_submit(op->ops->pool, &op->job);
                 if (r < 0)
                         return r;
         }
@@ -396,6 +399,11 @@ int ph_op_submit(ph_op *op, bool has_uid, uid_t uid)
                 ph_worker_call_async(worker, op->ops->loop, op->ops->pool, &op->wcall);
         }
         return 0;
+}
+
+int ph_op_submit(ph_op *op, bool has_uid, uid_t uid)
+{
+        return op_submit(op, NULL, 0, has_uid, uid);
 }
 
 /* ---- lanes ---- */
@@ -457,6 +465,11 @@ int ph_op_submit_lane(ph_op *op, ph_lane *lane, unsigned cap, bool has_uid, uid_
         int r;
 
         lane->cap = cap ? cap : 1;
+        /* In-process: the pool keeps the lane, so a plugin thread that
+         * finishes a call takes the next one without a round trip through
+         * the loop (and the loop does not wake a thread per call). */
+        if (op->kind == PH_OP_CALL && !ph_instance_runner_handle(op->call_inst))
+                return op_submit(op, &lane->pool, lane->cap, has_uid, uid);
         if (lane->running < lane->cap && !lane->head) {
                 r = ph_op_submit(op, has_uid, uid);
                 if (r < 0)
@@ -736,5 +749,7 @@ void ph_ops_fail_all(ph_ops *ops, const char *why)
                 ph_op_fail_waiters(op, PH_VERR_BUSY, "%s", why);
                 if (op->queued)
                         op_drop_queued(op, why);
+                else if (op->job.lane)
+                        ph_op_take_back(op);    /* waiting in the pool's lane */
         }
 }

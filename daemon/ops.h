@@ -32,11 +32,14 @@ typedef enum ph_op_kind {
 } ph_op_kind;
 
 /* The calls of one instance: at most cap run on plugin threads at once
- * (1 for a serial plugin, MaxCallsPerPlugin otherwise); the others wait
- * here, on the loop, oldest first, without holding a thread. Embedded in
- * its owner (lifecycle.c's ph_serving), which outlives every op in it. */
+ * (1 for a serial plugin, MaxCallsPerPlugin otherwise); the others wait,
+ * oldest first, without holding a thread: an in-process plugin's in the
+ * pool's lane (a thread that finishes one of its calls takes the next),
+ * an isolated one's here, on the loop. Embedded in its owner (lifecycle.c's
+ * ph_serving), which outlives every op in it. */
 typedef struct ph_lane {
-        ph_op *head, *tail;             /* waiting for room */
+        ph_pool_lane pool;              /* in-process calls */
+        ph_op *head, *tail;             /* isolated calls waiting for room */
         unsigned running;               /* submitted to the pool */
         unsigned waiting;
         unsigned cap;

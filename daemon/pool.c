@@ -34,6 +34,7 @@ struct ph_pool {
         ph_job *done_head, *done_tail;
         atomic_uint queued;             /* changed under lock; the loop reads it without */
         unsigned running, finished, threads, max_threads, max_queue;
+        unsigned laned;                 /* waiting in lanes */
         unsigned idle;                  /* threads in pthread_cond_wait */
         unsigned waking;                /* woken or started, not yet at the queue */
         bool stopping;
@@ -42,11 +43,64 @@ struct ph_pool {
         unsigned collected;             /* taken from done, done() not yet run */
         ph_job *batch_head, *batch_tail;        /* submitted this turn, not queued yet */
         unsigned batched;
+        unsigned batched_free;          /* of them, not in a lane: count against max_queue */
         uv_prepare_t flush;             /* active while the batch has jobs */
         unsigned handles_closed;        /* of async and flush, by ph_pool_free */
 };
 
 static void *pool_thread(void *arg);
+
+static void queue_append(ph_pool *pool, ph_job *job)
+{
+        job->next = NULL;
+        if (pool->queue_tail)
+                pool->queue_tail->next = job;
+        else
+                pool->queue_head = job;
+        pool->queue_tail = job;
+        atomic_store_explicit(&pool->queued, pool->queued + 1, memory_order_relaxed);
+}
+
+/* Queues job, or makes it wait in its lane when the lane is full. Called
+ * with the lock held. */
+static void queue_admit(ph_pool *pool, ph_job *job)
+{
+        ph_pool_lane *lane = job->lane;
+
+        if (lane) {
+                lane->cap = job->lane_cap;
+                if (lane->running >= lane->cap || lane->head) {
+                        job->next = NULL;
+                        if (lane->tail)
+                                lane->tail->next = job;
+                        else
+                                lane->head = job;
+                        lane->tail = job;
+                        pool->laned++;
+                        return;
+                }
+                lane->running++;
+        }
+        queue_append(pool, job);
+}
+
+/* One of lane's jobs left the queue or ended: the next in line is queued.
+ * Called with the lock held. */
+static void lane_next(ph_pool *pool, ph_pool_lane *lane)
+{
+        ph_job *job;
+
+        lane->running--;
+        if (!lane->head || lane->running >= lane->cap)
+                return;
+        job = lane->head;
+        lane->head = job->next;
+        if (!lane->head)
+                lane->tail = NULL;
+        pool->laned--;
+        lane->running++;
+        queue_append(pool, job);
+}
 
 /* Makes sure a thread comes for the queue: wakes an idle one, or starts
  * one, unless a thread is on its way already. Called with the lock held. */
@@ -113,6 +167,10 @@ static void *pool_thread(void *arg)
                 job->work(job);
 
                 pthread_mutex_lock(&pool->lock);
+                /* Its lane's next job is queued here: this thread takes
+                 * it without a round trip through the loop. */
+                if (job->lane)
+                        lane_next(pool, job->lane);
                 pool->running--;
                 pool->finished++;
                 job->next = NULL;
@@ -156,16 +214,14 @@ static void pool_flush(ph_pool *pool)
         if (!pool->batch_head)
                 return;
         pthread_mutex_lock(&pool->lock);
-        if (pool->queue_tail)
-                pool->queue_tail->next = pool->batch_head;
-        else
-                pool->queue_head = pool->batch_head;
-        pool->queue_tail = pool->batch_tail;
-        atomic_store_explicit(&pool->queued, pool->queued + pool->batched, memory_order_relaxed);
+        for (ph_job *job = pool->batch_head, *next; job; job = next) {
+                next = job->next;
+                queue_admit(pool, job);
+        }
         pool_wake(pool);
         pthread_mutex_unlock(&pool->lock);
         pool->batch_head = pool->batch_tail = NULL;
-        pool->batched = 0;
+        pool->batched = pool->batched_free = 0;
 }
 
 static void pool_flush_cb(uv_prepare_t *h)
@@ -199,12 +255,18 @@ int ph_pool_new(uv_loop_t *loop, unsigned max_threads, unsigned max_queue, ph_po
         return 0;
 }
 
-int ph_pool_submit(ph_pool *pool, ph_job *job)
+static int pool_submit(ph_pool *pool, ph_pool_lane *lane, unsigned cap, ph_job *job)
 {
-        /* Only the loop sets stopping; threads only shrink the queue. */
+        /* Only the loop sets stopping. Threads only shrink the queue, but
+         * for a lane's next job, which its lane's cap bounds. */
         if (pool->stopping ||
-            atomic_load_explicit(&pool->queued, memory_order_relaxed) + pool->batched >= pool->max_queue)
+            (!lane && atomic_load_explicit(&pool->queued, memory_order_relaxed) + pool->batched_free >=
+                              pool->max_queue))
                 return -EAGAIN;
+        job->lane = lane;
+        job->lane_cap = cap ? cap : 1;
+        if (!lane)
+                pool->batched_free++;
         job->next = NULL;
         if (pool->batch_tail)
                 pool->batch_tail->next = job;
@@ -214,6 +276,16 @@ int ph_pool_submit(ph_pool *pool, ph_job *job)
         if (pool->batched++ == 0)
                 uv_prepare_start(&pool->flush, pool_flush_cb);
         return 0;
+}
+
+int ph_pool_submit(ph_pool *pool, ph_job *job)
+{
+        return pool_submit(pool, NULL, 0, job);
+}
+
+int ph_pool_submit_lane(ph_pool *pool, ph_pool_lane *lane, unsigned cap, ph_job *job)
+{
+        return pool_submit(pool, lane, cap, job);
 }
 
 int ph_pool_cancel(ph_pool *pool, ph_job *job)
@@ -226,6 +298,8 @@ int ph_pool_cancel(ph_pool *pool, ph_job *job)
                         *at = job->next;
                         if (pool->batch_tail == job)
                                 pool->batch_tail = prev;
+                        if (!job->lane)
+                                pool->batched_free--;
                         if (--pool->batched == 0)
                                 uv_prepare_stop(&pool->flush);
                         return 0;
@@ -238,6 +312,20 @@ int ph_pool_cancel(ph_pool *pool, ph_job *job)
                         if (pool->queue_tail == job)
                                 pool->queue_tail = prev;
                         pool->queued--;
+                        if (job->lane) {
+                                lane_next(pool, job->lane);
+                                pool_wake(pool);
+                        }
+                        r = 0;
+                        break;
+                }
+        prev = NULL;
+        for (at = job->lane && r < 0 ? &job->lane->head : NULL; at && *at; prev = *at, at = &(*at)->next)
+                if (*at == job) {
+                        *at = job->next;
+                        if (job->lane->tail == job)
+                                job->lane->tail = prev;
+                        pool->laned--;
                         r = 0;
                         break;
                 }
@@ -251,7 +339,7 @@ unsigned ph_pool_busy(const ph_pool *cpool)
         unsigned n;
 
         pthread_mutex_lock(&pool->lock);
-        n = pool->queued + pool->running + pool->finished;
+        n = pool->queued + pool->laned + pool->running + pool->finished;
         pthread_mutex_unlock(&pool->lock);
         return n + pool->collected + pool->batched;
 }

@@ -2,7 +2,10 @@
  * turn, threads woken only when none is on its way, and what that must
  * not cost: a job behind one stuck in plugin code still gets a thread, a
  * job taken back before its turn never runs, the queue's cap counts the
- * jobs of the turn, and jobs submitted just before the pool is freed run. */
+ * jobs of the turn, and jobs submitted just before the pool is freed run.
+ * Lanes: at most cap of a lane's jobs at once, the next one queued by the
+ * thread that finished the last (no round trip through the loop), and a
+ * job taken back from a lane or the queue makes room for the next. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -217,6 +220,86 @@ START_TEST(test_free_runs_turn)
 }
 END_TEST
 
+/* Waits up to WAIT_MS, without running the loop, for t to have run. */
+static bool ran_within(tjob *t)
+{
+        for (unsigned i = 0; i < WAIT_MS / 10 && !atomic_load(&t->ran); i++)
+                usleep(10 * 1000);
+        return atomic_load(&t->ran) > 0;
+}
+
+/* cap 1: one at a time, in order; the thread that finished one queues the
+ * next itself; one taken back from the lane never runs. */
+START_TEST(test_lane_cap)
+{
+        atomic_bool gate1 = false, gate2 = false;
+        ph_pool_lane lane = { 0 };
+        uv_loop_t loop;
+        ph_pool *pool;
+        tjob a, b, c;
+
+        uv_loop_init(&loop);
+        ck_assert_int_eq(ph_pool_new(&loop, 4, 16, &pool), 0);
+        tjob_init(&a, &gate1);
+        tjob_init(&b, &gate2);
+        tjob_init(&c, NULL);
+        ck_assert_int_eq(ph_pool_submit_lane(pool, &lane, 1, &a.job), 0);
+        ck_assert_int_eq(ph_pool_submit_lane(pool, &lane, 1, &b.job), 0);
+        ck_assert_int_eq(ph_pool_submit_lane(pool, &lane, 1, &c.job), 0);
+        uv_run(&loop, UV_RUN_NOWAIT);          /* the turn hands them over */
+        usleep(100 * 1000);
+        ck_assert_uint_eq(ph_pool_busy(pool), 3);
+        /* c waits in the lane: taken back, it never runs. */
+        ck_assert_int_eq(ph_pool_cancel(pool, &c.job), 0);
+        ck_assert_uint_eq(ph_pool_busy(pool), 2);
+        /* b waits for a, though three threads are free. */
+        atomic_store(&gate2, true);
+        usleep(100 * 1000);
+        ck_assert_int_eq(atomic_load(&b.ran), 0);
+        /* a ends: its thread queues b, with no loop turn in between. */
+        atomic_store(&gate1, true);
+        ck_assert_msg(ran_within(&b), "the lane's next job was not queued when the last one ended");
+        run_until(&loop, &b.done, 1);
+        ck_assert_int_eq(a.done, 1);
+        ck_assert_int_eq(b.done, 1);
+        ck_assert_int_eq(atomic_load(&c.ran), 0);
+        ck_assert_int_eq(c.done, 0);
+        ck_assert_uint_eq(ph_pool_busy(pool), 0);
+        pool_end(&loop, pool);
+}
+END_TEST
+
+/* A lane's job taken back from the queue (no thread free yet) gives its
+ * place to the next one in the lane. */
+START_TEST(test_lane_cancel_queued)
+{
+        atomic_bool gate = false;
+        ph_pool_lane lane = { 0 };
+        uv_loop_t loop;
+        ph_pool *pool;
+        tjob block, l1, l2;
+
+        uv_loop_init(&loop);
+        ck_assert_int_eq(ph_pool_new(&loop, 1, 16, &pool), 0);
+        tjob_init(&block, &gate);
+        tjob_init(&l1, NULL);
+        tjob_init(&l2, NULL);
+        ck_assert_int_eq(ph_pool_submit(pool, &block.job), 0);
+        uv_run(&loop, UV_RUN_NOWAIT);
+        usleep(100 * 1000);                     /* the one thread takes block */
+        ck_assert_int_eq(ph_pool_submit_lane(pool, &lane, 1, &l1.job), 0);
+        ck_assert_int_eq(ph_pool_submit_lane(pool, &lane, 1, &l2.job), 0);
+        uv_run(&loop, UV_RUN_NOWAIT);           /* l1 queued, l2 in the lane */
+        ck_assert_int_eq(ph_pool_cancel(pool, &l1.job), 0);
+        atomic_store(&gate, true);
+        run_until(&loop, &l2.done, 1);
+        ck_assert_int_eq(l2.done, 1);
+        ck_assert_int_eq(atomic_load(&l1.ran), 0);
+        ck_assert_int_eq(l1.done, 0);
+        pool_end(&loop, pool);
+}
+END_TEST
+
 static Suite *pool_suite(void)
 {
         Suite *s = suite_create("pool");
@@ -228,6 +311,8 @@ static Suite *pool_suite(void)
         tcase_add_test(tc, test_cancel_in_turn);
         tcase_add_test(tc, test_queue_cap);
         tcase_add_test(tc, test_free_runs_turn);
+        tcase_add_test(tc, test_lane_cap);
+        tcase_add_test(tc, test_lane_cancel_queued);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -317,7 +317,7 @@ static void load_internal(ph_daemon *d, ph_plugin *p)
 }
 
 static void call_start(ph_daemon *d, ph_plugin *p, ph_serving *srv, ph_waiter *w,
-                       const char *method, const char *params, ph_reply *r, bool has_uid, uid_t uid);
+                       const char *method, json_t *params, ph_reply *r, bool has_uid, uid_t uid);
 
 static json_t *name_param(const char *name)
 {
@@ -480,18 +480,21 @@ static void load_done(ph_op *op)
         ph_op_free(op);
 }
 
-/* Starts a call on srv: for a new request (r) or for a waiter that waited
- * for the load (w). */
+/* Starts a call on srv: for a new request (r, with the request's params
+ * object, NULL for {}) or for a waiter that waited for the load (w, with
+ * its params as text). */
 static void call_start(ph_daemon *d, ph_plugin *p, ph_serving *srv, ph_waiter *w,
-                       const char *method, const char *params, ph_reply *r, bool has_uid, uid_t uid)
+                       const char *method, json_t *params, ph_reply *r, bool has_uid, uid_t uid)
 {
         ph_op *op = ph_op_new(d->ops, PH_OP_CALL, p, d->cache);
         unsigned now;
 
         if (op && !(op->method = strdup(w ? w->method : method)))
                 op = (ph_op_free(op), NULL);
-        if (op && !(op->params = strdup(w ? w->params : params)))
+        if (op && w && !(op->params = strdup(w->params)))
                 op = (ph_op_free(op), NULL);
+        if (op && !w && json_is_object(params))        /* null reads as absent: {} */
+                op->params_json = json_incref(params);
         if (!op) {
                 if (w)
                         ph_waiter_error(w, PH_VERR_BUSY, NULL, "out of memory");
@@ -674,14 +677,15 @@ void ph_life_call(ph_daemon *d, ph_plugin *p, const char *method, json_t *params
 
         if (!uid_room(d, c, r))
                 return;
+        /* The serving instance's calls serialise their parameters on the
+         * plugin thread. */
+        if (l->serving) {
+                call_start(d, p, l->serving, NULL, method, params, r, has_uid, uid);
+                return;
+        }
         text = params ? json_dumps(params, JSON_COMPACT) : strdup("{}");
         if (!text) {
                 ph_reply_error(r, PH_VERR_BUSY, NULL, "out of memory");
-                return;
-        }
-        if (l->serving) {
-                call_start(d, p, l->serving, NULL, method, text, r, has_uid, uid);
-                free(text);
                 return;
         }
         op = load_op(d, p, has_uid, uid, &verr, &why);

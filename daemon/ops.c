@@ -236,6 +236,17 @@ static void op_work(ph_job *job)
                 op_load(op);
                 return;
         }
+        /* Serialised here, off the loop. jansson's reference counts are
+         * atomic and nothing changes the object any more: the loop holds
+         * its reference only to drop it. */
+        if (!op->params)
+                op->params = op->params_json ? json_dumps(op->params_json, JSON_COMPACT)
+                                             : strdup("{}");
+        if (!op->params) {
+                op->r = -ENOMEM;
+                snprintf(op->err, sizeof(op->err), "out of memory");
+                return;
+        }
         /* op's name and method outlive the call: op is freed on the loop. */
         ph_crash_enter(op->name, "call", op->method);
         op->r = ph_instance_call(op->call_inst, op->method, op->params, &text, op->err,
@@ -351,13 +362,20 @@ static void op_wcall_done(ph_wcall *c)
         op_done(&op->job);
 }
 
-int ph_op_submit(ph_op *op, bool has_uid, uid_t uid)
+/* Submits op to the pool (through plane, if not NULL) or, for an
+ * isolated call, to its worker. */
+static int op_submit(ph_op *op, ph_pool_lane *plane, unsigned cap, bool has_uid, uid_t uid)
 {
         void *worker = op->kind == PH_OP_CALL ? ph_instance_runner_handle(op->call_inst) : NULL;
         int r;
 
+        /* An isolated call's parameters go to the worker from the loop. */
+        if (worker && !op->params &&
+            !(op->params = op->params_json ? json_dumps(op->params_json, JSON_COMPACT) : strdup("{}")))
+                return -ENOMEM;
         if (!worker) {
-                r = ph_pool_submit(op->ops->pool, &op->job);
+                r = plane ? ph_pool_submit_lane(op->ops->pool, plane, cap, &op->job)
+                          : ph_pool_submit(op->ops->pool, &op->job);
                 if (r < 0)
                         return r;
         }
@@ -382,6 +400,11 @@ int ph_op_submit(ph_op *op, bool has_uid, uid_t uid)
                 ph_worker_call_async(worker, op->ops->loop, op->ops->pool, &op->wcall);
         }
         return 0;
+}
+
+int ph_op_submit(ph_op *op, bool has_uid, uid_t uid)
+{
+        return op_submit(op, NULL, 0, has_uid, uid);
 }
 
 /* ---- lanes ---- */
@@ -443,6 +466,11 @@ int ph_op_submit_lane(ph_op *op, ph_lane *lane, unsigned cap, bool has_uid, uid_
         int r;
 
         lane->cap = cap ? cap : 1;
+        /* In-process: the pool keeps the lane, so a plugin thread that
+         * finishes a call takes the next one without a round trip through
+         * the loop (and the loop does not wake a thread per call). */
+        if (op->kind == PH_OP_CALL && !ph_instance_runner_handle(op->call_inst))
+                return op_submit(op, &lane->pool, lane->cap, has_uid, uid);
         if (lane->running < lane->cap && !lane->head) {
                 r = ph_op_submit(op, has_uid, uid);
                 if (r < 0)
@@ -493,6 +521,7 @@ void ph_op_free(ph_op *op)
         free(op->config_json);
         free(op->method);
         free(op->params);
+        json_decref(op->params_json);
         free(op);
 }
 
@@ -721,5 +750,7 @@ void ph_ops_fail_all(ph_ops *ops, const char *why)
                 ph_op_fail_waiters(op, PH_VERR_BUSY, "%s", why);
                 if (op->queued)
                         op_drop_queued(op, why);
+                else if (op->job.lane)
+                        ph_op_take_back(op);    /* waiting in the pool's lane */
         }
 }

@@ -32,11 +32,14 @@ typedef enum ph_op_kind {
 } ph_op_kind;
 
 /* The calls of one instance: at most cap run on plugin threads at once
- * (1 for a serial plugin, MaxCallsPerPlugin otherwise); the others wait
- * here, on the loop, oldest first, without holding a thread. Embedded in
- * its owner (lifecycle.c's ph_serving), which outlives every op in it. */
+ * (1 for a serial plugin, MaxCallsPerPlugin otherwise); the others wait,
+ * oldest first, without holding a thread: an in-process plugin's in the
+ * pool's lane (a thread that finishes one of its calls takes the next),
+ * an isolated one's here, on the loop. Embedded in its owner (lifecycle.c's
+ * ph_serving), which outlives every op in it. */
 typedef struct ph_lane {
-        ph_op *head, *tail;             /* waiting for room */
+        ph_pool_lane pool;              /* in-process calls */
+        ph_op *head, *tail;             /* isolated calls waiting for room */
         unsigned running;               /* submitted to the pool */
         unsigned waiting;
         unsigned cap;
@@ -74,7 +77,11 @@ struct ph_op {
         ph_cache *cache;
         struct ph_serving *srv;         /* CALL: lifecycle.c's, holding the instance */
         ph_instance *call_inst;         /* CALL: borrowed from srv for the work */
-        char *method, *params;          /* CALL */
+        char *method, *params;          /* CALL; params NULL until the work
+                                         * writes it from params_json */
+        json_t *params_json;            /* CALL: a reference to the request's
+                                         * object (NULL: {}), serialised on the
+                                         * plugin thread, not the loop */
         size_t max_result;              /* CALL: bytes of result text */
         /* Outputs. */
         int r;                          /* 0 or -errno (load or call) */
@@ -130,7 +137,8 @@ void ph_op_discard(ph_op *op, const char *why);
 /* Whether uid may take one more plugin thread. */
 bool ph_ops_uid_has_room(ph_ops *ops, uid_t uid, unsigned *ret_now);
 /* Submits op to the plugin pool, charging a thread to uid (if has_uid).
- * Returns 0, or -EAGAIN (queue full; op untouched). */
+ * Returns 0, or -EAGAIN (queue full) or -ENOMEM (an isolated call's
+ * parameters not serialised); op untouched but for its params. */
 int ph_op_submit(ph_op *op, bool has_uid, uid_t uid);
 
 /* Submits a call through lane: now if fewer than cap of its calls run,

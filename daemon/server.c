@@ -152,6 +152,8 @@ struct ph_conn {
         bool reading;
         bool processing;                /* inside conn_process: no re-entry */
         bool deferred;                  /* had its turn: more on the next one */
+        bool flush_soon;                /* answers came outside a read: written at the turn's end */
+        ph_conn *flush_next;            /* in srv->flush_head */
         size_t turn_bytes;              /* read since its last deferral */
         bool closing;
         bool close_after_flush;         /* half-closed or oversize: answer, then go */
@@ -182,8 +184,10 @@ struct ph_server {
         uv_poll_t poll;
         uv_timer_t retry;
         uv_timer_t sweep;
-        uv_idle_t turn;                 /* active while connections are deferred */
+        uv_idle_t turn;                 /* active while connections are deferred
+                                         * or have answers to write */
         unsigned n_deferred;
+        ph_conn *flush_head;            /* connections with flush_soon set */
         bool sweeping;
         bool accepting;
         bool paused;                    /* EMFILE: waiting for fds */
@@ -575,6 +579,7 @@ static void conn_enforce(ph_conn *c)
 
 static void conn_close_when_written(ph_conn *c);
 static void conn_flush(ph_conn *c);
+static void conn_flush_soon(ph_conn *c);
 
 /* The head is a reply made in parts, not yet whole. */
 static bool conn_producing(const ph_conn *c)
@@ -836,7 +841,7 @@ void ph_reply_send(ph_reply *r, char *msg, size_t len)
                 c->held += msg_charge(r->msg);
                 c->n_held++;
         }
-        conn_flush(c);
+        conn_flush_soon(c);
 }
 
 int ph_reply_stream(ph_reply *r, char *msg, size_t len)
@@ -1076,11 +1081,26 @@ static void conn_message(ph_conn *c, const char *msg, size_t len)
 /* Handles complete messages, as many as the pipeline allows; reads more
  * when it has room. */
 /* The next loop turn: after every other ready connection had its own. */
+/* Answers finished since the last turn (a batch of calls from the
+ * plugin pool): one write per connection for all of them. */
+static void server_flush_soon(ph_server *s)
+{
+        ph_conn *c;
+
+        while ((c = s->flush_head)) {
+                s->flush_head = c->flush_next;
+                c->flush_next = NULL;
+                c->flush_soon = false;
+                conn_flush(c);
+        }
+}
+
 static void server_turn_cb(uv_idle_t *h)
 {
         ph_server *s = h->data;
 
-        for (ph_conn *c = s->conns, *next; c && s->n_deferred; c = next) {
+        server_flush_soon(s);
+        for (ph_conn *next, *c = s->conns; c && s->n_deferred; c = next) {
                 next = c->next;
                 if (!c->deferred)
                         continue;
@@ -1090,8 +1110,26 @@ static void server_turn_cb(uv_idle_t *h)
                 if (!c->closing && !c->condemned)
                         conn_process(c);
         }
-        if (!s->n_deferred)
+        if (!s->n_deferred && !s->flush_head)
                 uv_idle_stop(&s->turn);
+}
+
+/* Writes c's finished answers at the start of the next loop turn, with
+ * whatever else finishes before it, instead of one write per answer. */
+static void conn_flush_soon(ph_conn *c)
+{
+        ph_server *s = c->srv;
+
+        if (!s || s->stopped || c->closing) {
+                conn_flush(c);
+                return;
+        }
+        if (c->flush_soon)
+                return;
+        c->flush_soon = true;
+        c->flush_next = s->flush_head;
+        s->flush_head = c;
+        uv_idle_start(&s->turn, server_turn_cb);
 }
 
 /* Whether c waits for the next turn now (not once the server stopped:
@@ -1296,6 +1334,12 @@ static void conn_close_cb(uv_handle_t *h)
                 s->n_condemned--;
         if (c->deferred)
                 s->n_deferred--;
+        if (c->flush_soon)
+                for (ph_conn **pp = &s->flush_head; *pp; pp = &(*pp)->flush_next)
+                        if (*pp == c) {
+                                *pp = c->flush_next;
+                                break;
+                        }
         s->conn_total -= c->gcharge;
         server_note_total(s);
         conn_free(c);
@@ -1750,6 +1794,8 @@ void ph_server_stop(ph_server *s)
         if (!s || s->stopped)
                 return;
         s->stopped = true;
+        /* Finished answers are written before idle connections close. */
+        server_flush_soon(s);
         uv_poll_stop(&s->poll);
         uv_timer_stop(&s->retry);
         uv_timer_stop(&s->sweep);

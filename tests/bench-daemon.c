@@ -10,7 +10,8 @@
  * median of REPEATS runs made side by side, and a ratio the median of the
  * ratios of those pairs. Prints figures, whether each target is met, and
  * issue 15's targets together at the end; the servers it starts are
- * stopped, and its scratch directory removed, on every exit path. */
+ * stopped, and its scratch directory removed, on every exit path.
+ * PH_BENCH_ONLY=call runs section 6 alone. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -2669,6 +2670,7 @@ static void bench_call(void)
 int main(void)
 {
         uint64_t t0 = bu_now_ns();
+        const char *only;
         int r;
 
         setvbuf(stdout, NULL, _IOLBF, 0);
@@ -2679,8 +2681,14 @@ int main(void)
         if (r < 0)
                 die("mkdtemp", r);
         printf("scratch %s\n", bench_dir);
-        bench_load();
-        bench_startup();
+        /* PH_BENCH_ONLY=call: section 6 alone, for comparing Call changes. */
+        only = getenv("PH_BENCH_ONLY");
+        if (only && *only && strcmp(only, "call") != 0)
+                die("PH_BENCH_ONLY (only \"call\" is known)", -EINVAL);
+        if (!only || !*only) {
+                bench_load();
+                bench_startup();
+        }
         bench_call();
         print_summary();
         printf("\nbench-daemon took %.1f s\n", (double)(bu_now_ns() - t0) / 1e9);

@@ -659,7 +659,7 @@ static bool exists(const char *path)
 
 /* --output replaces FILE by a rename: a reader holding the old file still
  * reads the old whole text, the new one is another inode, whole, and no
- * FILE.tmp is left. */
+ * temporary file is left. */
 START_TEST(test_output_atomic)
 {
         char *path, *tmp, *text, oldbuf[64];
@@ -695,7 +695,7 @@ START_TEST(test_output_atomic)
 }
 END_TEST
 
-/* Failures leave FILE as it was, no FILE.tmp, a message and exit 1: a
+/* Failures leave FILE as it was, no temporary file, a message and exit 1: a
  * file size limit (a full disk to write()), a directory it may not
  * write, a daemon that does not answer. */
 START_TEST(test_output_failures)
@@ -714,6 +714,7 @@ START_TEST(test_output_failures)
                       "%s", out);
         free(out);
         ck_assert(!exists(tmp));
+        ck_assert_int_ne(sh(NULL, "ls -A %s | grep -q '^\\.plughost\\.prom\\.'", D.dir), 0);
         got = (char *)tu_read_file(path, &n);
         ck_assert(n == 4 && memcmp(got, "old\n", 4) == 0);
         free(got);
@@ -742,6 +743,138 @@ START_TEST(test_output_failures)
         free(ro);
         free(tmp);
         free(path);
+}
+END_TEST
+
+/* The names in dir other than those in keep (NULL-terminated), joined
+ * by spaces; "" when there are none. */
+static char *dir_extra(const char *dir, const char *const *keep)
+{
+        char *out;
+
+        ck_assert_int_eq(sh(&out, "cd %s && ls -A | tr '\\n' ' '", dir), 0);
+        for (size_t i = 0; keep[i]; i++) {
+                char *at, *w;
+
+                ck_assert_int_ge(asprintf(&w, "%s ", keep[i]), 0);
+                at = strstr(out, w);
+                ck_assert_msg(at, "%s is missing from %s (%s)", keep[i], dir, out);
+                memmove(at, at + strlen(w), strlen(at + strlen(w)) + 1);
+                free(w);
+        }
+        return out;
+}
+
+static void assert_whole(const char *path)
+{
+        static mx m;
+        size_t n;
+        char *text = (char *)tu_read_file(path, &n);
+
+        text = realloc(text, n + 1);
+        text[n] = '\0';
+        mx_parse(&m, text);
+        ck_assert(mx_has(&m, "plughost_clients", NULL));
+        mx_free(&m);
+        free(text);
+}
+
+/* The timer and an admin's run at once, many times over: every run
+ * succeeds, FILE is always one whole text, and no temporary file of
+ * either is left behind. */
+START_TEST(test_output_concurrent)
+{
+        static const char *const keep[] = { "plughost.prom", NULL };
+        char *dir, *path, *out;
+        int r;
+
+        du_start(&D);
+        dir = tu_path(D.dir, "out");
+        ck_assert_int_eq(mkdir(dir, 0755), 0);
+        path = tu_path(dir, "plughost.prom");
+        for (int round = 0; round < 40; round++) {
+                r = sh(&out, "%s --socket %s metrics --output %s 2>&1 & a=$!; "
+                             "%s --socket %s metrics --output %s 2>&1; b=$?; wait $a; a=$?; "
+                             "test $a = 0 && test $b = 0",
+                       ctl, D.socket, path, ctl, D.socket, path);
+                ck_assert_msg(r == 0, "round %d: a run failed: %s", round, out);
+                free(out);
+                assert_whole(path);
+                out = dir_extra(dir, keep);
+                ck_assert_msg(!*out, "round %d: left behind: %s", round, out);
+                free(out);
+        }
+        free(path);
+        free(dir);
+}
+END_TEST
+
+/* What someone who may write the directory plants at the old FILE.tmp
+ * and at names like ours (a FIFO, a link, a file of theirs kept by a
+ * second link) is never opened, followed, reused or removed: the run
+ * neither hangs nor fails, FILE is a new file of our own. */
+START_TEST(test_output_planted)
+{
+        static const char *const kinds[] = { "fifo", "symlink", "file" };
+        static const char *const names[] = { "plughost.prom.tmp", ".plughost.prom.tmp", ".plughost.prom.XXXXXX",
+                                             ".plughost.prom.000000" };
+
+        du_start(&D);
+        for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+                char *dir, *path, *target, *keepfile, *out, *got;
+                const char *keep[8] = { "plughost.prom", "target", "kept", NULL };
+                struct stat st, planted;
+                size_t n, nk = 3;
+
+                ck_assert_int_ge(asprintf(&dir, "%s/out-%s", D.dir, kinds[k]), 0);
+                ck_assert_int_eq(mkdir(dir, 0755), 0);
+                path = tu_path(dir, "plughost.prom");
+                target = tu_path(dir, "target");
+                keepfile = tu_path(dir, "kept");
+                tu_write_file(target, "target\n", 7);
+                tu_write_file(keepfile, "planted\n", 8);
+                ck_assert_int_eq(lstat(keepfile, &planted), 0);
+                for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+                        char *p = tu_path(dir, names[i]);
+
+                        if (strcmp(kinds[k], "fifo") == 0)
+                                ck_assert_int_eq(mkfifo(p, 0666), 0);
+                        else if (strcmp(kinds[k], "symlink") == 0)
+                                ck_assert_int_eq(symlink(target, p), 0);
+                        else
+                                ck_assert_int_eq(link(keepfile, p), 0);
+                        keep[nk++] = names[i];
+                        free(p);
+                }
+                /* timeout: an open that waits for a FIFO's reader fails the test, not hangs it. */
+                ck_assert_int_eq(sh(&out, "timeout 10 %s --socket %s metrics --output %s 2>&1; echo \"exit $?\"",
+                                    ctl, D.socket, path), 0);
+                ck_assert_msg(strcmp(out, "exit 0\n") == 0, "%s: %s", kinds[k], out);
+                free(out);
+                assert_whole(path);
+                ck_assert_int_eq(lstat(path, &st), 0);
+                ck_assert_msg(S_ISREG(st.st_mode) && st.st_ino != planted.st_ino && st.st_uid == geteuid() &&
+                              (st.st_mode & 0777) == 0644, "%s: FILE is not a new file of ours", kinds[k]);
+                got = (char *)tu_read_file(target, &n);
+                ck_assert(n == 7 && memcmp(got, "target\n", 7) == 0);
+                free(got);
+                got = (char *)tu_read_file(keepfile, &n);
+                ck_assert(n == 8 && memcmp(got, "planted\n", 8) == 0);
+                free(got);
+                for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+                        char *p = tu_path(dir, names[i]);
+
+                        ck_assert_msg(exists(p), "%s: the planted %s was removed", kinds[k], names[i]);
+                        free(p);
+                }
+                out = dir_extra(dir, keep);
+                ck_assert_msg(!*out, "%s: left behind: %s", kinds[k], out);
+                free(out);
+                free(keepfile);
+                free(target);
+                free(path);
+                free(dir);
+        }
 }
 END_TEST
 
@@ -950,6 +1083,8 @@ int main(void)
         tcase_add_test(tc, test_label_escaping);
         tcase_add_test(tc, test_output_atomic);
         tcase_add_test(tc, test_output_failures);
+        tcase_add_test(tc, test_output_concurrent);
+        tcase_add_test(tc, test_output_planted);
         tcase_add_test(tc, test_worker_counts);
         tcase_add_test(tc, test_units_verify);
         suite_add_tcase(s, tc);

@@ -18,18 +18,32 @@
 /* Every name starts with this. */
 #define METRICS_PREFIX "plughost_"
 
-/* A label value as the format wants it: \, " and newline escaped. */
+/* Set when the text goes to a terminal: label values then also have
+ * their other control characters escaped (see label_value). */
+static bool to_terminal;
+
+/* A label value as the format wants it: \, " and newline escaped. On a
+ * terminal also the other C0 controls and DEL as \xHH and the C1 controls
+ * (U+0080..U+009F) as \u00HH, the forms of ctl_escape(), so a plugin's
+ * file name cannot drive the terminal; a \ of the value itself is \\,
+ * so the two never read alike. Files and pipes get the exact bytes. */
 static void label_value(FILE *out, const char *s)
 {
         for (; *s; s++) {
-                if (*s == '\\')
+                unsigned char c = (unsigned char)*s;
+
+                if (c == '\\')
                         fputs("\\\\", out);
-                else if (*s == '"')
+                else if (c == '"')
                         fputs("\\\"", out);
-                else if (*s == '\n')
+                else if (c == '\n')
                         fputs("\\n", out);
+                else if (to_terminal && (c < 0x20 || c == 0x7f))
+                        fprintf(out, "\\x%02x", c);
+                else if (to_terminal && c == 0xc2 && (unsigned char)s[1] >= 0x80 && (unsigned char)s[1] <= 0x9f)
+                        fprintf(out, "\\u%04x", (unsigned char)*++s);
                 else
-                        fputc(*s, out);
+                        fputc(c, out);
         }
 }
 
@@ -425,6 +439,8 @@ int ctl_metrics(const ctl_opts *opts, int argc, char **argv)
                 return ctl_usage_error("metrics: --output: the path is empty");
         if (ctl_client_call(opts, "io.plughost.Metrics", NULL, false, &reply) < 0)
                 return CTL_EXIT_FAILED;
+        /* The exact bytes into FILE and pipes, where Prometheus reads them. */
+        to_terminal = !opts->output && isatty(STDOUT_FILENO);
         r = render(reply, opts->json, &text, &len);
         json_decref(reply);
         if (r == -ENOMEM)

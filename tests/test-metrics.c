@@ -650,6 +650,34 @@ START_TEST(test_label_escaping)
 }
 END_TEST
 
+/* A file name with an OSC sequence (ESC ] 0 ; X BEL), a CR and a C1 CSI:
+ * on a terminal (a pty, through script(1)) none of them reaches it raw,
+ * each is shown as \xHH or \u00HH; through a pipe the bytes are exact. */
+START_TEST(test_label_terminal)
+{
+        static const char fname[] = "t\x1b]0;X\x07\r\xc2\x9bm.so";
+        char *plain = tu_path(D.plugins, "hello.so"), *out;
+
+        du_add_plugin(&D, tu_example("hello.so"), fname);
+        ck_assert_int_eq(unlink(plain), 0);
+        free(plain);
+        du_start(&D);
+        call_ok("{\"method\":\"io.plughost.Load\",\"parameters\":{\"name\":\"hello\"}}");
+        ck_assert_int_eq(sh(&out, "command -v script >/dev/null"), 0);
+        free(out);
+        ck_assert_int_eq(sh(&out, "timeout 20 script -qec '%s --socket %s metrics' /dev/null </dev/null", ctl,
+                            D.socket), 0);
+        ck_assert_msg(strstr(out, "plughost_plugin_info{"), "no metrics through the pty: %s", out);
+        ck_assert_msg(!strchr(out, '\x1b') && !strchr(out, '\x07') && !strstr(out, "\xc2\x9b"),
+                      "a control character reached the terminal raw");
+        ck_assert_msg(strstr(out, "t\\x1b]0;X\\x07\\x0d\\u009bm.so\""), "not escaped as documented: %s", out);
+        free(out);
+        out = ctl_out("metrics");
+        ck_assert_ptr_nonnull(strstr(out, "t\x1b]0;X\x07\r\xc2\x9bm.so\""));
+        free(out);
+}
+END_TEST
+
 static bool exists(const char *path)
 {
         struct stat st;
@@ -1081,6 +1109,7 @@ int main(void)
         if (have || required)
                 tcase_add_test(tc, test_promtool_check);
         tcase_add_test(tc, test_label_escaping);
+        tcase_add_test(tc, test_label_terminal);
         tcase_add_test(tc, test_output_atomic);
         tcase_add_test(tc, test_output_failures);
         tcase_add_test(tc, test_output_concurrent);

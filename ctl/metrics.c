@@ -147,6 +147,21 @@ static int reply_check(json_t *root, metrics_reply *m)
         return 0;
 }
 
+/* Whether dirs[i] is one of the earlier ones: a directory configured
+ * twice, or two names that are not UTF-8 (both "?"), would otherwise be
+ * one series twice, which a Prometheus scrape rejects whole. label_value
+ * maps distinct strings to distinct text, so equal strings are the only
+ * equal labels. A few directories: the quadratic walk is fine. */
+static bool dir_seen(json_t *dirs, size_t i)
+{
+        const char *d = json_string_value(json_array_get(dirs, i));
+
+        for (size_t j = 0; j < i; j++)
+                if (strcmp(json_string_value(json_array_get(dirs, j)), d) == 0)
+                        return true;
+        return false;
+}
+
 /* The daemon's own figures. */
 static void write_daemon(FILE *out, const metrics_reply *m)
 {
@@ -159,8 +174,9 @@ static void write_daemon(FILE *out, const metrics_reply *m)
         sample(out, "uptime_seconds", get_int(root, "uptimeSeconds"));
         family(out, "plugin_directory_info", "gauge", "A configured plugin directory, as a label; always 1.");
         for (i = 0; i < json_array_size(m->dirs); i++)
-                sample1(out, "plugin_directory_info", "directory",
-                        json_string_value(json_array_get(m->dirs, i)), 1);
+                if (!dir_seen(m->dirs, i))
+                        sample1(out, "plugin_directory_info", "directory",
+                                json_string_value(json_array_get(m->dirs, i)), 1);
         family(out, "plugins", "gauge", "Plugins known (names), by state.");
         for (i = 0; state_names[i]; i++)
                 sample1(out, "plugins", "state", state_names[i], get_int(m->states, state_names[i]));

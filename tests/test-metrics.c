@@ -678,6 +678,41 @@ START_TEST(test_label_terminal)
 }
 END_TEST
 
+/* One directory configured twice and two whose names are not UTF-8
+ * (the daemon says "?" for each): one plugin_directory_info series each,
+ * never the same series twice (the strict parser rejects duplicates, as
+ * a Prometheus scrape does). */
+START_TEST(test_directory_duplicates)
+{
+        static mx m;
+        char *a = tu_path(D.dir, "\xff"), *b = tu_path(D.dir, "\xfe"), *conf, *text, *q;
+        size_t n = 0;
+
+        ck_assert_int_eq(mkdir(a, 0755), 0);
+        ck_assert_int_eq(mkdir(b, 0755), 0);
+        ck_assert_int_ge(asprintf(&conf, "[Daemon]\nPluginDirectory=%s\nPluginDirectory=%s\n"
+                                         "PluginDirectory=%s\nPluginDirectory=%s\n",
+                                  D.plugins, D.plugins, a, b), 0);
+        du_write_config(&D, conf);
+        D.dirs_from_config = true;
+        du_start(&D);
+        text = ctl_out("metrics");
+        mx_parse(&m, text);
+        ck_assert(mx_has(&m, "plughost_plugin_directory_info", labels1("directory", D.plugins)));
+        ck_assert_int_ge(asprintf(&q, "%s/?", D.dir), 0);
+        ck_assert(mx_has(&m, "plughost_plugin_directory_info", labels1("directory", q)));
+        for (size_t i = 0; i < m.n; i++)
+                n += strcmp(m.s[i].name, "plughost_plugin_directory_info") == 0;
+        ck_assert_int_eq(n, 2);
+        mx_free(&m);
+        free(q);
+        free(text);
+        free(conf);
+        free(b);
+        free(a);
+}
+END_TEST
+
 static bool exists(const char *path)
 {
         struct stat st;
@@ -1110,6 +1145,7 @@ int main(void)
                 tcase_add_test(tc, test_promtool_check);
         tcase_add_test(tc, test_label_escaping);
         tcase_add_test(tc, test_label_terminal);
+        tcase_add_test(tc, test_directory_duplicates);
         tcase_add_test(tc, test_output_atomic);
         tcase_add_test(tc, test_output_failures);
         tcase_add_test(tc, test_output_concurrent);

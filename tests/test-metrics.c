@@ -1128,6 +1128,29 @@ START_TEST(test_units_verify)
 }
 END_TEST
 
+/* debian/plughostd.postrm, its /var/lib moved under the test directory:
+ * purge removes the file the timer writes and nothing else of
+ * node_exporter's, remove leaves it, and purge without it succeeds. */
+START_TEST(test_postrm_purge)
+{
+        const char *s = getenv("PH_SRCDIR");
+        char *out;
+        int r;
+
+        ck_assert_ptr_nonnull(s);
+        r = sh(&out, "set -e; cd %s; r=$PWD/root; ne=$r/var/lib/prometheus/node-exporter; mkdir -p $ne; "
+                     "sed \"s|/var/lib/|$r/var/lib/|g\" %s/debian/plughostd.postrm > postrm; "
+                     "echo x > $ne/plughost.prom; echo y > $ne/other.prom; "
+                     "sh postrm remove; test -f $ne/plughost.prom || { echo 'remove removed it'; exit 1; }; "
+                     "sh postrm purge; test ! -e $ne/plughost.prom || { echo 'purge left it'; exit 1; }; "
+                     "test -f $ne/other.prom || { echo 'purge removed other.prom'; exit 1; }; "
+                     "sh postrm purge || { echo 'purge without the file failed'; exit 1; } 2>&1",
+               D.dir, s);
+        ck_assert_msg(r == 0, "postrm (exit %d): %s", r, out);
+        free(out);
+}
+END_TEST
+
 int main(void)
 {
         Suite *s = suite_create("metrics");
@@ -1152,6 +1175,7 @@ int main(void)
         tcase_add_test(tc, test_output_planted);
         tcase_add_test(tc, test_worker_counts);
         tcase_add_test(tc, test_units_verify);
+        tcase_add_test(tc, test_postrm_purge);
         suite_add_tcase(s, tc);
         /* Thousands of loads, slower under the sanitizers. */
         tc = tcase_create("scale");

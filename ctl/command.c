@@ -55,7 +55,7 @@ static const struct ctl_option {
         { "state", 'S', "STATE", "only plugins in STATE", OPT_FILTERS },
         { "field", 'F', "FIELD", "print only FIELD's value (a dotted path: worker.pid)", OPT_FIELD },
         { "no-legend", 'L', NULL, "print tables without their header lines", OPT_LEGEND },
-        { "output", 'O', "FILE", "write FILE.tmp, sync it and rename it over FILE", OPT_OUTPUT },
+        { "output", 'O', "FILE", "write a new temporary file, sync it and rename it over FILE", OPT_OUTPUT },
         { "json", 'j', NULL, "print JSON for scripts", OPT_ALL },
         { "help", 'h', NULL, "show this help", OPT_ALL },
 };

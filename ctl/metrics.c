@@ -1,7 +1,8 @@
 /* plughostctl metrics: the daemon's Metrics reply in Prometheus's text
  * exposition format (0.0.4), on stdout or, with --output FILE, written to
- * FILE.tmp, synced and renamed over FILE, so that a reader (node_exporter's
- * textfile collector) sees the old file or the new one, whole. */
+ * a new temporary file of its own beside FILE, synced and renamed over
+ * FILE, so that a reader (node_exporter's textfile collector) sees the old
+ * file or the new one, whole. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -17,18 +18,32 @@
 /* Every name starts with this. */
 #define METRICS_PREFIX "plughost_"
 
-/* A label value as the format wants it: \, " and newline escaped. */
+/* Set when the text goes to a terminal: label values then also have
+ * their other control characters escaped (see label_value). */
+static bool to_terminal;
+
+/* A label value as the format wants it: \, " and newline escaped. On a
+ * terminal also the other C0 controls and DEL as \xHH and the C1 controls
+ * (U+0080..U+009F) as \u00HH, the forms of ctl_escape(), so a plugin's
+ * file name cannot drive the terminal; a \ of the value itself is \\,
+ * so the two never read alike. Files and pipes get the exact bytes. */
 static void label_value(FILE *out, const char *s)
 {
         for (; *s; s++) {
-                if (*s == '\\')
+                unsigned char c = (unsigned char)*s;
+
+                if (c == '\\')
                         fputs("\\\\", out);
-                else if (*s == '"')
+                else if (c == '"')
                         fputs("\\\"", out);
-                else if (*s == '\n')
+                else if (c == '\n')
                         fputs("\\n", out);
+                else if (to_terminal && (c < 0x20 || c == 0x7f))
+                        fprintf(out, "\\x%02x", c);
+                else if (to_terminal && c == 0xc2 && (unsigned char)s[1] >= 0x80 && (unsigned char)s[1] <= 0x9f)
+                        fprintf(out, "\\u%04x", (unsigned char)*++s);
                 else
-                        fputc(*s, out);
+                        fputc(c, out);
         }
 }
 
@@ -132,6 +147,21 @@ static int reply_check(json_t *root, metrics_reply *m)
         return 0;
 }
 
+/* Whether dirs[i] is one of the earlier ones: a directory configured
+ * twice, or two names that are not UTF-8 (both "?"), would otherwise be
+ * one series twice, which a Prometheus scrape rejects whole. label_value
+ * maps distinct strings to distinct text, so equal strings are the only
+ * equal labels. A few directories: the quadratic walk is fine. */
+static bool dir_seen(json_t *dirs, size_t i)
+{
+        const char *d = json_string_value(json_array_get(dirs, i));
+
+        for (size_t j = 0; j < i; j++)
+                if (strcmp(json_string_value(json_array_get(dirs, j)), d) == 0)
+                        return true;
+        return false;
+}
+
 /* The daemon's own figures. */
 static void write_daemon(FILE *out, const metrics_reply *m)
 {
@@ -144,8 +174,9 @@ static void write_daemon(FILE *out, const metrics_reply *m)
         sample(out, "uptime_seconds", get_int(root, "uptimeSeconds"));
         family(out, "plugin_directory_info", "gauge", "A configured plugin directory, as a label; always 1.");
         for (i = 0; i < json_array_size(m->dirs); i++)
-                sample1(out, "plugin_directory_info", "directory",
-                        json_string_value(json_array_get(m->dirs, i)), 1);
+                if (!dir_seen(m->dirs, i))
+                        sample1(out, "plugin_directory_info", "directory",
+                                json_string_value(json_array_get(m->dirs, i)), 1);
         family(out, "plugins", "gauge", "Plugins known (names), by state.");
         for (i = 0; state_names[i]; i++)
                 sample1(out, "plugins", "state", state_names[i], get_int(m->states, state_names[i]));
@@ -287,63 +318,127 @@ static int write_all(int fd, const char *buf, size_t len)
         return 0;
 }
 
-/* FILE.tmp beside FILE, written, synced and renamed over FILE; on any
- * failure the temporary file is removed and FILE stays as it was.
- * Returns an exit code (the failure printed). */
+/* Tries for a free temporary name before giving up: 62^6 names each. */
+#define TMP_TRIES 100
+
+/* Creates a new file named .BASE.XXXXXX in the directory dfd, the X's
+ * random: O_EXCL, so two runs at once never share one and nothing planted
+ * there (a FIFO, a link, someone else's file) is opened, followed or
+ * reused. A leading dot and no .prom suffix keep node_exporter from
+ * reading it. Returns the fd, its name in *ret_name (caller frees), or
+ * -errno. */
+static int tmp_create(int dfd, const char *base, char **ret_name)
+{
+        static const char chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+        unsigned char rnd[6];
+        char *name;
+        size_t n;
+        int fd = -EEXIST;
+
+        if (asprintf(&name, ".%s.XXXXXX", base) < 0)
+                return -ENOMEM;
+        n = strlen(name);
+        for (int i = 0; i < TMP_TRIES && fd == -EEXIST; i++) {
+                if (getentropy(rnd, sizeof(rnd)) < 0) {
+                        fd = -errno;
+                        break;
+                }
+                for (size_t j = 0; j < sizeof(rnd); j++)
+                        name[n - sizeof(rnd) + j] = chars[rnd[j] % (sizeof(chars) - 1)];
+                fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
+                if (fd < 0)
+                        fd = -errno;
+        }
+        if (fd < 0) {
+                free(name);
+                return fd;
+        }
+        *ret_name = name;
+        return fd;
+}
+
+/* FILE's directory and last component: "." for a FILE without a slash. */
+static int path_split(const char *path, char **ret_dir, const char **ret_base)
+{
+        const char *slash = strrchr(path, '/');
+        char *dir;
+
+        if (!slash)
+                dir = strdup(".");
+        else if (slash == path)
+                dir = strdup("/");
+        else
+                dir = strndup(path, (size_t)(slash - path));
+        if (!dir)
+                return -ENOMEM;
+        *ret_dir = dir;
+        *ret_base = slash ? slash + 1 : path;
+        return 0;
+}
+
+/* A temporary file of our own beside FILE, written, synced and renamed
+ * over FILE; on any failure that file (and only it) is removed and FILE
+ * stays as it was. Returns an exit code (the failure printed). */
 static int output_atomic(const char *path, const char *text, size_t len)
 {
-        char *tmp = NULL, *dir = NULL, *slash;
-        const char *step = "create";
-        int fd, r = 0, dfd;
+        char *dir, *name = NULL, *shown = NULL;
+        const char *base, *step = "create";
+        int fd = -1, r, dfd;
 
-        if (asprintf(&tmp, "%s.tmp", path) < 0)
+        if (path_split(path, &dir, &base) < 0)
                 return ctl_fail("plughostctl.Failed", NULL, "out of memory");
-        /* O_NOFOLLOW: a link planted as FILE.tmp is not written through. */
-        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
-        if (fd < 0) {
+        if (!*base || strcmp(base, ".") == 0 || strcmp(base, "..") == 0) {
+                free(dir);
+                return ctl_usage_error("metrics: --output: '%s' does not name a file", path);
+        }
+        /* Every step below is relative to this one directory, whatever is
+         * renamed or planted along the path meanwhile. */
+        dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (dfd < 0) {
                 int e = errno;
 
                 ctl_fail("plughostctl.OutputFailed", json_pack("{s:s, s:i}", "file", path, "errno", e),
-                         "cannot create %s: %s; %s is left as it was", tmp, strerror(e), path);
-                free(tmp);
+                         "cannot open the directory %s: %s; %s is left as it was", dir, strerror(e), path);
+                free(dir);
                 return CTL_EXIT_FAILED;
         }
-        /* Readable by node_exporter whatever the umask; nothing in it is
-         * secret from those who may read the textfile directory. */
-        if (fchmod(fd, 0644) < 0)
-                r = -errno, step = "set the mode of";
-        if (r == 0 && (r = write_all(fd, text, len)) < 0)
-                step = "write";
-        if (r == 0 && fsync(fd) < 0)
-                r = -errno, step = "sync";
-        if (close(fd) < 0 && r == 0)
-                r = -errno, step = "write";
-        if (r == 0 && rename(tmp, path) < 0)
-                r = -errno, step = "rename";
+        r = fd = tmp_create(dfd, base, &name);
+        if (r >= 0) {
+                r = 0;
+                /* Readable by node_exporter whatever the umask; nothing in
+                 * it is secret from those who may read the directory. */
+                if (fchmod(fd, 0644) < 0)
+                        r = -errno, step = "set the mode of";
+                if (r == 0 && (r = write_all(fd, text, len)) < 0)
+                        step = "write";
+                if (r == 0 && fsync(fd) < 0)
+                        r = -errno, step = "sync";
+                if (close(fd) < 0 && r == 0)
+                        r = -errno, step = "write";
+                if (r == 0 && renameat(dfd, name, dfd, base) < 0)
+                        r = -errno, step = "rename";
+                if (r < 0)
+                        unlinkat(dfd, name, 0);
+        }
         if (r < 0) {
-                unlink(tmp);
+                /* The name this run made, or the pattern it could not fill. */
+                const char *sep = strcmp(dir, "/") == 0 ? "" : "/";
+
+                if ((name ? asprintf(&shown, "%s%s%s", dir, sep, name) :
+                            asprintf(&shown, "%s%s.%s.XXXXXX", dir, sep, base)) < 0)
+                        shown = NULL;
                 ctl_fail("plughostctl.OutputFailed", json_pack("{s:s, s:i}", "file", path, "errno", -r),
-                         "cannot %s %s: %s; %s is left as it was", step, tmp, strerror(-r), path);
-                free(tmp);
-                return CTL_EXIT_FAILED;
+                         "cannot %s %s: %s; %s is left as it was", step, shown ? shown : "a temporary file",
+                         strerror(-r), path);
+                free(shown);
+        } else {
+                /* The rename itself to disk: best effort, the file is in place. */
+                fsync(dfd);
         }
-        /* The rename itself to disk: best effort, the file is in place. */
-        dir = strdup(path);
-        slash = dir ? strrchr(dir, '/') : NULL;
-        if (dir) {
-                if (slash == dir)
-                        slash[1] = '\0';
-                else if (slash)
-                        *slash = '\0';
-                dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                if (dfd >= 0) {
-                        fsync(dfd);
-                        close(dfd);
-                }
-        }
+        close(dfd);
+        free(name);
         free(dir);
-        free(tmp);
-        return 0;
+        return r < 0 ? CTL_EXIT_FAILED : 0;
 }
 
 int ctl_metrics(const ctl_opts *opts, int argc, char **argv)
@@ -360,6 +455,8 @@ int ctl_metrics(const ctl_opts *opts, int argc, char **argv)
                 return ctl_usage_error("metrics: --output: the path is empty");
         if (ctl_client_call(opts, "io.plughost.Metrics", NULL, false, &reply) < 0)
                 return CTL_EXIT_FAILED;
+        /* The exact bytes into FILE and pipes, where Prometheus reads them. */
+        to_terminal = !opts->output && isatty(STDOUT_FILENO);
         r = render(reply, opts->json, &text, &len);
         json_decref(reply);
         if (r == -ENOMEM)

@@ -650,6 +650,69 @@ START_TEST(test_label_escaping)
 }
 END_TEST
 
+/* A file name with an OSC sequence (ESC ] 0 ; X BEL), a CR and a C1 CSI:
+ * on a terminal (a pty, through script(1)) none of them reaches it raw,
+ * each is shown as \xHH or \u00HH; through a pipe the bytes are exact. */
+START_TEST(test_label_terminal)
+{
+        static const char fname[] = "t\x1b]0;X\x07\r\xc2\x9bm.so";
+        char *plain = tu_path(D.plugins, "hello.so"), *out;
+
+        du_add_plugin(&D, tu_example("hello.so"), fname);
+        ck_assert_int_eq(unlink(plain), 0);
+        free(plain);
+        du_start(&D);
+        call_ok("{\"method\":\"io.plughost.Load\",\"parameters\":{\"name\":\"hello\"}}");
+        ck_assert_int_eq(sh(&out, "command -v script >/dev/null"), 0);
+        free(out);
+        ck_assert_int_eq(sh(&out, "timeout 20 script -qec '%s --socket %s metrics' /dev/null </dev/null", ctl,
+                            D.socket), 0);
+        ck_assert_msg(strstr(out, "plughost_plugin_info{"), "no metrics through the pty: %s", out);
+        ck_assert_msg(!strchr(out, '\x1b') && !strchr(out, '\x07') && !strstr(out, "\xc2\x9b"),
+                      "a control character reached the terminal raw");
+        ck_assert_msg(strstr(out, "t\\x1b]0;X\\x07\\x0d\\u009bm.so\""), "not escaped as documented: %s", out);
+        free(out);
+        out = ctl_out("metrics");
+        ck_assert_ptr_nonnull(strstr(out, "t\x1b]0;X\x07\r\xc2\x9bm.so\""));
+        free(out);
+}
+END_TEST
+
+/* One directory configured twice and two whose names are not UTF-8
+ * (the daemon says "?" for each): one plugin_directory_info series each,
+ * never the same series twice (the strict parser rejects duplicates, as
+ * a Prometheus scrape does). */
+START_TEST(test_directory_duplicates)
+{
+        static mx m;
+        char *a = tu_path(D.dir, "\xff"), *b = tu_path(D.dir, "\xfe"), *conf, *text, *q;
+        size_t n = 0;
+
+        ck_assert_int_eq(mkdir(a, 0755), 0);
+        ck_assert_int_eq(mkdir(b, 0755), 0);
+        ck_assert_int_ge(asprintf(&conf, "[Daemon]\nPluginDirectory=%s\nPluginDirectory=%s\n"
+                                         "PluginDirectory=%s\nPluginDirectory=%s\n",
+                                  D.plugins, D.plugins, a, b), 0);
+        du_write_config(&D, conf);
+        D.dirs_from_config = true;
+        du_start(&D);
+        text = ctl_out("metrics");
+        mx_parse(&m, text);
+        ck_assert(mx_has(&m, "plughost_plugin_directory_info", labels1("directory", D.plugins)));
+        ck_assert_int_ge(asprintf(&q, "%s/?", D.dir), 0);
+        ck_assert(mx_has(&m, "plughost_plugin_directory_info", labels1("directory", q)));
+        for (size_t i = 0; i < m.n; i++)
+                n += strcmp(m.s[i].name, "plughost_plugin_directory_info") == 0;
+        ck_assert_int_eq(n, 2);
+        mx_free(&m);
+        free(q);
+        free(text);
+        free(conf);
+        free(b);
+        free(a);
+}
+END_TEST
+
 static bool exists(const char *path)
 {
         struct stat st;
@@ -659,7 +722,7 @@ static bool exists(const char *path)
 
 /* --output replaces FILE by a rename: a reader holding the old file still
  * reads the old whole text, the new one is another inode, whole, and no
- * FILE.tmp is left. */
+ * temporary file is left. */
 START_TEST(test_output_atomic)
 {
         char *path, *tmp, *text, oldbuf[64];
@@ -695,7 +758,7 @@ START_TEST(test_output_atomic)
 }
 END_TEST
 
-/* Failures leave FILE as it was, no FILE.tmp, a message and exit 1: a
+/* Failures leave FILE as it was, no temporary file, a message and exit 1: a
  * file size limit (a full disk to write()), a directory it may not
  * write, a daemon that does not answer. */
 START_TEST(test_output_failures)
@@ -714,6 +777,7 @@ START_TEST(test_output_failures)
                       "%s", out);
         free(out);
         ck_assert(!exists(tmp));
+        ck_assert_int_ne(sh(NULL, "ls -A %s | grep -q '^\\.plughost\\.prom\\.'", D.dir), 0);
         got = (char *)tu_read_file(path, &n);
         ck_assert(n == 4 && memcmp(got, "old\n", 4) == 0);
         free(got);
@@ -742,6 +806,138 @@ START_TEST(test_output_failures)
         free(ro);
         free(tmp);
         free(path);
+}
+END_TEST
+
+/* The names in dir other than those in keep (NULL-terminated), joined
+ * by spaces; "" when there are none. */
+static char *dir_extra(const char *dir, const char *const *keep)
+{
+        char *out;
+
+        ck_assert_int_eq(sh(&out, "cd %s && ls -A | tr '\\n' ' '", dir), 0);
+        for (size_t i = 0; keep[i]; i++) {
+                char *at, *w;
+
+                ck_assert_int_ge(asprintf(&w, "%s ", keep[i]), 0);
+                at = strstr(out, w);
+                ck_assert_msg(at, "%s is missing from %s (%s)", keep[i], dir, out);
+                memmove(at, at + strlen(w), strlen(at + strlen(w)) + 1);
+                free(w);
+        }
+        return out;
+}
+
+static void assert_whole(const char *path)
+{
+        static mx m;
+        size_t n;
+        char *text = (char *)tu_read_file(path, &n);
+
+        text = realloc(text, n + 1);
+        text[n] = '\0';
+        mx_parse(&m, text);
+        ck_assert(mx_has(&m, "plughost_clients", NULL));
+        mx_free(&m);
+        free(text);
+}
+
+/* The timer and an admin's run at once, many times over: every run
+ * succeeds, FILE is always one whole text, and no temporary file of
+ * either is left behind. */
+START_TEST(test_output_concurrent)
+{
+        static const char *const keep[] = { "plughost.prom", NULL };
+        char *dir, *path, *out;
+        int r;
+
+        du_start(&D);
+        dir = tu_path(D.dir, "out");
+        ck_assert_int_eq(mkdir(dir, 0755), 0);
+        path = tu_path(dir, "plughost.prom");
+        for (int round = 0; round < 40; round++) {
+                r = sh(&out, "%s --socket %s metrics --output %s 2>&1 & a=$!; "
+                             "%s --socket %s metrics --output %s 2>&1; b=$?; wait $a; a=$?; "
+                             "test $a = 0 && test $b = 0",
+                       ctl, D.socket, path, ctl, D.socket, path);
+                ck_assert_msg(r == 0, "round %d: a run failed: %s", round, out);
+                free(out);
+                assert_whole(path);
+                out = dir_extra(dir, keep);
+                ck_assert_msg(!*out, "round %d: left behind: %s", round, out);
+                free(out);
+        }
+        free(path);
+        free(dir);
+}
+END_TEST
+
+/* What someone who may write the directory plants at the old FILE.tmp
+ * and at names like ours (a FIFO, a link, a file of theirs kept by a
+ * second link) is never opened, followed, reused or removed: the run
+ * neither hangs nor fails, FILE is a new file of our own. */
+START_TEST(test_output_planted)
+{
+        static const char *const kinds[] = { "fifo", "symlink", "file" };
+        static const char *const names[] = { "plughost.prom.tmp", ".plughost.prom.tmp", ".plughost.prom.XXXXXX",
+                                             ".plughost.prom.000000" };
+
+        du_start(&D);
+        for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+                char *dir, *path, *target, *keepfile, *out, *got;
+                const char *keep[8] = { "plughost.prom", "target", "kept", NULL };
+                struct stat st, planted;
+                size_t n, nk = 3;
+
+                ck_assert_int_ge(asprintf(&dir, "%s/out-%s", D.dir, kinds[k]), 0);
+                ck_assert_int_eq(mkdir(dir, 0755), 0);
+                path = tu_path(dir, "plughost.prom");
+                target = tu_path(dir, "target");
+                keepfile = tu_path(dir, "kept");
+                tu_write_file(target, "target\n", 7);
+                tu_write_file(keepfile, "planted\n", 8);
+                ck_assert_int_eq(lstat(keepfile, &planted), 0);
+                for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+                        char *p = tu_path(dir, names[i]);
+
+                        if (strcmp(kinds[k], "fifo") == 0)
+                                ck_assert_int_eq(mkfifo(p, 0666), 0);
+                        else if (strcmp(kinds[k], "symlink") == 0)
+                                ck_assert_int_eq(symlink(target, p), 0);
+                        else
+                                ck_assert_int_eq(link(keepfile, p), 0);
+                        keep[nk++] = names[i];
+                        free(p);
+                }
+                /* timeout: an open that waits for a FIFO's reader fails the test, not hangs it. */
+                ck_assert_int_eq(sh(&out, "timeout 10 %s --socket %s metrics --output %s 2>&1; echo \"exit $?\"",
+                                    ctl, D.socket, path), 0);
+                ck_assert_msg(strcmp(out, "exit 0\n") == 0, "%s: %s", kinds[k], out);
+                free(out);
+                assert_whole(path);
+                ck_assert_int_eq(lstat(path, &st), 0);
+                ck_assert_msg(S_ISREG(st.st_mode) && st.st_ino != planted.st_ino && st.st_uid == geteuid() &&
+                              (st.st_mode & 0777) == 0644, "%s: FILE is not a new file of ours", kinds[k]);
+                got = (char *)tu_read_file(target, &n);
+                ck_assert(n == 7 && memcmp(got, "target\n", 7) == 0);
+                free(got);
+                got = (char *)tu_read_file(keepfile, &n);
+                ck_assert(n == 8 && memcmp(got, "planted\n", 8) == 0);
+                free(got);
+                for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+                        char *p = tu_path(dir, names[i]);
+
+                        ck_assert_msg(exists(p), "%s: the planted %s was removed", kinds[k], names[i]);
+                        free(p);
+                }
+                out = dir_extra(dir, keep);
+                ck_assert_msg(!*out, "%s: left behind: %s", kinds[k], out);
+                free(out);
+                free(keepfile);
+                free(target);
+                free(path);
+                free(dir);
+        }
 }
 END_TEST
 
@@ -966,6 +1162,29 @@ START_TEST(test_units_verify)
 }
 END_TEST
 
+/* debian/plughostd.postrm, its /var/lib moved under the test directory:
+ * purge removes the file the timer writes and nothing else of
+ * node_exporter's, remove leaves it, and purge without it succeeds. */
+START_TEST(test_postrm_purge)
+{
+        const char *s = getenv("PH_SRCDIR");
+        char *out;
+        int r;
+
+        ck_assert_ptr_nonnull(s);
+        r = sh(&out, "set -e; cd %s; r=$PWD/root; ne=$r/var/lib/prometheus/node-exporter; mkdir -p $ne; "
+                     "sed \"s|/var/lib/|$r/var/lib/|g\" %s/debian/plughostd.postrm > postrm; "
+                     "echo x > $ne/plughost.prom; echo y > $ne/other.prom; "
+                     "sh postrm remove; test -f $ne/plughost.prom || { echo 'remove removed it'; exit 1; }; "
+                     "sh postrm purge; test ! -e $ne/plughost.prom || { echo 'purge left it'; exit 1; }; "
+                     "test -f $ne/other.prom || { echo 'purge removed other.prom'; exit 1; }; "
+                     "sh postrm purge || { echo 'purge without the file failed'; exit 1; } 2>&1",
+               D.dir, s);
+        ck_assert_msg(r == 0, "postrm (exit %d): %s", r, out);
+        free(out);
+}
+END_TEST
+
 int main(void)
 {
         Suite *s = suite_create("metrics");
@@ -982,10 +1201,15 @@ int main(void)
         if (have || required)
                 tcase_add_test(tc, test_promtool_check);
         tcase_add_test(tc, test_label_escaping);
+        tcase_add_test(tc, test_label_terminal);
+        tcase_add_test(tc, test_directory_duplicates);
         tcase_add_test(tc, test_output_atomic);
         tcase_add_test(tc, test_output_failures);
+        tcase_add_test(tc, test_output_concurrent);
+        tcase_add_test(tc, test_output_planted);
         tcase_add_test(tc, test_worker_counts);
         tcase_add_test(tc, test_units_verify);
+        tcase_add_test(tc, test_postrm_purge);
         suite_add_tcase(s, tc);
         /* Thousands of loads, slower under the sanitizers. */
         tc = tcase_create("scale");

@@ -29,8 +29,8 @@ PACKAGES=(gcc make binutils autoconf automake libtool pkg-config
 # The threaded parts under TSan: the instance cache, the daemon's
 # isolation suite (the worker handles' locks and pool jobs), and its
 # lifecycle suite (a TSan-built plughostd; tests/tsan.supp says why libuv's
-# descriptor reuse is suppressed).
-TSAN_TESTS="tests/test-cache tests/test-lifecycle tests/test-isolate"
+# descriptor reuse is suppressed), and the plugin pool's own suite.
+TSAN_TESTS="tests/test-cache tests/test-lifecycle tests/test-isolate tests/test-pool"
 # The libFuzzer targets `make fuzz-check` runs, and how long each one runs.
 FUZZERS="fuzz-scan fuzz-meta fuzz-protocol"
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}

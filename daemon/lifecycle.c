@@ -909,12 +909,23 @@ void ph_life_registry_event(ph_event_kind kind, ph_plugin *p, const ph_registry_
  * A reap job finalises whatever garbage there is when it starts. One job
  * waits for a thread at a time (garbage that comes meanwhile is its too);
  * garbage that comes once it runs gets a job of its own, so a fini that
- * hangs holds one thread and never the finalising of other plugins. */
+ * hangs does not hold up the finalising of other plugins. But at most
+ * reap_jobs_max() run at once: each fini that hangs keeps its thread, and
+ * a client that loads and unloads such a plugin again and again would
+ * otherwise take every plugin thread, one per cycle, and every plugin's
+ * calls with them. Past the cap, garbage waits for a reap to return. */
 
 typedef struct reap_job {
         ph_job job;
         ph_daemon *d;
 } reap_job;
+
+static unsigned reap_jobs_max(const ph_daemon *d)
+{
+        return d->cfg->workers / 4 > 2 ? d->cfg->workers / 4 : 2;
+}
+
+static void reap_async_cb(uv_async_t *a);
 
 static void reap_work(ph_job *job)
 {
@@ -929,8 +940,13 @@ static void reap_done(ph_job *job)
 {
         reap_job *rj = (reap_job *)job;
 
-        rj->d->reaps_running--;
+        ph_daemon *d = rj->d;
+
+        d->reaps_running--;
         free(rj);
+        /* Garbage that waited for a place under the cap. */
+        if (atomic_load(&d->garbage) && !atomic_load(&d->reap_queued))
+                reap_async_cb(&d->reap_async);
 }
 
 static void reap_async_cb(uv_async_t *a)
@@ -938,6 +954,8 @@ static void reap_async_cb(uv_async_t *a)
         ph_daemon *d = a->data;
         reap_job *rj;
 
+        if (d->reaps_running >= reap_jobs_max(d))
+                return;                 /* reap_done queues it */
         if (atomic_exchange(&d->reap_queued, true))
                 return;
         rj = calloc(1, sizeof(*rj));

@@ -2524,6 +2524,36 @@ START_TEST(test_attack_14_shadowed_file_takes_back)
 }
 END_TEST
 
+/* 15: a plugin whose fini hangs, loaded and unloaded again and again (by
+ * any client allowed to Unload): each unload's finalising must not take
+ * another plugin thread, or a few cycles hold every thread and every
+ * plugin's calls time out. With Workers=4, after 8 cycles another plugin
+ * still loads and answers. */
+START_TEST(test_attack_15_fini_hangs_cycles)
+{
+        json_t *r;
+
+        cfg_begin("Workers=4\nCallTimeoutSec=5\n");
+        cfg_plugin("behave", kv("marker", markers), kv("finiWaitFile", go), NULL);
+        cfg_plugin("second", kv("marker", markers), NULL);
+        cfg_write();
+        du_add_plugin(&d, tu_fixture("behave-v1.so"), "behave.so");
+        du_add_plugin(&d, tu_fixture("second-v1.so"), "second.so");
+        du_start(&d);
+        for (int i = 0; i < 8; i++) {
+                load_ok("behave");
+                unload_ok("behave");
+        }
+        du2_nap_ms(300);        /* the reaps of the last unloads start */
+        r = call("second", "Echo", "{}");
+        ck_assert_msg(!du_error(r), "second's call with behave's finis hanging: %s", du_error(r));
+        json_decref(r);
+        touch(go);
+        ck_assert_msg(wait_live("behave-", 0, WAIT_MS), "behave's instances were never all finalised: %s",
+                      list_dir(markers));
+}
+END_TEST
+
 START_TEST(test_attack_13_stop_during_load)
 {
         du_conn *c;
@@ -3078,6 +3108,7 @@ int main(void)
         add_case(s, "attack_12_stop_runs_fini", test_attack_12_stop_runs_fini, 60);
         add_case(s, "attack_13_stop_during_load", test_attack_13_stop_during_load, 60);
         add_case(s, "attack_14_shadowed_file_takes_back", test_attack_14_shadowed_file_takes_back, 60);
+        add_case(s, "attack_15_fini_hangs_cycles", test_attack_15_fini_hangs_cycles, 90);
         add_case(s, "stress", test_stress, (int)stress + 120);
         return tu_run_suite(s) ? EXIT_FAILURE : EXIT_SUCCESS;
 }

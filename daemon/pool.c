@@ -61,45 +61,50 @@ static void queue_append(ph_pool *pool, ph_job *job)
         atomic_store_explicit(&pool->queued, pool->queued + 1, memory_order_relaxed);
 }
 
+/* Moves lane's waiting jobs to the queue, oldest first, while it has room
+ * under its cap (which a reload may have raised since they began to wait).
+ * Called with the lock held. */
+static void lane_fill(ph_pool *pool, ph_pool_lane *lane)
+{
+        while (lane->head && lane->running < lane->cap) {
+                ph_job *job = lane->head;
+
+                lane->head = job->next;
+                if (!lane->head)
+                        lane->tail = NULL;
+                pool->laned--;
+                lane->running++;
+                queue_append(pool, job);
+        }
+}
+
 /* Queues job, or makes it wait in its lane when the lane is full. Called
  * with the lock held. */
 static void queue_admit(ph_pool *pool, ph_job *job)
 {
         ph_pool_lane *lane = job->lane;
 
-        if (lane) {
-                lane->cap = job->lane_cap;
-                if (lane->running >= lane->cap || lane->head) {
-                        job->next = NULL;
-                        if (lane->tail)
-                                lane->tail->next = job;
-                        else
-                                lane->head = job;
-                        lane->tail = job;
-                        pool->laned++;
-                        return;
-                }
-                lane->running++;
+        if (!lane) {
+                queue_append(pool, job);
+                return;
         }
-        queue_append(pool, job);
+        lane->cap = job->lane_cap;
+        job->next = NULL;
+        if (lane->tail)
+                lane->tail->next = job;
+        else
+                lane->head = job;
+        lane->tail = job;
+        pool->laned++;
+        lane_fill(pool, lane);
 }
 
 /* One of lane's jobs left the queue or ended: the next in line is queued.
  * Called with the lock held. */
 static void lane_next(ph_pool *pool, ph_pool_lane *lane)
 {
-        ph_job *job;
-
         lane->running--;
-        if (!lane->head || lane->running >= lane->cap)
-                return;
-        job = lane->head;
-        lane->head = job->next;
-        if (!lane->head)
-                lane->tail = NULL;
-        pool->laned--;
-        lane->running++;
-        queue_append(pool, job);
+        lane_fill(pool, lane);
 }
 
 /* Makes sure a thread comes for the queue: wakes an idle one, or starts

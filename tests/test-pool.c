@@ -269,6 +269,42 @@ START_TEST(test_lane_cap)
 }
 END_TEST
 
+/* A lane's cap raised while it has a backlog (a reload of
+ * MaxCallsPerPlugin=): the waiting jobs start up to the new cap at once,
+ * not one per finished job, though the job that holds the lane hangs. */
+START_TEST(test_lane_cap_raised)
+{
+        atomic_bool gate = false;
+        ph_pool_lane lane = { 0 };
+        uv_loop_t loop;
+        ph_pool *pool;
+        tjob a, b, c, d;
+
+        uv_loop_init(&loop);
+        all_done = 0;
+        ck_assert_int_eq(ph_pool_new(&loop, 4, 16, &pool), 0);
+        tjob_init(&a, &gate);
+        tjob_init(&b, NULL);
+        tjob_init(&c, NULL);
+        tjob_init(&d, NULL);
+        ck_assert_int_eq(ph_pool_submit_lane(pool, &lane, 1, &a.job), 0);
+        ck_assert_int_eq(ph_pool_submit_lane(pool, &lane, 1, &b.job), 0);
+        ck_assert_int_eq(ph_pool_submit_lane(pool, &lane, 1, &c.job), 0);
+        uv_run(&loop, UV_RUN_NOWAIT);           /* a runs (and hangs); b, c wait */
+        usleep(100 * 1000);
+        ck_assert_int_eq(atomic_load(&b.ran), 0);
+        ck_assert_int_eq(ph_pool_submit_lane(pool, &lane, 3, &d.job), 0);
+        uv_run(&loop, UV_RUN_NOWAIT);
+        ck_assert_msg(ran_within(&b) && ran_within(&c),
+                      "the raised cap did not let the waiting jobs start");
+        atomic_store(&gate, true);
+        run_until(&loop, &all_done, 4);
+        ck_assert_int_eq(a.done + b.done + c.done + d.done, 4);
+        ck_assert_uint_eq(ph_pool_busy(pool), 0);
+        pool_end(&loop, pool);
+}
+END_TEST
+
 /* A lane's job taken back from the queue (no thread free yet) gives its
  * place to the next one in the lane. */
 START_TEST(test_lane_cancel_queued)
@@ -312,6 +348,7 @@ static Suite *pool_suite(void)
         tcase_add_test(tc, test_queue_cap);
         tcase_add_test(tc, test_free_runs_turn);
         tcase_add_test(tc, test_lane_cap);
+        tcase_add_test(tc, test_lane_cap_raised);
         tcase_add_test(tc, test_lane_cancel_queued);
         suite_add_tcase(s, tc);
         return s;
